@@ -1,0 +1,27 @@
+# `make demo` and `make test` do all set-up on a fresh machine: they create .venv
+# with Python 3.10 (lava-nc 0.10.0 imports on no other version) and install the project.
+PYTHON ?= python3.10
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+DEMO_DIR ?= out/demo
+
+.PHONY: demo test bench clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/delaydeploy demo -o $(DEMO_DIR)
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest -q tests hardware_tests
+
+bench: $(INSTALLED)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .hypothesis
