@@ -1,0 +1,224 @@
+"""Network and training configurations, and the presets with the published recipes.
+
+A preset bundles a :class:`NetworkConfig`, a :class:`TrainConfig` and the dataset it trains
+on. ``shd``/``ssc``/``gsc`` follow Hammouamri et al. (ICLR 2024, repo Thvnvtos/SNN-delays),
+``delrec_shd``/``delrec_ssc`` follow Queant et al. (2025, repo alexmaxad/DelRec).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from delaydeploy.errors import CheckpointError
+
+DELAY_MODES = ("learned", "fixed", "none")
+SEMANTICS = ("streaming", "official")
+
+
+@dataclass
+class NetworkConfig:
+    """Shape and neuron constants of a :class:`delaydeploy.model.DelaySNN`.
+
+    ``delay_stages`` says, for every synaptic stage (each hidden layer, then the readout),
+    whether it carries DCLS delays (else it is a plain linear map); ``recurrent_layers``
+    says which hidden layers have DelRec recurrent delays. ``delays`` is the ablation switch:
+    ``learned`` (DCLS), ``fixed`` (random integer delays, not trained) or ``none``.
+    ``tail_steps`` zero steps are appended to every input in streaming semantics; by default
+    one half kernel per delay stage, so outputs are as long as the official implementation's.
+    """
+
+    input_size: int
+    hidden_sizes: tuple[int, ...]
+    num_classes: int
+    kernel_size: int = 25
+    tau: float = 1.005
+    threshold: float = 1.0
+    reset: str = "hard"
+    dropout: float = 0.4
+    batchnorm: bool = True
+    bias: bool = False
+    delays: str = "learned"
+    delay_stages: tuple[bool, ...] | None = None
+    recurrent_layers: tuple[bool, ...] | None = None
+    max_recurrent_delay: int = 62
+    recurrent_dropout: float = 0.0
+    semantics: str = "streaming"
+    tail_steps: int | None = None
+    input_kind: str = "counts"
+    dt: float = 0.01
+    surrogate_alpha: float = 5.0
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
+        stages = len(self.hidden_sizes) + 1
+        if self.delay_stages is None:
+            self.delay_stages = (True,) * stages
+        if self.recurrent_layers is None:
+            self.recurrent_layers = (False,) * len(self.hidden_sizes)
+        self.delay_stages = tuple(bool(flag) for flag in self.delay_stages)
+        self.recurrent_layers = tuple(bool(flag) for flag in self.recurrent_layers)
+        problems = []
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            problems.append(f"hidden_sizes = {self.hidden_sizes} needs at least one layer of size >= 1")
+        if len(self.delay_stages) != stages:
+            problems.append(f"delay_stages has {len(self.delay_stages)} entries, expected {stages} (hidden layers + readout)")
+        if len(self.recurrent_layers) != len(self.hidden_sizes):
+            problems.append(f"recurrent_layers has {len(self.recurrent_layers)} entries, expected {len(self.hidden_sizes)}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            problems.append(f"kernel_size = {self.kernel_size} must be odd and >= 1 (delays 0..K-1)")
+        if not self.tau > 1.0:
+            problems.append(f"tau = {self.tau} steps must be > 1")
+        if self.reset not in ("hard", "soft"):
+            problems.append(f"reset = {self.reset!r} must be 'hard' or 'soft'")
+        if self.delays not in DELAY_MODES:
+            problems.append(f"delays = {self.delays!r} must be one of {DELAY_MODES}")
+        if self.semantics not in SEMANTICS:
+            problems.append(f"semantics = {self.semantics!r} must be one of {SEMANTICS}")
+        if self.semantics == "official" and self.tail_steps not in (None, self.official_tail * self.num_delay_stages):
+            problems.append("official semantics fixes tail_steps to one half kernel per delay stage")
+        if self.input_kind not in ("binary", "counts", "analog"):
+            problems.append(f"input_kind = {self.input_kind!r} must be binary, counts or analog")
+        if not 0 <= self.max_recurrent_delay:
+            problems.append(f"max_recurrent_delay = {self.max_recurrent_delay} must be >= 0")
+        if problems:
+            raise ValueError("invalid network configuration: " + "; ".join(problems))
+        if self.tail_steps is None:
+            self.tail_steps = ((self.kernel_size - 1) // 2) * self.num_delay_stages
+
+    @property
+    def num_delay_stages(self) -> int:
+        """Synaptic stages that carry feedforward delays (0 when ``delays == 'none'``)."""
+        return 0 if self.delays == "none" else sum(self.delay_stages)
+
+    @property
+    def official_tail(self) -> int:
+        """Steps the official DCLS code appends per delay stage (its right padding)."""
+        return (self.kernel_size - 1) // 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_plain(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "NetworkConfig":
+        return _from_plain(cls, data)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation recipe (DCLS: Adam + OneCycle for weights, Adam + cosine for positions)."""
+
+    epochs: int
+    batch_size: int
+    lr_weights: float = 1e-3
+    lr_positions: float = 0.1
+    weight_decay: float = 1e-5
+    one_cycle_factor: float = 5.0
+    optimizer: str = "adam"
+    sigma_final: float = 0.23
+    sigma_epoch_fraction: float = 0.25
+    recurrent_sigma_init: float = 10.0
+    recurrent_sigma_decay: float = 0.95
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_plain(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        return _from_plain(cls, data)
+
+
+@dataclass
+class Preset:
+    """A named recipe: network, training and the dataset it is meant for."""
+
+    name: str
+    dataset: str
+    network: NetworkConfig
+    train: TrainConfig
+    description: str = ""
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_plain(config: Any) -> dict[str, Any]:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(config).items()}
+
+
+def _from_plain(cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CheckpointError(f"{cls.__name__}: unknown fields {unknown}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{cls.__name__}: {error}") from None
+
+
+def _shd() -> Preset:
+    network = NetworkConfig(input_size=140, hidden_sizes=(256, 256), num_classes=20, kernel_size=25,
+                            tau=(10.05 + 1e-9) / 10, dropout=0.4, input_kind="counts")
+    train = TrainConfig(epochs=150, batch_size=256)
+    return Preset("shd", "shd", network, train, "SHD, 140-256-256-20, K=25 (Hammouamri et al. 2024)")
+
+
+def _ssc() -> Preset:
+    network = NetworkConfig(input_size=140, hidden_sizes=(512, 512, 512), num_classes=35, kernel_size=31,
+                            tau=(15 + 1e-9) / 10, dropout=0.25, input_kind="counts")
+    train = TrainConfig(epochs=60, batch_size=128)
+    return Preset("ssc", "ssc", network, train, "SSC, 140-512x3-35, K=31 (Hammouamri et al. 2024)")
+
+
+def _gsc() -> Preset:
+    network = NetworkConfig(input_size=140, hidden_sizes=(512, 512, 512), num_classes=35, kernel_size=31,
+                            tau=(15 + 1e-9) / 10, dropout=0.25, input_kind="analog")
+    train = TrainConfig(epochs=100, batch_size=128)
+    return Preset("gsc", "gsc", network, train, "GSC v0.02 log-mel, 140-512x3-35, K=31 (Hammouamri et al. 2024)")
+
+
+def _synthetic() -> Preset:
+    network = NetworkConfig(input_size=12, hidden_sizes=(48, 48), num_classes=8, kernel_size=13, tau=1.5,
+                            dropout=0.1, input_kind="binary", dt=0.001)
+    train = TrainConfig(epochs=15, batch_size=64, lr_weights=2e-3, lr_positions=0.2)
+    return Preset("synthetic", "synthetic", network, train, "embedded relative-timing task that needs delays")
+
+
+def _fsdd() -> Preset:
+    network = NetworkConfig(input_size=140, hidden_sizes=(128, 128), num_classes=10, kernel_size=25, tau=1.5,
+                            dropout=0.2, input_kind="counts")
+    train = TrainConfig(epochs=30, batch_size=64, lr_weights=2e-3, lr_positions=0.2)
+    return Preset("fsdd", "fsdd", network, train, "Free Spoken Digit Dataset, spike-encoded real audio")
+
+
+def _delrec_shd() -> Preset:
+    network = NetworkConfig(input_size=140, hidden_sizes=(256, 256), num_classes=20, tau=1.05, dropout=0.4,
+                            bias=True, delay_stages=(False, False, False), recurrent_layers=(False, True),
+                            recurrent_dropout=0.2, input_kind="counts")
+    train = TrainConfig(epochs=150, batch_size=256, lr_weights=5e-3, lr_positions=5e-2, optimizer="adamw")
+    return Preset("delrec_shd", "shd", network, train, "DelRec SHD: recurrent delays in layer 2 (Queant et al. 2025)")
+
+
+def _delrec_ssc() -> Preset:
+    network = NetworkConfig(input_size=140, hidden_sizes=(256, 256, 256), num_classes=35, kernel_size=25, tau=2.0,
+                            reset="soft", dropout=0.1, batchnorm=False, bias=True,
+                            recurrent_layers=(True, True, True), recurrent_dropout=0.3, input_kind="counts")
+    train = TrainConfig(epochs=100, batch_size=128, lr_weights=1e-3, lr_positions=5e-2)
+    return Preset("delrec_ssc", "ssc", network, train,
+                  "DelRec SSC: feedforward + recurrent delays, soft reset (Queant et al. 2025)")
+
+
+_PRESETS = {
+    factory().name: factory
+    for factory in (_shd, _ssc, _gsc, _synthetic, _fsdd, _delrec_shd, _delrec_ssc)
+}
+PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    """A fresh copy of the preset called ``name``."""
+    try:
+        return _PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}") from None

@@ -1,0 +1,114 @@
+"""Trainable synaptic layers: DCLS feedforward delays and plain linear maps.
+
+Both take and return time-first sequences ``[T, B, C]``. A :class:`DelayLinear` has one
+weight ``W[o, i]`` and one continuous position ``P[o, i]`` per synapse (stored in a
+``DCLS.construct.modules.Dcls1d``). During training the synapse is a Gaussian-interpolated
+kernel over ``K`` taps; deployed, it is the integer delay ``D = K//2 - round(P)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from DCLS.construct.modules import Dcls1d
+from torch import nn
+
+from delaydeploy.delay_ops import delayed_linear
+
+
+class DelayLinear(nn.Module):
+    """Synapses with a learnable weight and a learnable delay each (DCLS, Gaussian kernel).
+
+    ``right_padding`` reproduces the official time semantics (each layer's output is that
+    many steps longer than its input); 0 gives the causal, streaming layer. With
+    ``learn_delays=False`` the random initial positions are rounded and frozen: the
+    "fixed random delays" rung of the DCLS ablation.
+    """
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int, *, right_padding: int = 0,
+                 bias: bool = False, learn_delays: bool = True) -> None:
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size = {kernel_size} must be odd")
+        self.kernel_size = kernel_size
+        self.right_padding = right_padding
+        self.dcls = Dcls1d(in_features, out_features, kernel_count=1, dilated_kernel_size=kernel_size,
+                           bias=bias, version="gauss")
+        self.learn_delays = learn_delays
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming-uniform weights, uniform positions, sigma at its initial K//2 (official init)."""
+        half = self.kernel_size // 2
+        with torch.no_grad():
+            nn.init.kaiming_uniform_(self.dcls.weight, nonlinearity="relu")
+            nn.init.uniform_(self.dcls.P, -self.kernel_size // 2, half)
+            self.clamp_positions()
+            self.dcls.SIG.fill_(half)
+        self.dcls.SIG.requires_grad_(False)
+        if not self.learn_delays:
+            self.round_positions()
+            self.dcls.P.requires_grad_(False)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Synaptic weights ``[out, in]``."""
+        return self.dcls.weight[:, :, 0]
+
+    @property
+    def position(self) -> torch.Tensor:
+        """Continuous positions ``[out, in]``; the delay is ``K//2 - P``."""
+        return self.dcls.P[0, :, :, 0]
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.dcls.bias
+
+    @property
+    def sigma(self) -> float:
+        return float(self.dcls.SIG.detach().flatten()[0])
+
+    def set_sigma(self, value: float) -> None:
+        with torch.no_grad():
+            self.dcls.SIG.fill_(value)
+
+    def clamp_positions(self) -> None:
+        """Keep positions inside the kernel, ``[-K//2, K//2]`` (done after every optimiser step)."""
+        self.dcls.clamp_parameters()
+
+    def round_positions(self) -> None:
+        """Round positions in place (half to even) and set sigma to 0: the deployed synapse."""
+        with torch.no_grad():
+            self.dcls.P.round_()
+        self.clamp_positions()
+        self.set_sigma(0.0)
+
+    def integer_delays(self) -> torch.Tensor:
+        """Deployed delays ``K//2 - round(P)`` in ``[0, K-1]``, as int64 ``[out, in]``."""
+        return (self.kernel_size // 2 - torch.round(self.position.detach())).long()
+
+    def kernel(self) -> torch.Tensor:
+        """The continuous (Gaussian) kernel ``[out, in, K]`` built by the DCLS package."""
+        return self.dcls.DCK(self.dcls.weight, self.dcls.P, self.dcls.SIG)
+
+    def forward(self, x: torch.Tensor, rounded: bool = False) -> torch.Tensor:
+        if rounded or not self.learn_delays:
+            x = nn.functional.pad(x, (0, 0, 0, 0, 0, self.right_padding))
+            out = delayed_linear(x, self.weight, self.integer_delays())
+        else:
+            padded = nn.functional.pad(x.permute(1, 2, 0), (self.kernel_size - 1, self.right_padding))
+            out = nn.functional.conv1d(padded, self.kernel()).permute(2, 0, 1)
+        return out if self.bias is None else out + self.bias
+
+
+class Linear(nn.Linear):
+    """A delay-free synaptic stage on time-first sequences (all delays 0)."""
+
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = False) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        nn.init.kaiming_uniform_(self.weight, nonlinearity="relu")
+
+    def integer_delays(self) -> torch.Tensor:
+        return torch.zeros(self.weight.shape, dtype=torch.long, device=self.weight.device)
+
+    def forward(self, x: torch.Tensor, rounded: bool = False) -> torch.Tensor:
+        return super().forward(x)

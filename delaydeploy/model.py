@@ -1,0 +1,160 @@
+"""DelaySNN: the trainable network (DCLS feedforward delays, optional DelRec recurrent delays).
+
+Each hidden block is ``synapses -> BatchNorm (statistics over time x batch) -> LIF ->
+dropout (one mask per sequence)``; the readout is ``synapses -> non-spiking LIF`` whose
+membrane is the output. LIF neurons are spikingjelly's (``decay_input=False``, hard reset to
+0 or soft reset, ATan surrogate), exactly as in the published models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from spikingjelly.activation_based import layer, neuron, surrogate
+from torch import nn
+
+from delaydeploy.config import NetworkConfig
+from delaydeploy.delrec import RecurrentDelayLIF
+from delaydeploy.layers import DelayLinear, Linear
+
+READOUT_THRESHOLD = 1e9  # the readout LIF never fires: its membrane is the output
+
+
+def make_lif(config: NetworkConfig, *, threshold: float | None = None, step_mode: str = "m",
+             store_v_seq: bool = False) -> neuron.LIFNode:
+    """A spikingjelly LIF neuron with the configuration's constants."""
+    return neuron.LIFNode(
+        tau=config.tau,
+        decay_input=False,
+        v_threshold=config.threshold if threshold is None else threshold,
+        v_reset=0.0 if config.reset == "hard" else None,
+        surrogate_function=surrogate.ATan(alpha=config.surrogate_alpha),
+        detach_reset=True,
+        step_mode=step_mode,
+        store_v_seq=store_v_seq,
+    )
+
+
+def _synapses(config: NetworkConfig, stage: int, in_features: int, out_features: int) -> nn.Module:
+    if config.delays == "none" or not config.delay_stages[stage]:
+        return Linear(in_features, out_features, bias=config.bias)
+    right = config.official_tail if config.semantics == "official" else 0
+    return DelayLinear(in_features, out_features, config.kernel_size, right_padding=right, bias=config.bias,
+                       learn_delays=config.delays == "learned")
+
+
+class TimeBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d over a ``[T, B, C]`` sequence, statistics over time x batch (as spikingjelly's)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.flatten(0, 1)).view_as(x)
+
+
+class HiddenBlock(nn.Module):
+    """synapses -> BatchNorm -> LIF (or recurrent-delay LIF) -> dropout."""
+
+    def __init__(self, config: NetworkConfig, index: int, in_features: int) -> None:
+        super().__init__()
+        size = config.hidden_sizes[index]
+        self.synapses = _synapses(config, index, in_features, size)
+        self.norm = TimeBatchNorm(size) if config.batchnorm else nn.Identity()
+        if config.recurrent_layers[index]:
+            self.neuron = RecurrentDelayLIF(size, lambda step_mode: make_lif(config, step_mode=step_mode),
+                                            max_delay=config.max_recurrent_delay, dropout=config.recurrent_dropout)
+        else:
+            self.neuron = make_lif(config)
+        self.dropout = layer.Dropout(config.dropout, step_mode="m")
+
+    def forward(self, x: torch.Tensor, rounded: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(spikes, dropped-out spikes passed on)``."""
+        current = self.norm(self.synapses(x, rounded))
+        if isinstance(self.neuron, RecurrentDelayLIF):
+            spikes = self.neuron(current, rounded)
+        else:
+            self.neuron.reset()
+            spikes = self.neuron(current)
+        self.dropout.reset()
+        return spikes, self.dropout(spikes)
+
+
+@dataclass
+class SNNOutput:
+    """Readout membrane ``[T_out, B, classes]`` and each hidden layer's spikes ``[T_l, B, N_l]``."""
+
+    readout: torch.Tensor
+    spikes: list[torch.Tensor]
+
+
+class DelaySNN(nn.Module):
+    """A spiking network with learnable synaptic delays, built from a :class:`NetworkConfig`."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        sizes = (config.input_size, *config.hidden_sizes)
+        self.blocks = nn.ModuleList(HiddenBlock(config, i, sizes[i]) for i in range(len(config.hidden_sizes)))
+        self.readout = _synapses(config, len(config.hidden_sizes), sizes[-1], config.num_classes)
+        self.readout_neuron = make_lif(config, threshold=READOUT_THRESHOLD, store_v_seq=True)
+
+    def forward(self, x: torch.Tensor, rounded: bool = False) -> SNNOutput:
+        """Run on ``x`` ``[T, B, input_size]``; ``rounded`` uses the deployed integer delays."""
+        if self.config.semantics == "streaming" and self.config.tail_steps:
+            x = nn.functional.pad(x, (0, 0, 0, 0, 0, self.config.tail_steps))
+        all_spikes = []
+        for block in self.blocks:
+            spikes, x = block(x, rounded)
+            all_spikes.append(spikes)
+        self.readout_neuron.reset()
+        self.readout_neuron(self.readout(x, rounded))
+        return SNNOutput(self.readout_neuron.v_seq, all_spikes)
+
+    def delay_layers(self) -> Iterator[DelayLinear]:
+        return (module for module in self.modules() if isinstance(module, DelayLinear))
+
+    def recurrent_layers(self) -> Iterator[RecurrentDelayLIF]:
+        return (module for module in self.modules() if isinstance(module, RecurrentDelayLIF))
+
+    def clamp_delays(self) -> None:
+        """Project delays back into their ranges (after every optimiser step)."""
+        for module in self.delay_layers():
+            module.clamp_positions()
+        for module in self.recurrent_layers():
+            module.clamp_delays()
+
+    def set_sigma(self, value: float) -> None:
+        """Width of the DCLS Gaussian kernels (all layers share one schedule)."""
+        for module in self.delay_layers():
+            if module.learn_delays:
+                module.set_sigma(value)
+
+    def set_recurrent_sigma(self, value: float) -> None:
+        for module in self.recurrent_layers():
+            module.set_sigma(value)
+
+    def round_delays(self) -> None:
+        """Round every delay in place: afterwards continuous and rounded forward agree."""
+        for module in self.delay_layers():
+            module.round_positions()
+        with torch.no_grad():
+            for module in self.recurrent_layers():
+                module.recurrent_delays.copy_(module.integer_delays().to(module.recurrent_delays.dtype))
+                module.set_sigma(0.0)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """``weights`` (with weight decay), ``norm`` (BatchNorm, no decay), ``delays`` (own optimiser)."""
+        delays = [m.dcls.P for m in self.delay_layers() if m.learn_delays]
+        delays += [m.recurrent_delays for m in self.recurrent_layers()]
+        norm = [p for m in self.modules() if isinstance(m, TimeBatchNorm) for p in m.parameters()]
+        excluded = {id(p) for p in delays + norm}
+        weights = [p for p in self.parameters() if p.requires_grad and id(p) not in excluded]
+        return {"weights": weights, "norm": norm, "delays": delays}
+
+
+def loss_function(readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The DCLS loss: cross-entropy of the time-summed softmax of the readout membrane.
+
+    The same summed softmax decides the class (:func:`delaydeploy.reference.predict`).
+    """
+    return nn.functional.cross_entropy(torch.softmax(readout, dim=-1).sum(dim=0), labels)

@@ -1,0 +1,194 @@
+"""Training with the DCLS recipe, evaluation of the rounded (deployed) model every epoch.
+
+Weights: Adam (or AdamW) with a OneCycle schedule; delay positions: their own Adam with a
+cosine schedule (both stepped once per epoch, as in the official code). The Gaussian kernel
+width sigma shrinks geometrically from K//2 to ``sigma_final`` over the first quarter of the
+epochs; DelRec's triangular spread shrinks as ``sigma_init * decay**(100 e / epochs)``.
+Delays are clamped to their range after every optimiser step.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from delaydeploy.config import TrainConfig
+from delaydeploy.datasets import pad_collate
+from delaydeploy.model import DelaySNN, loss_function
+from delaydeploy.reference import predict
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that a run is repeatable on the same machine."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``auto``/None picks CUDA when present, else the CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def dcls_sigma(config: TrainConfig, kernel_size: int, epochs_done: int) -> float:
+    """DCLS kernel width after ``epochs_done`` epochs: K//2 shrinking to ``sigma_final``."""
+    start = kernel_size // 2
+    final_epoch = max(1, int(config.epochs * config.sigma_epoch_fraction))
+    if start <= config.sigma_final:
+        return config.sigma_final
+    step = (config.sigma_final / start) ** (1.0 / final_epoch)
+    return start * step ** min(epochs_done, final_epoch)
+
+
+def recurrent_sigma(config: TrainConfig, epochs_done: int) -> float:
+    """DelRec spread width after ``epochs_done`` epochs."""
+    return config.recurrent_sigma_init * config.recurrent_sigma_decay ** (100.0 * epochs_done / config.epochs)
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    test_accuracy: float
+    test_loss: float
+    sigma: float
+    seconds: float
+
+
+class Trainer:
+    """Owns the optimisers and schedules of one training run of a :class:`DelaySNN`."""
+
+    def __init__(self, model: DelaySNN, config: TrainConfig, device: torch.device) -> None:
+        self.model = model.to(device)
+        self.config = config
+        self.device = device
+        groups = model.parameter_groups()
+        optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        self.weight_optimizer = optimizer_class(
+            [
+                {"params": groups["weights"], "weight_decay": config.weight_decay},
+                {"params": groups["norm"], "weight_decay": 0.0},
+            ],
+            lr=config.lr_weights,
+        )
+        self.weight_schedule = torch.optim.lr_scheduler.OneCycleLR(
+            self.weight_optimizer, max_lr=config.lr_weights * config.one_cycle_factor, total_steps=config.epochs
+        )
+        self.delay_optimizer = None
+        if groups["delays"]:
+            self.delay_optimizer = torch.optim.Adam(groups["delays"], lr=config.lr_positions, weight_decay=0.0)
+            self.delay_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.delay_optimizer, T_max=config.epochs)
+        self.set_epoch(0)
+
+    def set_epoch(self, epochs_done: int) -> None:
+        """Apply the kernel-width schedules for the next epoch."""
+        self.sigma = dcls_sigma(self.config, self.model.config.kernel_size, epochs_done)
+        self.model.set_sigma(self.sigma)
+        self.model.set_recurrent_sigma(recurrent_sigma(self.config, epochs_done))
+
+    def train_epoch(self, loader: DataLoader, progress: tqdm | None = None) -> tuple[float, float]:
+        """One pass over ``loader``; returns mean loss and accuracy (continuous model, train mode)."""
+        self.model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        for x, labels, _ in loader:
+            x, labels = x.to(self.device), labels.to(self.device)
+            self.weight_optimizer.zero_grad()
+            if self.delay_optimizer is not None:
+                self.delay_optimizer.zero_grad()
+            readout = self.model(x).readout
+            loss = loss_function(readout, labels)
+            loss.backward()
+            self.weight_optimizer.step()
+            if self.delay_optimizer is not None:
+                self.delay_optimizer.step()
+            self.model.clamp_delays()
+            total_loss += loss.item() * len(labels)
+            correct += int((predict(readout.detach()) == labels).sum())
+            seen += len(labels)
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        return total_loss / max(seen, 1), correct / max(seen, 1)
+
+    def end_epoch(self, epochs_done: int) -> None:
+        self.weight_schedule.step()
+        if self.delay_optimizer is not None:
+            self.delay_schedule.step()
+        self.set_epoch(epochs_done)
+
+
+@torch.no_grad()
+def evaluate(model: DelaySNN, loader: DataLoader, device: torch.device, rounded: bool = True) -> tuple[float, float]:
+    """Accuracy and loss of ``model`` on ``loader`` (rounded integer delays by default)."""
+    model.eval()
+    total_loss, correct, seen = 0.0, 0, 0
+    for x, labels, _ in loader:
+        x, labels = x.to(device), labels.to(device)
+        readout = model(x, rounded=rounded).readout
+        total_loss += loss_function(readout, labels).item() * len(labels)
+        correct += int((predict(readout) == labels).sum())
+        seen += len(labels)
+    return correct / max(seen, 1), total_loss / max(seen, 1)
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int = 0, sampler=None) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed) if shuffle and sampler is None else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      collate_fn=pad_collate, generator=generator)
+
+
+def train(
+    model: DelaySNN,
+    train_set: Dataset,
+    test_set: Dataset,
+    config: TrainConfig,
+    *,
+    device: torch.device,
+    progress: bool = True,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+) -> list[EpochMetrics]:
+    """Train ``model`` in place and return per-epoch metrics (test accuracy of the rounded model)."""
+    seed_everything(config.seed)
+    trainer = Trainer(model, config, device)
+    train_loader = make_loader(train_set, config.batch_size, shuffle=True, seed=config.seed)
+    test_loader = make_loader(test_set, config.batch_size, shuffle=False)
+    history = []
+    for epoch in range(config.epochs):
+        start = time.perf_counter()
+        with tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+                  leave=False) as bar:
+            train_loss, train_accuracy = trainer.train_epoch(train_loader, bar)
+        sigma = trainer.sigma
+        trainer.end_epoch(epoch + 1)
+        test_accuracy, test_loss = evaluate(model, test_loader, device, rounded=True)
+        metrics = EpochMetrics(epoch + 1, train_loss, train_accuracy, test_accuracy, test_loss, sigma,
+                               time.perf_counter() - start)
+        history.append(metrics)
+        if progress:
+            tqdm.write(
+                f"epoch {metrics.epoch:3d}  loss {train_loss:.3f}  train acc {train_accuracy:.3f}  "
+                f"test acc (rounded) {test_accuracy:.3f}  sigma {sigma:.2f}  {metrics.seconds:.1f}s"
+            )
+        if on_epoch is not None:
+            on_epoch(metrics)
+    return history
+
+
+def history_to_dict(history: list[EpochMetrics]) -> dict[str, list[float]]:
+    """Column-wise metrics, ready for a checkpoint (floats and ints only)."""
+    columns: dict[str, list[float]] = {}
+    for row in history:
+        for key, value in asdict(row).items():
+            columns.setdefault(key, []).append(value if not isinstance(value, float) or math.isfinite(value) else 0.0)
+    return columns
