@@ -1,0 +1,152 @@
+"""The Loihi 2 fixed-point form of the deployment IR: every number an integer of its bit width.
+
+It is what Lava's bit-accurate (``fixed_pt``) process models compute, per step ``t``::
+
+    a[t]  = shift(sum_i w[o, i] * x[t - d[o, i], i], weight_exp)        (DelayDense)
+          + shift(sum_j r[o, j] * s[t - 1 - e[o, j], j], recurrent_weight_exp)
+    u[t]  = wrap24(trunc0(u[t-1] * (4096 - du - 1) / 4096) + (a[t] << 6))
+    v[t]  = clip(trunc0(v[t-1] * (4096 - dv) / 4096) + u[t] + (bias_mant << bias_exp),
+                 -(2**23 - 1), 2**23 - 1)
+    s[t]  = v[t] > (vth << 6)
+    v[t]  = 0 where s[t] (hard reset)   |   v[t] - (vth << 6) where s[t] (soft reset)
+
+``shift(a, e)`` is ``a << e`` for ``e >= 0`` and an arithmetic right shift (floor) for
+``e < 0``; ``trunc0`` truncates toward zero; ``wrap24`` wraps into the signed 24-bit range.
+The readout uses the same equations with ``vth`` so large that it never fires, and its
+membrane ``v`` (divided by ``readout_scale``) is the output. Inputs are binary spikes or
+integer graded payloads ``round(x * input_scale)``.
+
+:mod:`delaydeploy.quantize` maps a float :class:`delaydeploy.ir.Network` to this form and
+:mod:`delaydeploy.fixed_reference` simulates it bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from delaydeploy.errors import IRValidationError
+
+WEIGHT_MIN, WEIGHT_MAX = -256, 254  # 8-bit mixed-sign weights: lossless grid is even integers
+DELAY_MAX = 62  # per-synapse delay (6 bits on Loihi 2; lava-dl netx accepts up to 62)
+DECAY_UNITY = 4096  # du, dv are 12-bit: decay factor (4096 - dv) / 4096
+BIAS_MANT_MIN, BIAS_MANT_MAX = -4096, 4095  # 13-bit signed mantissa
+BIAS_EXP_MAX = 7  # 3-bit exponent
+VTH_MAX = 2**17 - 1  # 17-bit threshold, compared as vth << 6
+STATE_MAX = 2**23 - 1  # u, v are 24-bit signed
+ACTIVATION_SHIFT = 6
+
+
+def _integer_array(where: str, name: str, value: object, low: int, high: int,
+                   shape: tuple[int, ...] | None = None) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        if array.dtype.kind != "f" or np.any(array != np.round(array)):
+            raise IRValidationError(f"{where}: {name} must hold integers")
+    array = array.astype(np.int64)
+    if shape is not None and array.shape != shape:
+        raise IRValidationError(f"{where}: {name} has shape {array.shape}, expected {shape}")
+    if array.size and (array.min() < low or array.max() > high):
+        worst = array.min() if array.min() < low else array.max()
+        index = tuple(int(i) for i in np.argwhere(array == worst)[0])
+        raise IRValidationError(f"{where}: {name}{list(index)} = {worst} is outside [{low}, {high}]")
+    return np.ascontiguousarray(array)
+
+
+@dataclass
+class FixedLayer:
+    """A spiking layer in Loihi 2 integers (equations in the module docstring).
+
+    ``scale`` records the float-to-integer factor used by quantisation (weights were
+    multiplied by ``scale * 2**-weight_exp``); it documents the mapping and lets the readout
+    be converted back to float units, and plays no part in the integer dynamics.
+    """
+
+    name: str
+    weights: np.ndarray
+    weight_exp: int
+    delays: np.ndarray
+    bias_mant: np.ndarray
+    bias_exp: np.ndarray
+    du: int
+    dv: int
+    vth: int
+    reset: str = "hard"
+    recurrent_weights: np.ndarray | None = None
+    recurrent_weight_exp: int = 0
+    recurrent_delays: np.ndarray | None = None
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        where = f"layer {self.name!r}"
+        self.weights = _integer_array(where, "weights", self.weights, WEIGHT_MIN, WEIGHT_MAX)
+        if self.weights.ndim != 2:
+            raise IRValidationError(f"{where}: weights must be [out, in]")
+        self.delays = _integer_array(where, "delays", self.delays, 0, DELAY_MAX, self.weights.shape)
+        size = self.weights.shape[0]
+        self.bias_mant = _integer_array(where, "bias_mant", self.bias_mant, BIAS_MANT_MIN, BIAS_MANT_MAX, (size,))
+        self.bias_exp = _integer_array(where, "bias_exp", self.bias_exp, 0, BIAS_EXP_MAX, (size,))
+        for name, value, high in (("du", self.du, DECAY_UNITY - 1), ("dv", self.dv, DECAY_UNITY - 1),
+                                  ("vth", self.vth, VTH_MAX)):
+            if not (isinstance(value, (int, np.integer)) and 0 <= value <= high):
+                raise IRValidationError(f"{where}: {name} = {value} is outside [0, {high}]")
+        self.du, self.dv, self.vth = int(self.du), int(self.dv), int(self.vth)
+        if self.reset not in ("hard", "soft"):
+            raise IRValidationError(f"{where}: reset = {self.reset!r}; expected 'hard' or 'soft'")
+        if (self.recurrent_weights is None) != (self.recurrent_delays is None):
+            raise IRValidationError(f"{where}: recurrent weights and delays must be given together")
+        if self.recurrent_weights is not None:
+            square = (size, size)
+            self.recurrent_weights = _integer_array(where, "recurrent_weights", self.recurrent_weights,
+                                                    WEIGHT_MIN, WEIGHT_MAX, square)
+            self.recurrent_delays = _integer_array(where, "recurrent_delays", self.recurrent_delays, 0, DELAY_MAX,
+                                                   square)
+        self.weight_exp, self.recurrent_weight_exp = int(self.weight_exp), int(self.recurrent_weight_exp)
+
+    @property
+    def size(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def in_size(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def is_recurrent(self) -> bool:
+        return self.recurrent_weights is not None
+
+
+@dataclass
+class FixedNetwork:
+    """A deployment IR network in Loihi 2 integers; ``readout`` is a non-firing :class:`FixedLayer`.
+
+    ``input_scale`` maps graded/analog inputs to integer payloads ``round(x * input_scale)``
+    (1 for binary spikes and counts); ``readout_scale`` maps the readout membrane back to the
+    float network's units (``v_float ~= v / readout_scale``).
+    """
+
+    input_size: int
+    layers: list[FixedLayer]
+    readout: FixedLayer
+    input_kind: str = "binary"
+    input_scale: float = 1.0
+    readout_scale: float = 1.0
+    dt: float = 1e-3
+    tail_steps: int = 0
+    metadata: dict[str, str | int | float | bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        expected = int(self.input_size)
+        for layer in [*self.layers, self.readout]:
+            if layer.in_size != expected:
+                raise IRValidationError(
+                    f"layer {layer.name!r}: weights take {layer.in_size} inputs but the previous stage has {expected}"
+                )
+            expected = layer.size
+        if self.readout.is_recurrent:
+            raise IRValidationError("the readout cannot be recurrent")
+
+    @property
+    def num_classes(self) -> int:
+        return self.readout.size
