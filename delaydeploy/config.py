@@ -179,7 +179,7 @@ def _gsc() -> Preset:
 
 
 def _synthetic() -> Preset:
-    network = NetworkConfig(input_size=12, hidden_sizes=(48, 48), num_classes=8, kernel_size=13, tau=1.5,
+    network = NetworkConfig(input_size=12, hidden_sizes=(48, 48), num_classes=8, kernel_size=25, tau=1.05,
                             dropout=0.1, input_kind="binary", dt=0.001)
     train = TrainConfig(epochs=15, batch_size=64, lr_weights=2e-3, lr_positions=0.2)
     return Preset("synthetic", "synthetic", network, train, "embedded relative-timing task that needs delays")

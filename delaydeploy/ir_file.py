@@ -1,8 +1,9 @@
-"""Saving and loading the deployment IR (kept apart from the dataclasses, as in NIR).
+"""Saving and loading the deployment IR and its Loihi 2 fixed-point form.
 
-The file is a zip archive readable by ``numpy.load``: ``network.json`` holds the structure
-and scalars, one ``.npy`` entry per array. Entries are written in a fixed order with fixed
-timestamps, so the same network always gives the same bytes (and the same sha256).
+Kept apart from the dataclasses, as in NIR. A file is a zip archive readable by
+``numpy.load``: ``network.json`` holds the structure and scalars, one ``.npy`` entry per
+array. Entries are written in a fixed order with fixed timestamps, so the same network
+always gives the same bytes (and the same sha256).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import numpy as np
 
 from delaydeploy.errors import IRValidationError
 from delaydeploy.fileio import atomic_path
+from delaydeploy.fixed_point import FixedLayer, FixedNetwork
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 
 FORMAT = "delaydeploy-ir"
+FIXED_FORMAT = "delaydeploy-fixed-ir"
 FORMAT_VERSION = 1
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -28,6 +31,43 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
+
+
+def _archive_bytes(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
+    """Deterministic zip: sorted entries, fixed timestamps and permissions."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        entries = {"network.json": json.dumps(header, sort_keys=True, indent=1).encode()}
+        entries.update({f"{name}.npy": _npy_bytes(array) for name, array in arrays.items()})
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, entries[name])
+    return buffer.getvalue()
+
+
+class _Archive:
+    """Read side of :func:`_archive_bytes`, checking the format marker."""
+
+    def __init__(self, data: bytes, source: str, expected_format: str) -> None:
+        self.source = source
+        try:
+            self.zip = zipfile.ZipFile(io.BytesIO(data))
+            self.header = json.loads(self.zip.read("network.json"))
+        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
+            raise IRValidationError(f"{source}: not a delaydeploy network file ({error})") from None
+        found = (self.header.get("format"), self.header.get("format_version"))
+        if found != (expected_format, FORMAT_VERSION):
+            raise IRValidationError(
+                f"{source}: format {found[0]!r} version {found[1]!r}, expected {expected_format!r} version {FORMAT_VERSION}"
+            )
+
+    def array(self, name: str) -> np.ndarray:
+        try:
+            return np.load(io.BytesIO(self.zip.read(f"{name}.npy")), allow_pickle=False)
+        except KeyError:
+            raise IRValidationError(f"{self.source}: array {name!r} is missing") from None
 
 
 def network_to_bytes(network: Network) -> bytes:
@@ -69,36 +109,13 @@ def network_to_bytes(network: Network) -> bytes:
         "layers": layers,
         "readout": {"name": readout.name, "tau": readout.tau, "official_tail": readout.official_tail},
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-        entries = {"network.json": json.dumps(header, sort_keys=True, indent=1).encode()}
-        entries.update({f"{name}.npy": _npy_bytes(array) for name, array in arrays.items()})
-        for name in sorted(entries):
-            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, entries[name])
-    return buffer.getvalue()
+    return _archive_bytes(header, arrays)
 
 
 def network_from_bytes(data: bytes, source: str = "<bytes>") -> Network:
     """Parse an IR file's bytes; ``source`` names the file in error messages."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        header = json.loads(archive.read("network.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
-        raise IRValidationError(f"{source}: not a delaydeploy IR file ({error})") from None
-    if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
-        raise IRValidationError(
-            f"{source}: format {header.get('format')!r} version {header.get('format_version')!r}, "
-            f"expected {FORMAT!r} version {FORMAT_VERSION}"
-        )
-
-    def array(name: str) -> np.ndarray:
-        try:
-            return np.load(io.BytesIO(archive.read(f"{name}.npy")), allow_pickle=False)
-        except KeyError:
-            raise IRValidationError(f"{source}: array {name!r} is missing") from None
+    archive = _Archive(data, source, FORMAT)
+    header, array = archive.header, archive.array
 
     layers = []
     for entry in header["layers"]:
@@ -147,3 +164,74 @@ def load_network(path: str | os.PathLike) -> Network:
     if not path.is_file():
         raise IRValidationError(f"{path}: no such IR file")
     return network_from_bytes(path.read_bytes(), source=str(path))
+
+
+_FIXED_SCALARS = ("weight_exp", "du", "dv", "vth", "reset", "recurrent_weight_exp", "scale")
+
+
+def fixed_network_to_bytes(network: FixedNetwork) -> bytes:
+    """Serialise a Loihi 2 fixed-point network deterministically."""
+    arrays: dict[str, np.ndarray] = {}
+    stages = []
+    for index, layer in enumerate([*network.layers, network.readout]):
+        prefix = f"stage{index}"
+        for name in ("weights", "delays", "bias_mant", "bias_exp"):
+            arrays[f"{prefix}.{name}"] = getattr(layer, name)
+        if layer.is_recurrent:
+            arrays[f"{prefix}.recurrent_weights"] = layer.recurrent_weights
+            arrays[f"{prefix}.recurrent_delays"] = layer.recurrent_delays
+        entry = {name: getattr(layer, name) for name in _FIXED_SCALARS}
+        entry.update(name=layer.name, arrays=prefix, recurrent=layer.is_recurrent)
+        stages.append(entry)
+    header = {
+        "format": FIXED_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "input_size": network.input_size,
+        "input_kind": network.input_kind,
+        "input_scale": network.input_scale,
+        "readout_scale": network.readout_scale,
+        "dt": network.dt,
+        "tail_steps": network.tail_steps,
+        "metadata": network.metadata,
+        "stages": stages,
+    }
+    return _archive_bytes(header, arrays)
+
+
+def fixed_network_from_bytes(data: bytes, source: str = "<bytes>") -> FixedNetwork:
+    """Parse a fixed-point network file's bytes; ``source`` names the file in errors."""
+    archive = _Archive(data, source, FIXED_FORMAT)
+    header = archive.header
+    stages = []
+    for entry in header["stages"]:
+        prefix = entry["arrays"]
+        recurrent = {}
+        if entry["recurrent"]:
+            recurrent = {"recurrent_weights": archive.array(f"{prefix}.recurrent_weights"),
+                         "recurrent_delays": archive.array(f"{prefix}.recurrent_delays")}
+        stages.append(FixedLayer(
+            name=entry["name"],
+            **{name: archive.array(f"{prefix}.{name}") for name in ("weights", "delays", "bias_mant", "bias_exp")},
+            **{name: entry[name] for name in _FIXED_SCALARS},
+            **recurrent,
+        ))
+    return FixedNetwork(
+        input_size=header["input_size"], layers=stages[:-1], readout=stages[-1], input_kind=header["input_kind"],
+        input_scale=header["input_scale"], readout_scale=header["readout_scale"], dt=header["dt"],
+        tail_steps=header["tail_steps"], metadata=header["metadata"],
+    )
+
+
+def save_fixed_network(network: FixedNetwork, path: str | os.PathLike) -> Path:
+    """Write a fixed-point network to ``path`` atomically and return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(fixed_network_to_bytes(network))
+    return Path(path)
+
+
+def load_fixed_network(path: str | os.PathLike) -> FixedNetwork:
+    """Read a file written by :func:`save_fixed_network`."""
+    path = Path(path)
+    if not path.is_file():
+        raise IRValidationError(f"{path}: no such fixed-point network file")
+    return fixed_network_from_bytes(path.read_bytes(), source=str(path))

@@ -9,6 +9,7 @@ Delays are clamped to their range after every optimiser step.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -192,3 +193,62 @@ def history_to_dict(history: list[EpochMetrics]) -> dict[str, list[float]]:
         for key, value in asdict(row).items():
             columns.setdefault(key, []).append(value if not isinstance(value, float) or math.isfinite(value) else 0.0)
     return columns
+
+
+@dataclass
+class TrainOutcome:
+    """A finished run: the model, per-epoch history and final test accuracies."""
+
+    model: DelaySNN
+    history: list[EpochMetrics]
+    test_accuracy_continuous: float
+    test_accuracy_rounded: float
+
+
+def train_preset(
+    preset_name: str,
+    *,
+    output: str | None = None,
+    data_dir: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    device: str | None = "auto",
+    seed: int | None = None,
+    delays: str | None = None,
+    progress: bool = True,
+    dataset_options: dict | None = None,
+) -> TrainOutcome:
+    """Train the preset's network on its dataset, report both accuracies, save a checkpoint."""
+    from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
+    from delaydeploy.config import get_preset
+    from delaydeploy.datasets import load_dataset
+    from delaydeploy.errors import DatasetError
+
+    preset = get_preset(preset_name)
+    network = preset.network if delays is None else dataclasses.replace(preset.network, delays=delays, tail_steps=None)
+    changes = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed))
+               if value is not None}
+    config = dataclasses.replace(preset.train, **changes)
+    options = {**preset.dataset_options, **(dataset_options or {})}
+    train_set = load_dataset(preset.dataset, data_dir, "train", **options)
+    test_set = load_dataset(preset.dataset, data_dir, "test", **options)
+    if train_set.num_channels != network.input_size:
+        raise DatasetError(f"{preset.dataset}: {train_set.num_channels} input channels, "
+                           f"preset {preset_name!r} expects {network.input_size}")
+    device = resolve_device(device)
+    seed_everything(config.seed)
+    model = DelaySNN(network)
+    history = train(model, train_set, test_set, config, device=device, progress=progress)
+    test_loader = make_loader(test_set, config.batch_size, shuffle=False)
+    continuous, _ = evaluate(model, test_loader, device, rounded=False)
+    rounded = history[-1].test_accuracy if history else evaluate(model, test_loader, device, rounded=True)[0]
+    model = model.cpu()
+    outcome = TrainOutcome(model, history, continuous, rounded)
+    print(f"{preset_name}: test accuracy {continuous:.4f} continuous delays, {rounded:.4f} rounded delays "
+          f"({len(test_set)} test samples)")
+    if output is not None:
+        metrics = {"history": history_to_dict(history), "test_accuracy_continuous": continuous,
+                   "test_accuracy_rounded": rounded, "dataset": preset.dataset}
+        save_checkpoint(checkpoint_of(model, preset=preset_name, train_config=config, metrics=metrics), output)
+        print(f"saved {output}")
+    return outcome

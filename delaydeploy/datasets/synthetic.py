@@ -1,7 +1,8 @@
 """An embedded task that needs delays: classes differ only in relative spike timing.
 
 Every class is a pattern in which each of ``num_channels`` input channels fires exactly once,
-at a class-specific offset (all offsets of a class distinct, in ``0..max_offset``). A sample
+at a class-specific offset (offsets of a class are distinct multiples of ``spacing`` in
+``0..max_offset``, so no two channels of a pattern fire in the same step). A sample
 places the pattern at a random onset, jitters spikes by one step, drops a few and adds
 background noise. Spike counts per channel are the same for every class and absolute time is
 random, so only relative timing carries the label: a network must align spikes from
@@ -23,8 +24,9 @@ class SyntheticTimingDataset(Dataset):
 
     num_channels = 12
     num_classes = 8
-    steps = 40
-    max_offset = 12
+    steps = 50
+    spacing = 2
+    max_offset = 22
     input_kind = "binary"
     dt = 1e-3
     jitter_probability = 0.15
@@ -39,7 +41,8 @@ class SyntheticTimingDataset(Dataset):
         self.seed = seed
         templates = np.random.default_rng([seed, 7919])
         self.offsets = np.stack(
-            [templates.permutation(self.max_offset + 1)[: self.num_channels] for _ in range(self.num_classes)]
+            [self.spacing * templates.permutation(self.max_offset // self.spacing + 1)[: self.num_channels]
+             for _ in range(self.num_classes)]
         )
 
     def __len__(self) -> int:

@@ -1,0 +1,61 @@
+"""One entry point for every deployable thing a command can be given (an ARTIFACT).
+
+An artifact is a delaydeploy checkpoint (``.pt``), an IR file, a NIR file (ours or a third
+party's) or a deployment bundle (a directory). Whatever it is, it yields the float
+deployment IR, so every command treats them alike.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+
+from delaydeploy.checkpoint import Checkpoint, load_checkpoint
+from delaydeploy.errors import DelayDeployError
+from delaydeploy.fixed_point import FixedNetwork
+from delaydeploy.ir import Network
+from delaydeploy.ir_file import load_network
+from delaydeploy.lowering import lower
+
+
+@dataclass
+class Artifact:
+    """A loaded artifact: its float IR and, where it has them, the model or the integer form."""
+
+    path: Path
+    kind: str  # "checkpoint" | "ir" | "nir" | "bundle"
+    network: Network
+    semantics: str = "streaming"
+    checkpoint: Checkpoint | None = None
+    fixed: FixedNetwork | None = None
+    bundle: object | None = None  # delaydeploy.bundle.Bundle
+
+    @property
+    def target(self) -> str | None:
+        """The bundle's target (``lava`` or ``loihi2``), None for other artifacts."""
+        return None if self.bundle is None else self.bundle.target
+
+
+def load_artifact(path: str | os.PathLike) -> Artifact:
+    """Load a checkpoint, IR file, NIR file or bundle directory, telling them apart by content."""
+    path = Path(path)
+    if path.is_dir():
+        from delaydeploy.bundle import load_bundle
+
+        bundle = load_bundle(path)
+        return Artifact(path, "bundle", bundle.network, fixed=bundle.fixed, bundle=bundle)
+    if not path.exists():
+        raise DelayDeployError(f"{path}: no such file or directory")
+    if h5py.is_hdf5(path):
+        from exporters.nir import read_nir
+
+        return Artifact(path, "nir", read_nir(path))
+    if zipfile.is_zipfile(path) and "network.json" in zipfile.ZipFile(path).namelist():
+        return Artifact(path, "ir", load_network(path))
+    checkpoint = load_checkpoint(path)
+    model = checkpoint.build_model()
+    return Artifact(path, "checkpoint", lower(model), semantics=checkpoint.config.semantics, checkpoint=checkpoint)

@@ -1,0 +1,183 @@
+"""Deployment bundles: what a hardware partner receives.
+
+A bundle is a directory::
+
+    manifest.json        format, target, package versions, time step, latency offsets,
+                         sha256 of every file, constraint report, resource estimate
+    network.ddn          the float deployment IR (delaydeploy.ir_file format)
+    loihi2.ddn           the Loihi 2 integer form (target ``loihi2`` only)
+    test_vectors.npz     inputs with the oracle's spikes, readout and predictions
+
+Loading checks every file against its sha256 and refuses a tampered or incomplete bundle.
+The directory is written atomically: a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from delaydeploy.checkpoint import package_versions
+from delaydeploy.errors import BundleError, DelayDeployError
+from delaydeploy.fileio import atomic_directory
+from delaydeploy.fixed_point import DELAY_MAX, FixedNetwork
+from delaydeploy.ir import Network
+from delaydeploy.ir_file import fixed_network_from_bytes, fixed_network_to_bytes, network_from_bytes, network_to_bytes
+from delaydeploy.reference import Simulation
+
+FORMAT = "delaydeploy-bundle"
+FORMAT_VERSION = 1
+TARGETS = ("lava", "loihi2")
+MANIFEST = "manifest.json"
+NETWORK_FILE = "network.ddn"
+FIXED_FILE = "loihi2.ddn"
+VECTORS_FILE = "test_vectors.npz"
+CORE_MEMORY_BYTES = 128 * 1024  # SRAM per Loihi 2 neuro-core (shared by synapses, state, routing)
+NEURONS_PER_CORE = 8192
+
+
+@dataclass
+class Bundle:
+    """A loaded, hash-checked bundle."""
+
+    path: Path
+    target: str
+    manifest: dict[str, Any]
+    network: Network
+    fixed: FixedNetwork | None
+    vectors: dict[str, np.ndarray]
+
+    @property
+    def inputs(self) -> np.ndarray:
+        return self.vectors["inputs"]
+
+    def expected(self) -> Simulation:
+        """The oracle's simulation of the test vectors, as stored."""
+        import torch
+
+        names = [layer.name for layer in self.network.layers]
+        spikes = [torch.from_numpy(self.vectors[f"spikes_{i}"]) for i in range(len(names))]
+        return Simulation(spikes, torch.from_numpy(self.vectors["readout"]))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def estimate_resources(network: Network) -> dict[str, int | float]:
+    """Neurons, synapses, delay-buffer slots and a memory-based estimate of Loihi 2 cores.
+
+    A synapse is stored as an 8-bit weight and a 6-bit delay; a neuron keeps 24-bit u and v;
+    a delay buffer holds one 16-bit accumulator per neuron and delay slot. Each layer is
+    placed on its own cores, ``ceil(bytes / 128 KiB)`` of them (and at most 8192 neurons per
+    core). This is an estimate from public figures, not a compiler's placement.
+    """
+    neurons = synapses = slots = cores = 0
+    for stage in [*network.layers, network.readout]:
+        stage_synapses = int(np.count_nonzero(stage.weights))
+        stage_slots = stage.size * (int(stage.delays.max(initial=0)) + 1)
+        if getattr(stage, "is_recurrent", False):
+            stage_synapses += int(np.count_nonzero(stage.recurrent_weights))
+            stage_slots += stage.size * (int(stage.recurrent_delays.max(initial=0)) + 2)
+        stage_bytes = stage_synapses * 14 / 8 + stage.size * 6 + stage_slots * 2
+        neurons += stage.size
+        synapses += stage_synapses
+        slots += stage_slots
+        cores += max(math.ceil(stage_bytes / CORE_MEMORY_BYTES), math.ceil(stage.size / NEURONS_PER_CORE))
+    return {"neurons": neurons, "synapses": synapses, "delay_buffer_slots": slots, "estimated_loihi2_cores": cores}
+
+
+def constraint_report(network: Network) -> dict[str, Any]:
+    """Delay ranges of the network against the Loihi 2 limit (recorded for every target)."""
+    return {
+        "max_delay": network.max_delay,
+        "max_recurrent_delay": network.max_recurrent_delay,
+        "loihi2_delay_limit": DELAY_MAX,
+        "fits_loihi2_delays": network.max_delay <= DELAY_MAX and network.max_recurrent_delay <= DELAY_MAX,
+    }
+
+
+def latency_offsets(network: Network) -> dict[str, int]:
+    """Steps by which Lava/Loihi lags the reference per stage (one per synapse crossed)."""
+    offsets = {layer.name: index + 1 for index, layer in enumerate(network.layers)}
+    offsets[network.readout.name] = len(network.layers) + 1
+    return offsets
+
+
+def write_bundle(path: str | os.PathLike, network: Network, target: str, inputs: np.ndarray, expected: Simulation, *,
+                 fixed: FixedNetwork | None = None, extra_constraints: dict[str, Any] | None = None) -> Path:
+    """Write a bundle directory for ``target`` with test vectors ``inputs`` and the oracle's ``expected``."""
+    if target not in TARGETS:
+        raise DelayDeployError(f"unknown bundle target {target!r}; choose one of {TARGETS}")
+    if (target == "loihi2") != (fixed is not None):
+        raise DelayDeployError("a loihi2 bundle needs the fixed-point network (and only it does)")
+    vectors = {"inputs": np.asarray(inputs), "readout": expected.readout.cpu().numpy(),
+               "pred": expected.prediction().cpu().numpy()}
+    vectors.update({f"spikes_{i}": s.cpu().numpy() for i, s in enumerate(expected.spikes)})
+    with atomic_directory(path) as tmp:
+        (tmp / NETWORK_FILE).write_bytes(network_to_bytes(network))
+        if fixed is not None:
+            (tmp / FIXED_FILE).write_bytes(fixed_network_to_bytes(fixed))
+        np.savez_compressed(tmp / VECTORS_FILE, **vectors)
+        files = sorted(p.name for p in tmp.iterdir())
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "target": target,
+            "package_versions": package_versions(),
+            "time_step_seconds": network.dt,
+            "tail_steps": network.tail_steps,
+            "input_kind": network.input_kind,
+            "input_size": network.input_size,
+            "input_scale": None if fixed is None else fixed.input_scale,
+            "readout_scale": None if fixed is None else fixed.readout_scale,
+            "threshold_rule": sorted({layer.neuron.threshold_rule for layer in network.layers}),
+            "latency_offsets": latency_offsets(network),
+            "constraints": {**constraint_report(network), **(extra_constraints or {})},
+            "resources": estimate_resources(network),
+            "test_vectors": {"samples": int(vectors["inputs"].shape[1]), "steps": int(vectors["inputs"].shape[0])},
+            "files": {name: _sha256(tmp / name) for name in files},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return Path(path)
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Load a bundle, refusing it when the manifest, a file or a hash is missing or wrong."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{path}: not a bundle ({MANIFEST} is missing)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BundleError(f"{manifest_path}: unreadable manifest ({error})") from None
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format {manifest.get('format')!r} version "
+                          f"{manifest.get('format_version')!r} is not {FORMAT!r} version {FORMAT_VERSION}")
+    target = manifest.get("target")
+    if target not in TARGETS:
+        raise BundleError(f"{path}: unknown target {target!r}")
+    files = manifest.get("files", {})
+    required = {NETWORK_FILE, VECTORS_FILE} | ({FIXED_FILE} if target == "loihi2" else set())
+    for name in sorted(required - set(files)):
+        raise BundleError(f"{path}: manifest does not list {name}")
+    for name, digest in sorted(files.items()):
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"{path}: {name} is missing (listed in {MANIFEST})")
+        if _sha256(file) != digest:
+            raise BundleError(f"{path}: {name} does not match its sha256 in {MANIFEST} (modified or corrupt)")
+    network = network_from_bytes((path / NETWORK_FILE).read_bytes(), str(path / NETWORK_FILE))
+    fixed = fixed_network_from_bytes((path / FIXED_FILE).read_bytes(), str(path / FIXED_FILE)) \
+        if target == "loihi2" else None
+    with np.load(path / VECTORS_FILE, allow_pickle=False) as data:
+        vectors = {key: data[key] for key in data.files}
+    return Bundle(path, target, manifest, network, fixed, vectors)

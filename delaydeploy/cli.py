@@ -1,0 +1,261 @@
+"""The ``delaydeploy`` command line.
+
+Every command that takes an ARTIFACT accepts a checkpoint, an IR file, a NIR file or a
+deployment bundle. Problems with inputs are reported as one ``error:`` line with exit code 2;
+``verify`` exits 1 when the artifact disagrees with the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from delaydeploy.config import PRESET_NAMES
+from delaydeploy.errors import DelayDeployError
+
+EXIT_MISMATCH = 1
+EXIT_USAGE = 2
+
+
+def _load_input(path: str) -> np.ndarray:
+    file = Path(path)
+    if not file.is_file():
+        raise DelayDeployError(f"{file}: no such input file")
+    try:
+        return np.load(file, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise DelayDeployError(f"{file}: not a .npy array ({error})") from None
+
+
+def _inputs(args: argparse.Namespace, artifact) -> np.ndarray:
+    """The ``--input`` array, or ``--samples`` random inputs of the artifact's kind."""
+    from delaydeploy.verify import random_inputs
+
+    if getattr(args, "input", None):
+        return _load_input(args.input)
+    if artifact.bundle is not None and args.samples is None:
+        return artifact.bundle.inputs
+    network = artifact.network
+    return random_inputs(network.input_size, network.input_kind, args.samples or 4, args.steps, args.seed)
+
+
+def _write_simulation(path: str, simulation) -> None:
+    from delaydeploy.fileio import atomic_path
+
+    arrays = {"readout": simulation.readout.cpu().numpy(), "pred": simulation.prediction().cpu().numpy()}
+    arrays.update({f"spikes_{i}": s.cpu().numpy() for i, s in enumerate(simulation.spikes)})
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+    print(f"wrote {path}: " + ", ".join(f"{key} {tuple(value.shape)}" for key, value in arrays.items()))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from delaydeploy.training import train_preset
+
+    train_preset(args.preset, output=args.output, data_dir=args.data_dir, epochs=args.epochs,
+                 batch_size=args.batch_size, device=args.device, seed=args.seed, delays=args.delays,
+                 progress=not args.quiet)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from delaydeploy.checkpoint import load_raw_state, save_checkpoint
+    from delaydeploy.importers import IMPORTERS
+
+    state = load_raw_state(args.state)
+    if not isinstance(state, dict):
+        raise DelayDeployError(f"{args.state}: expected a state_dict (a dict of tensors)")
+    checkpoint = IMPORTERS[args.source](state, args.preset, hidden=args.hidden, layers=args.layers,
+                                        source=str(args.state))
+    save_checkpoint(checkpoint, args.output)
+    print(f"imported {args.source} {args.state} as preset {args.preset} -> {args.output}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from delaydeploy.artifacts import load_artifact
+    from delaydeploy.reference import Simulation, simulate
+
+    artifact = load_artifact(args.artifact)
+    x = _load_input(args.input)
+    semantics = args.semantics or artifact.semantics
+    if args.continuous:
+        if artifact.checkpoint is None:
+            raise DelayDeployError(f"{args.artifact}: --continuous needs a checkpoint")
+        from delaydeploy.checkpoint import Checkpoint
+
+        config = dataclasses.replace(artifact.checkpoint.config, semantics=semantics, tail_steps=None)
+        model = Checkpoint(config, artifact.checkpoint.state_dict, source=str(args.artifact)).build_model()
+        with torch.no_grad():
+            out = model(torch.as_tensor(x, dtype=next(model.parameters()).dtype))
+        simulation = Simulation(out.spikes, out.readout)
+    else:
+        from delaydeploy.verify import check_input
+
+        simulation = simulate(artifact.network, check_input(artifact, x), semantics=semantics)
+    _write_simulation(args.output, simulation)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from delaydeploy.artifacts import load_artifact
+    from delaydeploy.verify import native_backend, run_backend
+
+    artifact = load_artifact(args.artifact)
+    backend = args.backend or native_backend(artifact)
+    simulation = run_backend(artifact, backend, _inputs(args, artifact), progress=True)
+    _write_simulation(args.output, simulation)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from delaydeploy.artifacts import load_artifact
+    from delaydeploy.verify import compare, native_backend, oracle_backend, run_backend
+
+    artifact = load_artifact(args.artifact)
+    x = _inputs(args, artifact)
+    backend = args.backend or native_backend(artifact)
+    oracle = oracle_backend(artifact)
+    names = [layer.name for layer in artifact.network.layers]
+    tolerance = 0.0 if artifact.fixed is not None else args.tolerance
+    expected = run_backend(artifact, oracle, x, semantics="streaming")
+    actual = run_backend(artifact, backend, x, semantics="streaming", progress=True)
+    result = compare(expected, actual, names, tolerance)
+    if artifact.bundle is not None and args.input is None and args.samples is None:
+        stored = compare(artifact.bundle.expected(), expected, names, tolerance)
+        if not stored.ok:
+            print(f"{args.artifact}: the bundle's stored test vectors disagree with {oracle}: {stored.first_divergence}")
+            return EXIT_MISMATCH
+    print(f"{args.artifact}: {backend} vs {oracle} on {x.shape[1]} samples x {x.shape[0]} steps")
+    for name, count in result.spike_mismatches.items():
+        print(f"  {name}: {count} spike mismatches")
+    print(f"  readout: max |difference| {result.readout_max_error:.3g} (tolerance {tolerance:g})")
+    if not result.ok:
+        print(f"FAILED: {result.first_divergence}")
+        return EXIT_MISMATCH
+    print("verified: 0 spike mismatches, readout within tolerance")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from delaydeploy.artifacts import load_artifact
+    from delaydeploy.export import export
+
+    artifact = load_artifact(args.artifact)
+    inputs = _inputs(args, artifact)
+    path = export(artifact, args.target, args.output, inputs)
+    print(f"exported {args.artifact} to {args.target}: {path}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from delaydeploy.artifacts import load_artifact
+    from delaydeploy.inspect import describe
+
+    print(describe(load_artifact(args.artifact)))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from delaydeploy.demo import run_demo
+
+    return run_demo(Path(args.output), epochs=args.epochs, progress=not args.quiet)
+
+
+def _add_input_options(parser: argparse.ArgumentParser, samples_default: int | None = None) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--input", help="input array .npy, time first [T, B, C]")
+    group.add_argument("--samples", type=int, default=samples_default, help="number of random test inputs")
+    parser.add_argument("--steps", type=int, default=50, help="time steps of random inputs (default 50)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random inputs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="delaydeploy", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a delay network from a preset")
+    train.add_argument("--preset", choices=PRESET_NAMES, default="synthetic")
+    train.add_argument("-o", "--output", default="model.pt")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--data-dir", help="dataset folder (not needed for synthetic)")
+    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--delays", choices=("learned", "fixed", "none"), help="ablation: delay mode")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(handler=cmd_train)
+
+    imp = commands.add_parser("import", help="import an official checkpoint (raw state_dict)")
+    imp.add_argument("source", choices=("snn-delays", "delrec"))
+    imp.add_argument("state", help="the authors' state_dict file (.pt)")
+    imp.add_argument("--preset", choices=PRESET_NAMES, required=True)
+    imp.add_argument("--hidden", type=int, help="hidden layer size, if not the preset's")
+    imp.add_argument("--layers", type=int, help="number of hidden layers, if not the preset's")
+    imp.add_argument("-o", "--output", required=True)
+    imp.set_defaults(handler=cmd_import)
+
+    run = commands.add_parser("run", help="run a model on an input with the reference simulator")
+    run.add_argument("artifact")
+    run.add_argument("--input", required=True, help="input array .npy [T, B, C]")
+    run.add_argument("--semantics", choices=("official", "streaming"))
+    run.add_argument("--continuous", action="store_true", help="continuous (Gaussian) delays, not rounded")
+    run.add_argument("-o", "--output", required=True)
+    run.set_defaults(handler=cmd_run)
+
+    export = commands.add_parser("export", help="export to NIR, a Lava or Loihi 2 bundle, or lava-dl netx")
+    export.add_argument("artifact")
+    export.add_argument("--target", choices=("nir", "lava", "loihi2", "netx"), required=True)
+    export.add_argument("-o", "--output", required=True)
+    _add_input_options(export)
+    export.set_defaults(handler=cmd_export)
+
+    sim = commands.add_parser("simulate", help="simulate an artifact on a backend")
+    sim.add_argument("artifact")
+    sim.add_argument("--backend", choices=("reference", "torch", "nir", "lava-cpu", "fixed-reference"))
+    sim.add_argument("-o", "--output", required=True)
+    _add_input_options(sim)
+    sim.set_defaults(handler=cmd_simulate)
+
+    verify = commands.add_parser("verify", help="check an artifact spike for spike against the reference")
+    verify.add_argument("artifact")
+    verify.add_argument("--backend", choices=("reference", "torch", "nir", "lava-cpu", "fixed-reference"))
+    verify.add_argument("--tolerance", type=float, default=1e-9, help="readout tolerance (float64)")
+    _add_input_options(verify)
+    verify.set_defaults(handler=cmd_verify)
+
+    inspect = commands.add_parser("inspect", help="describe an artifact")
+    inspect.add_argument("artifact")
+    inspect.set_defaults(handler=cmd_inspect)
+
+    demo = commands.add_parser("demo", help="the main job: train on the synthetic task, export, verify")
+    demo.add_argument("-o", "--output", default="out/demo")
+    demo.add_argument("--epochs", type=int)
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except DelayDeployError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

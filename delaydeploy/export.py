@@ -1,0 +1,45 @@
+"""``delaydeploy export``: one IR, every target.
+
+``nir`` writes a NIR file; ``lava`` and ``loihi2`` write a deployment bundle (with test
+vectors from the oracle: the float reference, or the integer reference for Loihi 2);
+``netx`` writes a lava-dl netx HDF5 file of the Loihi 2 integer form.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from delaydeploy.artifacts import Artifact
+from delaydeploy.bundle import write_bundle
+from delaydeploy.errors import DelayDeployError
+from delaydeploy.reference import simulate
+
+TARGETS = ("nir", "lava", "loihi2", "netx")
+
+
+def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: np.ndarray) -> Path:
+    """Translate ``artifact`` for ``target``; ``inputs`` become test vectors and calibration data."""
+    network = artifact.network
+    if target == "nir":
+        from exporters.nir import write_nir
+
+        write_nir(network, output)
+        return Path(output)
+    if target == "lava":
+        return write_bundle(output, network, "lava", inputs, simulate(network, inputs))
+    if target in ("loihi2", "netx"):
+        from delaydeploy.fixed_reference import simulate_fixed
+        from delaydeploy.quantize import quantize
+
+        fixed = quantize(network, calibration=inputs)
+        if target == "netx":
+            from exporters.netx import write_netx
+
+            write_netx(fixed, output)
+            return Path(output)
+        return write_bundle(output, network, "loihi2", inputs, simulate_fixed(fixed, inputs), fixed=fixed,
+                            extra_constraints={"overflow_checked_samples": int(np.asarray(inputs).shape[1])})
+    raise DelayDeployError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")

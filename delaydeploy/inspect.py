@@ -1,0 +1,43 @@
+"""``delaydeploy inspect``: a human-readable description of an artifact."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from delaydeploy.artifacts import Artifact
+from delaydeploy.bundle import estimate_resources
+
+
+def _histogram(delays: np.ndarray, width: int = 40) -> list[str]:
+    """Text histogram of delay values (one row per delay, bars scaled to ``width``)."""
+    counts = np.bincount(delays.ravel())
+    peak = max(int(counts.max(initial=0)), 1)
+    return [f"      {d:3d} | {'#' * round(width * c / peak):<{width}} {c}" for d, c in enumerate(counts) if c]
+
+
+def describe(artifact: Artifact) -> str:
+    network = artifact.network
+    lines = [f"{artifact.path} ({artifact.kind}{', target ' + artifact.target if artifact.target else ''})",
+             f"  input: {network.input_size} channels, {network.input_kind}; time step {network.dt * 1e3:g} ms; "
+             f"tail {network.tail_steps} steps; semantics {artifact.semantics}"]
+    for layer in network.layers:
+        neuron = layer.neuron
+        lines.append(f"  {layer.name}: {layer.in_size} -> {layer.size} LIF (tau {neuron.tau:g} steps, "
+                     f"threshold {neuron.threshold:g}, spike if v {neuron.threshold_rule} threshold, "
+                     f"{neuron.reset} reset); delays {layer.delays.min()}..{layer.delays.max()}")
+        lines.extend(_histogram(layer.delays))
+        if layer.is_recurrent:
+            lines.append(f"    recurrent {layer.size} -> {layer.size}: delays {layer.recurrent_delays.min()}.."
+                         f"{layer.recurrent_delays.max()} (+1 step synaptic latency)")
+    readout = network.readout
+    lines.append(f"  {readout.name}: {readout.in_size} -> {readout.size} non-spiking (tau {readout.tau:g} steps); "
+                 f"delays {readout.delays.min()}..{readout.delays.max()}")
+    lines.extend(_histogram(readout.delays))
+    resources = estimate_resources(network)
+    lines.append("  resources: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in resources.items()))
+    if artifact.fixed is not None:
+        fixed = artifact.fixed
+        lines.append(f"  Loihi 2 integers: input scale {fixed.input_scale:g}, readout scale {fixed.readout_scale:g}; "
+                     + "; ".join(f"{layer.name} weight_exp {layer.weight_exp} vth {layer.vth} dv {layer.dv}"
+                                 for layer in fixed.layers))
+    return "\n".join(lines)

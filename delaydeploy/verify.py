@@ -1,0 +1,152 @@
+"""Running an artifact on a backend and checking it spike for spike against the reference.
+
+Backends (all return a :class:`delaydeploy.reference.Simulation` on the reference's axis):
+
+* ``reference`` — the float reference simulator of the IR (the oracle);
+* ``torch`` — the trained PyTorch model with rounded delays (checkpoints only), float64;
+* ``nir`` — the NIR file itself, executed step by step (:mod:`exporters.nir_executor`);
+* ``lava-cpu`` — Lava's CPU backend, float, or bit-accurate for a Loihi 2 bundle;
+* ``fixed-reference`` — the integer reference simulator of the Loihi 2 form.
+
+A float artifact is checked against ``reference``; a Loihi 2 bundle against
+``fixed-reference``. Agreement means every hidden spike equal and the readout within
+``1e-9`` (float64) or exactly equal (integers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from delaydeploy.artifacts import Artifact
+from delaydeploy.errors import DelayDeployError
+from delaydeploy.reference import Simulation, simulate
+
+BACKENDS = ("reference", "torch", "nir", "lava-cpu", "fixed-reference")
+READOUT_TOLERANCE = 1e-9
+
+
+def oracle_backend(artifact: Artifact) -> str:
+    """The simulator an artifact is verified against."""
+    return "fixed-reference" if artifact.fixed is not None else "reference"
+
+
+def native_backend(artifact: Artifact) -> str:
+    """The backend that runs the artifact itself."""
+    return {"checkpoint": "torch", "nir": "nir", "ir": "reference", "bundle": "lava-cpu"}[artifact.kind]
+
+
+def check_input(artifact: Artifact, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != artifact.network.input_size:
+        raise DelayDeployError(
+            f"input has shape {tuple(x.shape)}; {artifact.path} expects [T, B, {artifact.network.input_size}]"
+        )
+    if not np.all(np.isfinite(x)):
+        raise DelayDeployError("input contains non-finite values")
+    if artifact.network.input_kind == "binary" and not np.all((x == 0) | (x == 1)):
+        raise DelayDeployError(f"{artifact.path} takes binary spikes but the input holds values other than 0 and 1")
+    if artifact.network.input_kind == "counts" and (np.any(x < 0) or np.any(x != np.round(x))):
+        raise DelayDeployError(f"{artifact.path} takes spike counts but the input holds negative or fractional values")
+    return x
+
+
+def run_backend(artifact: Artifact, backend: str, x: np.ndarray, *, semantics: str | None = None,
+                progress: bool = False) -> Simulation:
+    """Run ``artifact`` on ``backend`` for input ``x`` ``[T, B, C]``."""
+    x = check_input(artifact, x)
+    if backend == "reference":
+        return simulate(artifact.network, x, semantics=semantics or artifact.semantics)
+    if backend == "torch":
+        if artifact.checkpoint is None:
+            raise DelayDeployError(f"{artifact.path}: the torch backend needs a checkpoint")
+        model = artifact.checkpoint.build_model().double()
+        with torch.no_grad():
+            out = model(torch.as_tensor(x, dtype=torch.float64), rounded=True)
+        return Simulation([s.detach() for s in out.spikes], out.readout.detach())
+    if backend == "nir":
+        from exporters.nir import network_to_nir
+        from exporters.nir_executor import simulate_nir
+
+        graph = artifact.path if artifact.kind == "nir" else network_to_nir(artifact.network)
+        return simulate_nir(graph, x)
+    if backend == "lava-cpu":
+        from exporters.lava import simulate_lava
+
+        target = artifact.fixed if artifact.fixed is not None else artifact.network
+        return simulate_lava(target, x, progress=progress)
+    if backend == "fixed-reference":
+        if artifact.fixed is None:
+            raise DelayDeployError(f"{artifact.path}: the fixed-reference backend needs a Loihi 2 bundle")
+        from delaydeploy.fixed_reference import simulate_fixed
+
+        return simulate_fixed(artifact.fixed, x)
+    raise DelayDeployError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+@dataclass
+class Divergence:
+    """The first place two simulations disagree."""
+
+    layer: str
+    step: int
+    sample: int
+    neuron: int
+    expected: float
+    actual: float
+
+    def __str__(self) -> str:
+        return (f"first divergence: {self.layer}, neuron {self.neuron}, time step {self.step}, sample {self.sample}: "
+                f"expected {self.expected!r}, got {self.actual!r}")
+
+
+@dataclass
+class Comparison:
+    """Outcome of comparing a backend's simulation with the oracle's."""
+
+    spike_mismatches: dict[str, int] = field(default_factory=dict)
+    readout_max_error: float = 0.0
+    first_divergence: Divergence | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_divergence is None
+
+
+def compare(expected: Simulation, actual: Simulation, layer_names: list[str],
+            readout_tolerance: float = READOUT_TOLERANCE) -> Comparison:
+    """Count spike mismatches per layer, the readout error, and find the earliest divergence."""
+    result = Comparison()
+    candidates: list[Divergence] = []
+    pairs = list(zip(expected.spikes, actual.spikes)) + [(expected.readout, actual.readout)]
+    for name, (want, got) in zip([*layer_names, "readout"], pairs):
+        want, got = want.detach().cpu().double(), got.detach().cpu().double()
+        if want.shape != got.shape:
+            raise DelayDeployError(f"{name}: shapes differ, expected {tuple(want.shape)}, got {tuple(got.shape)}")
+        if name == "readout":
+            error = (want - got).abs()
+            result.readout_max_error = float(error.max()) if error.numel() else 0.0
+            bad = error > readout_tolerance
+        else:
+            bad = want != got
+            result.spike_mismatches[name] = int(bad.sum())
+        if bad.any():
+            step, sample, neuron = (int(i) for i in torch.nonzero(bad)[0])
+            candidates.append(Divergence(name, step, sample, neuron, float(want[step, sample, neuron]),
+                                         float(got[step, sample, neuron])))
+    if candidates:
+        result.first_divergence = min(candidates, key=lambda d: d.step)
+    return result
+
+
+def random_inputs(input_size: int, input_kind: str, samples: int, steps: int, seed: int = 0) -> np.ndarray:
+    """Test inputs ``[steps, samples, input_size]`` of the network's input kind."""
+    rng = np.random.default_rng(seed)
+    shape = (steps, samples, input_size)
+    if input_kind == "binary":
+        return (rng.random(shape) < 0.1).astype(np.float64)
+    if input_kind == "counts":
+        return rng.poisson(0.15, shape).astype(np.float64)
+    return rng.normal(0.0, 1.0, shape)

@@ -1,0 +1,49 @@
+"""Shared fixtures: paths to the conformance vectors and the real FSDD recordings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CONFORMANCE = SHARED / "conformance"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is not available on this machine")
+    return path
+
+
+@pytest.fixture(scope="session")
+def snn_delays_vectors() -> dict[str, np.ndarray]:
+    """The official SNN-delays conformance file (rounded and continuous states, outputs)."""
+    with np.load(_require(CONFORMANCE / "snn_delays_shd_small.npz")) as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="session")
+def delrec_vectors() -> dict[str, np.ndarray]:
+    """The official DelRec conformance file (SHD model, float64)."""
+    with np.load(_require(CONFORMANCE / "delrec_shd.npz")) as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="session")
+def state_dict_from():
+    """``state_dict_from(vectors, prefix)``: the ``prefix/<key>`` entries as a torch state_dict."""
+
+    def extract(vectors: dict[str, np.ndarray], prefix: str) -> dict[str, torch.Tensor]:
+        return {key[len(prefix) + 1:]: torch.from_numpy(np.array(value)) for key, value in vectors.items()
+                if key.startswith(prefix + "/")}
+
+    return extract
+
+
+@pytest.fixture(scope="session")
+def fsdd_dir() -> Path:
+    return _require(SHARED / "data" / "fsdd" / "recordings")
