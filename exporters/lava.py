@@ -1,0 +1,260 @@
+"""Lava target: the deployment IR (float) or its Loihi 2 integer form as a Lava process graph.
+
+Graph per network: ``RingBuffer`` input -> per stage a ``DelayDense`` (plus a recurrent
+``DelayDense`` from a layer's spikes back to its own input) -> a :class:`FramedLIF`
+population; the readout is a ``FramedLIF`` that never fires and whose membrane is sent on
+``v_out``. Hidden spikes and the readout membrane leave through Lava ``Extractor`` processes,
+one array per step (``Monitor`` data moves value by value through the runtime: ~30k values/s).
+
+Time alignment. Every ``DelayDense`` adds one step, the LIF none, and the ring buffer sends
+input row ``t`` at Lava step ``t + 1``; so stage ``k`` (hidden layers 1..L, readout L+1) lags
+the reference by ``k`` steps: its reference time ``t`` is Lava step ``t + k + 1``. A recurrent
+``DelayDense`` takes ``1 + e`` steps, exactly the IR's latency. Each ``FramedLIF`` is told its
+lag (``frame_offset``): it stays silent with zero state until its first input can arrive, so
+its bias acts from its reference time 0 and not from Lava's step 1.
+
+Framing (many samples in one run, one compilation). Samples are laid back to back, one frame
+of ``frame_steps`` steps each; stage ``k`` zeroes ``u, v`` at the start of each of its frames
+(at its own lag). With the fast synapse models each ``DelayDense`` also empties its buffer when
+its source starts a frame, so frames are ``T + tail`` steps with no gap. Lava's stock
+``DelayDense`` cannot be flushed: there every frame ends with a silent gap (no spikes, long
+enough for the largest delay to drain) instead. Either way every sample computes exactly what
+it computes alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.run_configs import Loihi2SimCfg, RunConfig
+from lava.proc.dense.process import DelayDense
+from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+from lava.proc.io.source import RingBuffer
+from tqdm import tqdm
+
+from delaydeploy.errors import ConstraintError
+from delaydeploy.fixed_point import FixedLayer, FixedNetwork
+from delaydeploy.ir import Network, Readout, SpikingLayer
+from delaydeploy.reference import Simulation
+from exporters.lava_processes import (
+    FramedLIF,
+    PyFastDelayDenseModelBitAcc,
+    PyFastDelayDenseModelFloat,
+    PyFramedLifModelBitAcc,
+    PyFramedLifModelFloat,
+)
+
+SYNAPSES = ("fast", "stock")
+GRADED_MESSAGE_BITS = 24  # Loihi 2 graded spikes carry up to 24 bits
+FAST_DELAY_DENSE = {"floating_pt": PyFastDelayDenseModelFloat, "fixed_pt": PyFastDelayDenseModelBitAcc}
+FRAMED_LIF = {"floating_pt": PyFramedLifModelFloat, "fixed_pt": PyFramedLifModelBitAcc}
+
+
+@dataclass(frozen=True)
+class FrameLayout:
+    """Where samples and stages sit on Lava's time axis (see module docstring)."""
+
+    steps: int  # reference steps per sample, T + tail
+    frame_steps: int  # Lava steps per sample: ``steps`` plus the drain gap of stock synapses
+    num_samples: int
+    num_stages: int  # hidden layers + readout; stage k (1-based) lags k steps
+
+    @property
+    def run_steps(self) -> int:
+        return self.num_samples * self.frame_steps + self.num_stages
+
+    def stage_trace(self, recorded: np.ndarray, stage: int) -> np.ndarray:
+        """Cut stage ``stage``'s (1-based) ``[run_steps, N]`` record into ``[steps, B, N]``."""
+        rows = recorded[stage: stage + self.num_samples * self.frame_steps]
+        frames = rows.reshape(self.num_samples, self.frame_steps, -1)[:, : self.steps]
+        return np.ascontiguousarray(frames.transpose(1, 0, 2))
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One stage in Lava's units: synapses plus ``FramedLIF`` keyword arguments."""
+
+    name: str
+    weights: np.ndarray
+    delays: np.ndarray
+    synapse_kwargs: dict
+    neuron_kwargs: dict
+    recurrent: tuple[np.ndarray, np.ndarray, dict] | None
+
+
+@dataclass
+class LavaGraph:
+    """A built, not yet compiled Lava graph of one network and its input samples."""
+
+    source: RingBuffer
+    synapses: list[DelayDense]
+    neurons: list[FramedLIF]
+    extractors: list[Extractor]  # spikes of each hidden layer, then the readout membrane
+    run_cfg: Loihi2SimCfg
+    layout: FrameLayout
+    fixed: bool
+
+
+def _float_stage(stage: SpikingLayer | Readout) -> _Stage:
+    if isinstance(stage, Readout):
+        neuron = dict(du=1.0, dv=1.0 / stage.tau, bias_mant=stage.bias, vth=np.inf)
+        recurrent = None
+    else:
+        theta = stage.neuron.threshold
+        # Lava fires on v > vth; the largest double below theta turns that into v >= theta.
+        vth = float(np.nextafter(theta, 0.0)) if stage.neuron.threshold_rule == ">=" else theta
+        neuron = dict(du=1.0, dv=1.0 / stage.neuron.tau, bias_mant=stage.bias, vth=vth,
+                      reset=stage.neuron.reset, reset_amount=theta)
+        recurrent = (stage.recurrent_weights, stage.recurrent_delays, {}) if stage.is_recurrent else None
+    return _Stage(stage.name, stage.weights, stage.delays, {}, neuron, recurrent)
+
+
+def _fixed_stage(layer: FixedLayer) -> _Stage:
+    neuron = dict(du=layer.du, dv=layer.dv, bias_mant=layer.bias_mant, bias_exp=layer.bias_exp, vth=layer.vth,
+                  reset=layer.reset)
+    recurrent = None
+    if layer.is_recurrent:
+        recurrent = (layer.recurrent_weights, layer.recurrent_delays, {"weight_exp": layer.recurrent_weight_exp})
+    return _Stage(layer.name, layer.weights, layer.delays, {"weight_exp": layer.weight_exp}, neuron, recurrent)
+
+
+def _input_payload(network: Network | FixedNetwork, x: np.ndarray, fixed: bool) -> tuple[np.ndarray, int]:
+    """Input values as Lava sends them, and the first synapse's ``num_message_bits``."""
+    binary = network.input_kind == "binary"
+    if binary and not np.all((x == 0) | (x == 1)):
+        bad = tuple(int(i) for i in np.argwhere((x != 0) & (x != 1))[0])
+        raise ValueError(f"input{list(bad)} = {x[bad]}, but the network takes binary spikes")
+    if not fixed:
+        return x.astype(np.float64), 0 if binary else GRADED_MESSAGE_BITS
+    payload = np.round(x * network.input_scale)
+    limit = 2 ** (GRADED_MESSAGE_BITS - 1) - 1
+    if np.abs(payload).max(initial=0) > limit:
+        raise ConstraintError(f"input payload round(x * input_scale = {network.input_scale}) reaches "
+                              f"{np.abs(payload).max():.0f}; Loihi 2 graded spikes carry at most +-{limit}")
+    return payload.astype(np.int64), 0 if binary else GRADED_MESSAGE_BITS
+
+
+def _drain_gap(stages: list[_Stage]) -> int:
+    """Silent steps after each frame that let stock ``DelayDense`` buffers empty."""
+    gap = max(int(stage.delays.max(initial=0)) for stage in stages)
+    for stage in stages:
+        if stage.recurrent is not None:
+            gap = max(gap, 1 + int(stage.recurrent[1].max(initial=0)))
+    return gap
+
+
+def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse: str = "fast") -> LavaGraph:
+    """Build the Lava graph that runs ``network`` on all samples of ``x`` ``[T, B, C]`` in one run.
+
+    A :class:`FixedNetwork` maps 1:1 onto Lava's bit-accurate parameters (``fixed_pt``); a
+    float :class:`Network` onto the float models (``floating_pt``). ``synapse`` picks our fast
+    ``DelayDense`` models (``"fast"``) or Lava's stock ones (``"stock"``).
+    """
+    if synapse not in SYNAPSES:
+        raise ValueError(f"synapse = {synapse!r}; expected one of {SYNAPSES}")
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != network.input_size:
+        raise ValueError(f"input has shape {x.shape}, expected [T, B, {network.input_size}]")
+    fixed = isinstance(network, FixedNetwork)
+    tag = "fixed_pt" if fixed else "floating_pt"
+    if fixed:
+        stages = [_fixed_stage(layer) for layer in [*network.layers, network.readout]]
+    else:
+        stages = [_float_stage(layer) for layer in [*network.layers, network.readout]]
+    payload, message_bits = _input_payload(network, x, fixed)
+    steps_in, num_samples, _ = x.shape
+    steps = steps_in + network.tail_steps
+    gap = 0 if synapse == "fast" else _drain_gap(stages)
+    layout = FrameLayout(steps, steps + gap, num_samples, len(stages))
+
+    frames = np.zeros((num_samples, layout.frame_steps, network.input_size), dtype=payload.dtype)
+    frames[:, :steps_in] = payload.transpose(1, 0, 2)
+    data = np.zeros((network.input_size, layout.run_steps), dtype=payload.dtype)
+    data[:, : num_samples * layout.frame_steps] = frames.reshape(-1, network.input_size).T
+    source = RingBuffer(data=data)
+
+    frame = dict(frame_steps=layout.frame_steps)
+    flush = frame if synapse == "fast" else {}
+    synapses: list[DelayDense] = []
+    neurons: list[FramedLIF] = []
+    extractors: list[Extractor] = []
+    previous = source.s_out
+    for lag, stage in enumerate(stages, start=1):
+        neuron = FramedLIF(shape=(stage.weights.shape[0],), frame_offset=lag, active_steps=steps, name=stage.name,
+                           **frame, **stage.neuron_kwargs)
+        dense = DelayDense(weights=stage.weights, delays=stage.delays, num_message_bits=message_bits,
+                           name=f"{stage.name}.synapses", **stage.synapse_kwargs, **flush, frame_offset=lag - 1)
+        previous.connect(dense.s_in)
+        dense.a_out.connect(neuron.a_in)
+        synapses.append(dense)
+        if stage.recurrent is not None:
+            weights, delays, kwargs = stage.recurrent
+            loop = DelayDense(weights=weights, delays=delays, name=f"{stage.name}.recurrent", **kwargs, **flush,
+                              frame_offset=lag, loop=True)
+            neuron.s_out.connect(loop.s_in)
+            loop.a_out.connect(neuron.a_in)
+            synapses.append(loop)
+        neurons.append(neuron)
+        probe = Extractor(shape=(stage.weights.shape[0],), buffer_size=64)
+        (neuron.v_out if lag == len(stages) else neuron.s_out).connect(probe.in_port)
+        extractors.append(probe)
+        previous = neuron.s_out
+        message_bits = 0
+
+    models: dict = {Extractor: PyLoihiExtractorModel}
+    if synapse == "fast":
+        models[DelayDense] = FAST_DELAY_DENSE[tag]
+    # Our processes are mapped per instance: class keys would make Lava's model discovery
+    # import every module of the ``exporters`` package.
+    models.update({neuron: FRAMED_LIF[tag] for neuron in neurons})
+    run_cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models)
+    return LavaGraph(source, synapses, neurons, extractors, run_cfg, layout, fixed)
+
+
+def record(run_from: AbstractProcess, probes: list[Extractor], run_cfg: RunConfig, num_steps: int, *,
+           progress: bool = False, on_step: Callable[[int], None] | None = None) -> list[np.ndarray]:
+    """Compile and run the graph of ``run_from`` for ``num_steps`` steps; ``[num_steps, N]`` per probe.
+
+    The run is non-blocking so that the host drains the probes' pipes while Lava steps.
+    ``on_step(step)`` is called once a step's data has arrived (for timing).
+    """
+    records = [np.empty((num_steps, probe.in_port.shape[0])) for probe in probes]
+    run_from.run(condition=RunSteps(num_steps=num_steps, blocking=False), run_cfg=run_cfg)
+    try:
+        for step in tqdm(range(num_steps), desc="lava", unit="step", disable=not progress):
+            for data, probe in zip(records, probes):
+                data[step] = probe.receive()
+            if on_step is not None:
+                on_step(step)
+        run_from.wait()
+    finally:
+        run_from.stop()
+    return records
+
+
+def run_lava_graph(graph: LavaGraph, *, progress: bool = False,
+                   on_step: Callable[[int], None] | None = None) -> Simulation:
+    """Compile and run ``graph`` once; return spikes and readout on the reference time axis."""
+    layout = graph.layout
+    records = record(graph.source, graph.extractors, graph.run_cfg, layout.run_steps, progress=progress,
+                     on_step=on_step)
+    spikes = [torch.from_numpy(layout.stage_trace(data, stage)) for stage, data in enumerate(records[:-1], 1)]
+    readout = layout.stage_trace(records[-1], layout.num_stages)
+    return Simulation(spikes, torch.from_numpy(readout.astype(np.int64) if graph.fixed else readout))
+
+
+def simulate_lava(network: Network | FixedNetwork, x: np.ndarray, *, synapse: str = "fast",
+                  progress: bool = False) -> Simulation:
+    """Run ``network`` on Lava's CPU simulator for input ``x`` ``[T, B, C]``, all samples in one run.
+
+    Returns what :func:`delaydeploy.reference.simulate` (streaming) or
+    ``delaydeploy.fixed_reference.simulate_fixed`` return, on the same time axis: hidden
+    spikes ``[T + tail, B, N]`` (float64 0/1) and the readout membrane ``[T + tail, B, C]``
+    (float64, or the raw integer ``v`` as int64 for a :class:`FixedNetwork`).
+    """
+    return run_lava_graph(build_lava_graph(network, x, synapse=synapse), progress=progress)
