@@ -1,0 +1,115 @@
+"""Networks for the NIR tests: the two conformance models built by hand, and random networks.
+
+Self-contained on purpose (no project importer): the IR is assembled from the published
+state dicts exactly as the conformance README describes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from hypothesis import strategies as st
+
+from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
+
+CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
+SHD_SMALL = CONFORMANCE / "snn_delays_shd_small.npz"
+DELREC = CONFORMANCE / "delrec_shd.npz"
+BN_EPS = 1e-5
+
+
+def _bn_scale(state: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(scale, beta, mean)`` of a BatchNorm1d in eval mode."""
+    gamma, beta = state[f"{prefix}.weight"], state[f"{prefix}.bias"]
+    mean, var = state[f"{prefix}.running_mean"], state[f"{prefix}.running_var"]
+    return gamma / np.sqrt(var + BN_EPS), beta, mean
+
+
+def shd_small() -> tuple[Network, np.ndarray, np.lib.npyio.NpzFile]:
+    """The SNN-delays conformance model (rounded delays, BatchNorm folded), its input and the archive."""
+    data = np.load(SHD_SMALL)
+    state = {key[len("state_disc/"):]: data[key].astype(np.float64) for key in data.files if key.startswith("state_disc/")}
+    tau = float(data["meta/tau"])
+    layers = []
+    for index, (synapses, norm) in enumerate([(0, 1), (4, 5)]):
+        scale, beta, mean = _bn_scale(state, f"model.{norm}")
+        weights = state[f"model.{synapses}.weight"][:, :, 0] * scale[:, None]
+        layers.append(
+            SpikingLayer(f"hidden{index}", weights, data[f"delay_{index}"], beta - mean * scale,
+                         LIFNeuron(tau=tau, threshold=1.0), official_tail=12)
+        )
+    readout = Readout("readout", state["model.8.weight"][:, :, 0], data["delay_2"], np.zeros(20), tau, official_tail=12)
+    network = Network(140, layers, readout, input_kind="binary", dt=0.01, tail_steps=36)
+    return network, data["x"].astype(np.float64), data
+
+
+def delrec() -> tuple[Network, np.ndarray, np.lib.npyio.NpzFile]:
+    """The DelRec conformance model (recurrent delays per presynaptic neuron), its input and the archive."""
+    data = np.load(DELREC)
+    state = {key[len("state/"):]: data[key] for key in data.files if key.startswith("state/")}
+    tau = 1.05
+    layers = []
+    for index, (linear, norm) in enumerate([(0, 1), (5, 6)]):
+        scale, beta, mean = _bn_scale(state, f"layers.{norm}")
+        weights = state[f"layers.{linear}.weight"] * scale[:, None]
+        bias = (state[f"layers.{linear}.bias"] - mean) * scale + beta
+        recurrent = {}
+        if index == 1:
+            size = weights.shape[0]
+            recurrent = dict(
+                recurrent_weights=state["layers.7.recurrent_weights"],
+                recurrent_delays=np.broadcast_to(data["rounded_recurrent_delays_0"], (size, size)),
+            )
+        layers.append(SpikingLayer(f"hidden{index}", weights, np.zeros(weights.shape, np.int64), bias,
+                                   LIFNeuron(tau=tau, threshold=1.0), **recurrent))
+    readout = Readout("readout", state["layers.10.weight"], np.zeros((20, 256), np.int64), state["layers.10.bias"], tau)
+    network = Network(140, layers, readout, input_kind="binary", dt=0.01, tail_steps=0)
+    return network, data["input"], data
+
+
+@st.composite
+def random_networks(draw: st.DrawFn, max_delay: int = 62) -> tuple[Network, np.ndarray]:
+    """A random IR network and an input for it.
+
+    Hypothesis draws the structure (sizes, delays range, recurrence, neuron rules, input
+    kind); the float values come from a seeded generator, so that no membrane lands exactly
+    on a threshold (ties would compare float rounding, not semantics).
+    """
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    sizes = draw(st.lists(st.integers(1, 12), min_size=2, max_size=4))  # input, 1-3 hidden
+    classes = draw(st.integers(1, 6))
+    delay_cap = draw(st.sampled_from([0, 3, max_delay]))
+    input_kind = draw(st.sampled_from(["binary", "counts", "analog"]))
+
+    def synapses(out: int, inp: int) -> tuple[np.ndarray, np.ndarray]:
+        weights = rng.normal(0.0, 1.5 / np.sqrt(inp), (out, inp))
+        return weights, rng.integers(0, delay_cap + 1, (out, inp))
+
+    layers = []
+    for index, (inp, out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        weights, delays = synapses(out, inp)
+        neuron = LIFNeuron(
+            tau=float(draw(st.sampled_from([1.0, 1.005, 1.5, 2.0, 7.3]))),
+            threshold=float(rng.uniform(0.3, 1.5)),
+            reset=draw(st.sampled_from(["hard", "soft"])),
+            threshold_rule=draw(st.sampled_from([">=", ">"])),
+        )
+        recurrent = {}
+        if draw(st.booleans()):
+            rec_weights, rec_delays = synapses(out, out)
+            recurrent = dict(recurrent_weights=rec_weights, recurrent_delays=rec_delays)
+        layers.append(SpikingLayer(f"layer{index}", weights, delays, rng.normal(0.0, 0.3, out), neuron,
+                                   official_tail=draw(st.integers(0, 3)), **recurrent))
+    weights, delays = synapses(classes, sizes[-1])
+    readout = Readout("readout", weights, delays, rng.normal(0.0, 0.3, classes), float(rng.uniform(1.0, 10.0)))
+    network = Network(sizes[0], layers, readout, input_kind=input_kind, dt=float(rng.choice([1e-3, 0.01])),
+                      tail_steps=draw(st.integers(0, delay_cap + 2)), metadata={"seed_note": "hypothesis", "k": 3})
+    steps, batch = draw(st.integers(1, 40)), draw(st.integers(1, 3))
+    if input_kind == "binary":
+        x = (rng.random((steps, batch, sizes[0])) < 0.3).astype(np.float64)
+    elif input_kind == "counts":
+        x = rng.poisson(0.5, (steps, batch, sizes[0])).astype(np.float64)
+    else:
+        x = rng.normal(0.5, 1.0, (steps, batch, sizes[0]))
+    return network, x
