@@ -1,0 +1,101 @@
+"""Our fast DelayDense models compute what Lava's stock DelayDense models compute.
+
+Each run drives several ``DelayDense`` processes from one ``RingBuffer`` and records their
+``a_out`` every step; the same graph runs once with the stock models and once with ours
+(selected through the run config's ``exception_proc_model_map``). Float agrees to 1e-12 (the
+order of summation within a step differs), fixed point exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.dense.process import DelayDense
+from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+from lava.proc.io.source import RingBuffer
+
+from exporters.lava import record, simulate_lava
+from exporters.lava_processes import PyFastDelayDenseModelBitAcc, PyFastDelayDenseModelFloat
+
+STEPS, N_IN, N_OUT, MAX_DELAY = 40, 12, 9, 7
+
+
+def _delays(rng: np.random.Generator) -> np.ndarray:
+    delays = rng.integers(0, MAX_DELAY + 1, (N_OUT, N_IN))
+    delays[0, :2] = (0, MAX_DELAY)  # both ends of the range occur
+    return delays
+
+
+def _run(data: np.ndarray, cases: list[dict], tag: str, fast_model: type | None) -> list[np.ndarray]:
+    source = RingBuffer(data=data)
+    probes = []
+    for kwargs in cases:
+        dense = DelayDense(**kwargs)
+        probe = Extractor(shape=(N_OUT,), buffer_size=64)
+        source.s_out.connect(dense.s_in)
+        dense.a_out.connect(probe.in_port)
+        probes.append(probe)
+    models: dict = {Extractor: PyLoihiExtractorModel}
+    if fast_model is not None:
+        models[DelayDense] = fast_model
+    return record(source, probes, Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models), STEPS)
+
+
+def _compare(data: np.ndarray, cases: list[dict], tag: str, fast_model: type) -> list[tuple[np.ndarray, np.ndarray]]:
+    stock = _run(data, cases, tag, None)
+    fast = _run(data, cases, tag, fast_model)
+    for stock_out in stock:
+        assert np.any(stock_out != 0)
+    return list(zip(stock, fast))
+
+
+def test_float_fast_delay_dense_equals_stock() -> None:
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 4, (N_IN, STEPS)) * (rng.random((N_IN, STEPS)) < 0.4)  # counts, mostly 0/1
+    data = data * rng.choice([1.0, -0.5], (N_IN, STEPS))  # graded payloads of either sign
+    cases = [
+        dict(weights=rng.normal(0, 1, (N_OUT, N_IN)), delays=_delays(rng)),  # binary: payload cast to a spike
+        dict(weights=rng.normal(0, 1, (N_OUT, N_IN)), delays=_delays(rng), num_message_bits=24),  # graded
+        dict(weights=rng.normal(0, 1, (N_OUT, N_IN)), delays=np.zeros((N_OUT, N_IN), dtype=int)),  # delay 0 only
+        dict(weights=rng.normal(0, 1, (N_OUT, N_IN)), delays=_delays(rng), max_delay=MAX_DELAY + 3),  # spare slots
+    ]
+    for stock, fast in _compare(data.astype(np.float64), cases, "floating_pt", PyFastDelayDenseModelFloat):
+        np.testing.assert_allclose(fast, stock, rtol=0, atol=1e-12)
+
+
+def test_fixed_fast_delay_dense_equals_stock_bit_for_bit() -> None:
+    rng = np.random.default_rng(1)
+    data = rng.integers(-20, 40, (N_IN, STEPS)) * (rng.random((N_IN, STEPS)) < 0.4)
+    mixed = rng.integers(-256, 255, (N_OUT, N_IN))  # odd values: the stock model drops their lowest bit
+    cases = [
+        dict(weights=mixed, delays=_delays(rng)),
+        dict(weights=mixed, delays=_delays(rng), weight_exp=-3),  # floor after each (step, delay) sum
+        dict(weights=mixed, delays=_delays(rng), weight_exp=-2, num_message_bits=24),  # graded
+        dict(weights=rng.integers(0, 256, (N_OUT, N_IN)), delays=_delays(rng), weight_exp=2),  # excitatory
+        dict(weights=-rng.integers(0, 256, (N_OUT, N_IN)), delays=_delays(rng), weight_exp=-1,
+             num_message_bits=24),  # inhibitory
+        dict(weights=mixed, delays=np.zeros((N_OUT, N_IN), dtype=int), weight_exp=-4, num_message_bits=24),
+    ]
+    for stock, fast in _compare(data, cases, "fixed_pt", PyFastDelayDenseModelBitAcc):
+        np.testing.assert_array_equal(fast, stock)
+
+
+@pytest.mark.parametrize("kind", ["float", "fixed"])
+def test_network_fast_synapses_equal_stock(kind, random_network, random_fixed_network, spikes_input) -> None:
+    """Whole framed networks (recurrent, soft reset): fast and stock synapses give the same run."""
+    sizes = [8, 10, 7, 3]
+    if kind == "float":
+        network = random_network(2, sizes, recurrent=True, reset="soft")
+    else:
+        network = random_fixed_network(2, sizes, recurrent=True, reset="soft", weight_exp=-1)
+    x = spikes_input(3, 12, 3, sizes[0])
+    stock = simulate_lava(network, x, synapse="stock")
+    fast = simulate_lava(network, x, synapse="fast")
+    for stock_spikes, fast_spikes in zip(stock.spikes, fast.spikes):
+        assert stock_spikes.sum() > 0
+        assert bool((stock_spikes == fast_spikes).all())
+    if kind == "float":
+        np.testing.assert_allclose(fast.readout.numpy(), stock.readout.numpy(), rtol=0, atol=1e-12)
+    else:
+        np.testing.assert_array_equal(fast.readout.numpy(), stock.readout.numpy())
