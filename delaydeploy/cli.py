@@ -93,7 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise DelayDeployError(f"{args.artifact}: --continuous needs a checkpoint")
         from delaydeploy.checkpoint import Checkpoint
 
-        config = dataclasses.replace(artifact.checkpoint.config, semantics=semantics, tail_steps=None)
+        config = dataclasses.replace(artifact.checkpoint.config, semantics=semantics)
         model = Checkpoint(config, artifact.checkpoint.state_dict, source=str(args.artifact)).build_model()
         with torch.no_grad():
             out = model(torch.as_tensor(x, dtype=next(model.parameters()).dtype))

@@ -52,20 +52,20 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
+        if self.delay_stages is not None:
+            self.delay_stages = tuple(bool(flag) for flag in self.delay_stages)
+        if self.recurrent_layers is not None:
+            self.recurrent_layers = tuple(bool(flag) for flag in self.recurrent_layers)
         stages = len(self.hidden_sizes) + 1
-        if self.delay_stages is None:
-            self.delay_stages = (True,) * stages
-        if self.recurrent_layers is None:
-            self.recurrent_layers = (False,) * len(self.hidden_sizes)
-        self.delay_stages = tuple(bool(flag) for flag in self.delay_stages)
-        self.recurrent_layers = tuple(bool(flag) for flag in self.recurrent_layers)
         problems = []
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             problems.append(f"hidden_sizes = {self.hidden_sizes} needs at least one layer of size >= 1")
-        if len(self.delay_stages) != stages:
-            problems.append(f"delay_stages has {len(self.delay_stages)} entries, expected {stages} (hidden layers + readout)")
-        if len(self.recurrent_layers) != len(self.hidden_sizes):
-            problems.append(f"recurrent_layers has {len(self.recurrent_layers)} entries, expected {len(self.hidden_sizes)}")
+        if len(self.stage_has_delays) != stages:
+            problems.append(f"delay_stages has {len(self.stage_has_delays)} entries, expected {stages} "
+                            "(hidden layers + readout)")
+        if len(self.layer_is_recurrent) != len(self.hidden_sizes):
+            problems.append(f"recurrent_layers has {len(self.layer_is_recurrent)} entries, "
+                            f"expected {len(self.hidden_sizes)}")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             problems.append(f"kernel_size = {self.kernel_size} must be odd and >= 1 (delays 0..K-1)")
         if not self.tau > 1.0:
@@ -76,21 +76,38 @@ class NetworkConfig:
             problems.append(f"delays = {self.delays!r} must be one of {DELAY_MODES}")
         if self.semantics not in SEMANTICS:
             problems.append(f"semantics = {self.semantics!r} must be one of {SEMANTICS}")
-        if self.semantics == "official" and self.tail_steps not in (None, self.official_tail * self.num_delay_stages):
-            problems.append("official semantics fixes tail_steps to one half kernel per delay stage")
+        if self.semantics == "official" and self.tail_steps is not None:
+            problems.append("official semantics fixes the tail to one half kernel per delay stage")
+        if self.tail_steps is not None and self.tail_steps < 0:
+            problems.append(f"tail_steps = {self.tail_steps} must be >= 0")
         if self.input_kind not in ("binary", "counts", "analog"):
             problems.append(f"input_kind = {self.input_kind!r} must be binary, counts or analog")
         if not 0 <= self.max_recurrent_delay:
             problems.append(f"max_recurrent_delay = {self.max_recurrent_delay} must be >= 0")
         if problems:
             raise ValueError("invalid network configuration: " + "; ".join(problems))
-        if self.tail_steps is None:
-            self.tail_steps = ((self.kernel_size - 1) // 2) * self.num_delay_stages
+
+    @property
+    def stage_has_delays(self) -> tuple[bool, ...]:
+        """Per synaptic stage (hidden layers, then readout): DCLS delays or a plain linear map."""
+        if self.delays == "none":
+            return (False,) * (len(self.hidden_sizes) + 1)
+        return self.delay_stages if self.delay_stages is not None else (True,) * (len(self.hidden_sizes) + 1)
+
+    @property
+    def layer_is_recurrent(self) -> tuple[bool, ...]:
+        """Per hidden layer: DelRec recurrent delays or not."""
+        return self.recurrent_layers if self.recurrent_layers is not None else (False,) * len(self.hidden_sizes)
 
     @property
     def num_delay_stages(self) -> int:
         """Synaptic stages that carry feedforward delays (0 when ``delays == 'none'``)."""
-        return 0 if self.delays == "none" else sum(self.delay_stages)
+        return sum(self.stage_has_delays)
+
+    @property
+    def tail(self) -> int:
+        """Zero steps appended to every input: ``tail_steps``, or one half kernel per delay stage."""
+        return self.official_tail * self.num_delay_stages if self.tail_steps is None else self.tail_steps
 
     @property
     def official_tail(self) -> int:

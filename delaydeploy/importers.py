@@ -24,21 +24,41 @@ from delaydeploy.errors import CheckpointError
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-def _take(state: dict[str, Any], key: str, source: str) -> torch.Tensor:
-    if key not in state:
-        raise CheckpointError(f"{source}: expected key {key!r} is missing (wrong preset, --hidden or --layers?)")
-    value = state.pop(key)
-    if not isinstance(value, torch.Tensor):
-        raise CheckpointError(f"{source}: {key} is not a tensor")
-    return value.detach()
+class _Conversion:
+    """Moves official entries to our keys, remembering where each came from for error messages."""
 
+    def __init__(self, state: dict[str, Any], source: str) -> None:
+        self.remaining = dict(state)
+        self.source = source
+        self.converted: dict[str, torch.Tensor] = {}
+        self.origin: dict[str, str] = {}
 
-def _check_consumed(state: dict[str, Any], source: str) -> None:
-    if state:
-        keys = sorted(state)
-        raise CheckpointError(
-            f"{source}: unexpected keys {keys[:6]}{'...' if len(keys) > 6 else ''} (wrong preset, --hidden or --layers?)"
-        )
+    def take(self, ours: str, theirs: str) -> None:
+        if theirs not in self.remaining:
+            raise CheckpointError(
+                f"{self.source}: expected key {theirs!r} is missing (wrong preset, --hidden or --layers?)"
+            )
+        value = self.remaining.pop(theirs)
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{self.source}: {theirs} is not a tensor")
+        self.converted[ours] = value.detach()
+        self.origin[ours] = theirs
+
+    def finish(self, config: NetworkConfig, preset: str) -> Checkpoint:
+        """The checkpoint, after checking nothing is left over and every shape fits the preset."""
+        if self.remaining:
+            keys = sorted(self.remaining)
+            raise CheckpointError(f"{self.source}: unexpected keys {keys[:6]}{'...' if len(keys) > 6 else ''} "
+                                  "(wrong preset, --hidden or --layers?)")
+        checkpoint = Checkpoint(config, self.converted, {}, package_versions(), preset, None, source=self.source)
+        try:
+            checkpoint.build_model()
+        except CheckpointError as error:
+            message = str(error)
+            for ours, theirs in sorted(self.origin.items(), key=lambda item: -len(item[0])):
+                message = message.replace(ours, theirs)
+            raise CheckpointError(f"{message} (preset {preset!r})") from None
+        return checkpoint
 
 
 def _config(preset: str, hidden: int | None, layers: int | None, **changes: Any) -> NetworkConfig:
@@ -46,7 +66,7 @@ def _config(preset: str, hidden: int | None, layers: int | None, **changes: Any)
     sizes = network.hidden_sizes
     count = len(sizes) if layers is None else layers
     size = sizes[0] if hidden is None else hidden
-    if count != len(sizes) and (network.recurrent_layers != (False,) * len(sizes) or len(set(network.delay_stages)) > 1):
+    if count != len(sizes) and (network.recurrent_layers is not None or network.delay_stages is not None):
         raise CheckpointError(f"preset {preset!r} fixes the layer count to {len(sizes)}")
     return dataclasses.replace(network, hidden_sizes=(size,) * count, **changes)
 
@@ -54,8 +74,8 @@ def _config(preset: str, hidden: int | None, layers: int | None, **changes: Any)
 def import_snn_delays(state: dict[str, Any], preset: str, *, hidden: int | None = None, layers: int | None = None,
                       source: str = "<state_dict>") -> Checkpoint:
     """Convert an official SNN-delays ``state_dict`` to a delaydeploy checkpoint."""
-    state = dict(state)
-    config = _config(preset, hidden, layers, semantics="official", tail_steps=None)
+    conversion = _Conversion(state, source)
+    config = _config(preset, hidden, layers, semantics="official")
     has_norm = any(key.endswith("running_mean") for key in state)
     if has_norm != config.batchnorm:
         raise CheckpointError(
@@ -63,43 +83,38 @@ def import_snn_delays(state: dict[str, Any], preset: str, *, hidden: int | None 
             f"{'present' if config.batchnorm else 'absent'}"
         )
     stride = 4 if has_norm else 3
-    converted: dict[str, torch.Tensor] = {}
     stages = [(f"blocks.{l}.synapses", l * stride) for l in range(len(config.hidden_sizes))]
     stages.append(("readout", len(config.hidden_sizes) * stride))
     for ours, index in stages:
         for name in ("weight", "P", "SIG"):
-            converted[f"{ours}.dcls.{name}"] = _take(state, f"model.{index}.{name}", source)
+            conversion.take(f"{ours}.dcls.{name}", f"model.{index}.{name}")
         if config.bias:
-            converted[f"{ours}.dcls.bias"] = _take(state, f"model.{index}.bias", source)
+            conversion.take(f"{ours}.dcls.bias", f"model.{index}.bias")
     if has_norm:
         for l in range(len(config.hidden_sizes)):
             for name in _BN_KEYS:
-                converted[f"blocks.{l}.norm.{name}"] = _take(state, f"model.{l * stride + 1}.{name}", source)
-    _check_consumed(state, source)
-    checkpoint = Checkpoint(config, converted, {}, package_versions(), preset, None, source=source)
-    checkpoint.build_model()
-    return checkpoint
+                conversion.take(f"blocks.{l}.norm.{name}", f"model.{l * stride + 1}.{name}")
+    return conversion.finish(config, preset)
 
 
 def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = None, layers: int | None = None,
                   source: str = "<state_dict>") -> Checkpoint:
     """Convert an official DelRec ``state_dict`` to a delaydeploy checkpoint (sigma = 0)."""
-    state = dict(state)
+    conversion = _Conversion(state, source)
     config = _config(preset, hidden, layers)
     stride = 5 if config.batchnorm else 4
-    converted: dict[str, torch.Tensor] = {}
 
     def synapses(ours: str, index: int, stage: int) -> None:
-        if config.delays != "none" and config.delay_stages[stage]:
+        if config.stage_has_delays[stage]:
             for name in ("weight", "P"):
-                converted[f"{ours}.dcls.{name}"] = _take(state, f"layers.{index}.{name}", source)
-            converted[f"{ours}.dcls.SIG"] = torch.zeros_like(converted[f"{ours}.dcls.P"])
+                conversion.take(f"{ours}.dcls.{name}", f"layers.{index}.{name}")
+            conversion.converted[f"{ours}.dcls.SIG"] = torch.zeros_like(conversion.converted[f"{ours}.dcls.P"])
             prefix = f"{ours}.dcls"
         else:
-            converted[f"{ours}.weight"] = _take(state, f"layers.{index}.weight", source)
+            conversion.take(f"{ours}.weight", f"layers.{index}.weight")
             prefix = ours
         if config.bias:
-            converted[f"{prefix}.bias"] = _take(state, f"layers.{index}.bias", source)
+            conversion.take(f"{prefix}.bias", f"layers.{index}.bias")
 
     for l in range(len(config.hidden_sizes)):
         base = l * stride
@@ -107,18 +122,15 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
         synapses(f"{ours}.synapses", base, l)
         if config.batchnorm:
             for name in _BN_KEYS:
-                converted[f"{ours}.norm.{name}"] = _take(state, f"layers.{base + 1}.{name}", source)
+                conversion.take(f"{ours}.norm.{name}", f"layers.{base + 1}.{name}")
         neuron_index = base + (2 if config.batchnorm else 1)
-        if config.recurrent_layers[l]:
-            converted[f"{ours}.neuron.recurrent_weights"] = _take(state, f"layers.{neuron_index}.recurrent_weights", source)
-            converted[f"{ours}.neuron.recurrent_delays"] = _take(state, f"layers.{neuron_index}.recurrent_delays", source)
-            converted[f"{ours}.neuron.sigma"] = torch.zeros(())
-            state.pop(f"layers.{neuron_index}.p_spread", None)  # spread width: irrelevant at sigma = 0
+        if config.layer_is_recurrent[l]:
+            for name in ("recurrent_weights", "recurrent_delays"):
+                conversion.take(f"{ours}.neuron.{name}", f"layers.{neuron_index}.{name}")
+            conversion.converted[f"{ours}.neuron.sigma"] = torch.zeros(())
+            conversion.remaining.pop(f"layers.{neuron_index}.p_spread", None)  # spread width: moot at sigma = 0
     synapses("readout", len(config.hidden_sizes) * stride, len(config.hidden_sizes))
-    _check_consumed(state, source)
-    checkpoint = Checkpoint(config, converted, {}, package_versions(), preset, None, source=source)
-    checkpoint.build_model()
-    return checkpoint
+    return conversion.finish(config, preset)
 
 
 IMPORTERS = {"snn-delays": import_snn_delays, "delrec": import_delrec}

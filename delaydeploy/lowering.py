@@ -61,4 +61,4 @@ def lower(model: DelaySNN, metadata: dict[str, str | int | float | bool] | None 
                   "training_semantics": config.semantics}
     provenance.update(metadata or {})
     return Network(config.input_size, layers, readout, input_kind=config.input_kind, dt=config.dt,
-                   tail_steps=config.tail_steps, metadata=provenance)
+                   tail_steps=config.tail, metadata=provenance)

@@ -38,7 +38,7 @@ def make_lif(config: NetworkConfig, *, threshold: float | None = None, step_mode
 
 
 def _synapses(config: NetworkConfig, stage: int, in_features: int, out_features: int) -> nn.Module:
-    if config.delays == "none" or not config.delay_stages[stage]:
+    if not config.stage_has_delays[stage]:
         return Linear(in_features, out_features, bias=config.bias)
     right = config.official_tail if config.semantics == "official" else 0
     return DelayLinear(in_features, out_features, config.kernel_size, right_padding=right, bias=config.bias,
@@ -60,7 +60,7 @@ class HiddenBlock(nn.Module):
         size = config.hidden_sizes[index]
         self.synapses = _synapses(config, index, in_features, size)
         self.norm = TimeBatchNorm(size) if config.batchnorm else nn.Identity()
-        if config.recurrent_layers[index]:
+        if config.layer_is_recurrent[index]:
             self.neuron = RecurrentDelayLIF(size, lambda step_mode: make_lif(config, step_mode=step_mode),
                                             max_delay=config.max_recurrent_delay, dropout=config.recurrent_dropout)
         else:
@@ -100,8 +100,8 @@ class DelaySNN(nn.Module):
 
     def forward(self, x: torch.Tensor, rounded: bool = False) -> SNNOutput:
         """Run on ``x`` ``[T, B, input_size]``; ``rounded`` uses the deployed integer delays."""
-        if self.config.semantics == "streaming" and self.config.tail_steps:
-            x = nn.functional.pad(x, (0, 0, 0, 0, 0, self.config.tail_steps))
+        if self.config.semantics == "streaming" and self.config.tail:
+            x = nn.functional.pad(x, (0, 0, 0, 0, 0, self.config.tail))
         all_spikes = []
         for block in self.blocks:
             spikes, x = block(x, rounded)

@@ -225,7 +225,7 @@ def train_preset(
     from delaydeploy.errors import DatasetError
 
     preset = get_preset(preset_name)
-    network = preset.network if delays is None else dataclasses.replace(preset.network, delays=delays, tail_steps=None)
+    network = preset.network if delays is None else dataclasses.replace(preset.network, delays=delays)
     changes = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed))
                if value is not None}
     config = dataclasses.replace(preset.train, **changes)

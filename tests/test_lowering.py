@@ -85,7 +85,7 @@ def test_recurrent_delays_are_per_presynaptic_neuron():
 
 
 def test_round_delays_makes_recurrent_continuous_equal_rounded():
-    config = dataclasses.replace(CONFIGS["delrec_soft_reset"], delays="none", tail_steps=None)
+    config = dataclasses.replace(CONFIGS["delrec_soft_reset"], delays="none")
     model = _trained_like(config, seed=4)
     model.set_recurrent_sigma(2.0)
     x = torch.bernoulli(torch.full((20, 3, 10), 0.3, dtype=torch.float64))
