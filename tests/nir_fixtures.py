@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nir
 import numpy as np
 from hypothesis import strategies as st
 
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
+from exporters.nir import EULER_DT
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 SHD_SMALL = CONFORMANCE / "snn_delays_shd_small.npz"
@@ -69,22 +71,28 @@ def delrec() -> tuple[Network, np.ndarray, np.lib.npyio.NpzFile]:
 
 
 @st.composite
-def random_networks(draw: st.DrawFn, max_delay: int = 62) -> tuple[Network, np.ndarray]:
+def random_networks(draw: st.DrawFn, max_delay: int = 62, distinct_delays: int | None = None) -> tuple[Network, np.ndarray]:
     """A random IR network and an input for it.
 
-    Hypothesis draws the structure (sizes, delays range, recurrence, neuron rules, input
+    Hypothesis draws the structure (sizes, delay values, recurrence, neuron rules, input
     kind); the float values come from a seeded generator, so that no membrane lands exactly
-    on a threshold (ties would compare float rounding, not semantics).
+    on a threshold (ties would compare float rounding, not semantics). ``distinct_delays``
+    caps the number of distinct delay values per network (each is one NIR branch).
     """
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     sizes = draw(st.lists(st.integers(1, 12), min_size=2, max_size=4))  # input, 1-3 hidden
     classes = draw(st.integers(1, 6))
-    delay_cap = draw(st.sampled_from([0, 3, max_delay]))
+    if distinct_delays is None:
+        delay_cap = draw(st.sampled_from([0, 3, max_delay]))
+        values = np.arange(delay_cap + 1)
+    else:
+        values = np.array(sorted(draw(st.sets(st.integers(0, max_delay), min_size=1, max_size=distinct_delays))))
+        delay_cap = int(values.max())
     input_kind = draw(st.sampled_from(["binary", "counts", "analog"]))
 
     def synapses(out: int, inp: int) -> tuple[np.ndarray, np.ndarray]:
-        weights = rng.normal(0.0, 1.5 / np.sqrt(inp), (out, inp))
-        return weights, rng.integers(0, delay_cap + 1, (out, inp))
+        weights = rng.normal(0.4, 1.5, (out, inp)) / np.sqrt(inp)
+        return weights, rng.choice(values, (out, inp))
 
     layers = []
     for index, (inp, out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -99,7 +107,7 @@ def random_networks(draw: st.DrawFn, max_delay: int = 62) -> tuple[Network, np.n
         if draw(st.booleans()):
             rec_weights, rec_delays = synapses(out, out)
             recurrent = dict(recurrent_weights=rec_weights, recurrent_delays=rec_delays)
-        layers.append(SpikingLayer(f"layer{index}", weights, delays, rng.normal(0.0, 0.3, out), neuron,
+        layers.append(SpikingLayer(f"layer{index}", weights, delays, rng.normal(0.1, 0.3, out), neuron,
                                    official_tail=draw(st.integers(0, 3)), **recurrent))
     weights, delays = synapses(classes, sizes[-1])
     readout = Readout("readout", weights, delays, rng.normal(0.0, 0.3, classes), float(rng.uniform(1.0, 10.0)))
@@ -113,3 +121,44 @@ def random_networks(draw: st.DrawFn, max_delay: int = 62) -> tuple[Network, np.n
     else:
         x = rng.normal(0.5, 1.0, (steps, batch, sizes[0]))
     return network, x
+
+
+def lif_node(size: int, tau_steps: float, threshold: float, r: float | None = None, dt: float = EULER_DT) -> nir.LIF:
+    """A LIF population in the Euler convention (``r = tau_steps`` unless given)."""
+    return nir.LIF(tau=np.full(size, tau_steps * dt), r=np.full(size, tau_steps if r is None else r),
+                   v_leak=np.zeros(size), v_threshold=np.full(size, threshold), v_reset=np.zeros(size))
+
+
+def li_node(size: int, tau_steps: float) -> nir.LI:
+    """An LI readout in the Euler convention."""
+    return nir.LI(tau=np.full(size, tau_steps * EULER_DT), r=np.full(size, tau_steps), v_leak=np.zeros(size))
+
+
+def third_party_graph(hidden: nir.NIRNode | None = None, *extra: nir.NIRNode) -> nir.NIRGraph:
+    """``Input -> Affine -> LIF -> Linear -> LI -> Output`` (nir's own naming), no metadata."""
+    rng = np.random.default_rng(7)
+    return nir.NIRGraph.from_list(
+        nir.Affine(weight=rng.normal(size=(4, 3)), bias=rng.normal(0, 0.2, 4)),
+        hidden if hidden is not None else lif_node(4, 2.0, 0.8),
+        nir.Linear(weight=rng.normal(size=(2, 4))),
+        *extra,
+        li_node(2, 3.0),
+    )
+
+
+def delays_on_both_sides_graph() -> nir.NIRGraph:
+    """Per-element Delay nodes before (per input) and after (per output) the weights, bias apart."""
+    nodes = {
+        "in": nir.Input(input_type=np.array([3])),
+        "pre": nir.Delay(delay=np.array([0.0, 1.0, 2.0]) * EULER_DT),
+        "w": nir.Linear(weight=np.random.default_rng(3).normal(size=(2, 3))),
+        "post": nir.Delay(delay=np.array([0.0, 10.0]) * EULER_DT),
+        "bias": nir.Affine(weight=np.zeros((2, 3)), bias=np.array([0.1, 0.2])),
+        "lif": lif_node(2, 1.5, 1.0),
+        "ro": nir.Linear(weight=np.ones((1, 2))),
+        "li": li_node(1, 2.0),
+        "out": nir.Output(output_type=np.array([1])),
+    }
+    edges = [("in", "pre"), ("pre", "w"), ("w", "post"), ("post", "lif"), ("in", "bias"), ("bias", "lif"),
+             ("lif", "ro"), ("ro", "li"), ("li", "out")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)

@@ -12,7 +12,7 @@ from delaydeploy.errors import NIRFormatError
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.reference import simulate
 from exporters.nir import EULER_DT, network_to_nir, nir_to_network, read_nir, write_nir
-from nir_fixtures import delrec, random_networks, shd_small
+from nir_fixtures import delays_on_both_sides_graph, delrec, li_node, lif_node, random_networks, shd_small, third_party_graph
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -142,27 +142,6 @@ def test_random_round_trip_is_exact(case, tmp_path) -> None:
 
 
 # --------------------------------------------------------------------------- third-party graphs
-def _lif(size: int, tau_steps: float, threshold: float, r: float | None = None, dt: float = EULER_DT) -> nir.LIF:
-    return nir.LIF(tau=np.full(size, tau_steps * dt), r=np.full(size, tau_steps if r is None else r),
-                   v_leak=np.zeros(size), v_threshold=np.full(size, threshold), v_reset=np.zeros(size))
-
-
-def _li(size: int, tau_steps: float) -> nir.LI:
-    return nir.LI(tau=np.full(size, tau_steps * EULER_DT), r=np.full(size, tau_steps), v_leak=np.zeros(size))
-
-
-def third_party_graph(hidden: nir.NIRNode | None = None, *extra: nir.NIRNode) -> nir.NIRGraph:
-    """``Input -> Affine -> LIF -> Linear -> LI -> Output`` (nir's own naming), no metadata."""
-    rng = np.random.default_rng(7)
-    return nir.NIRGraph.from_list(
-        nir.Affine(weight=rng.normal(size=(4, 3)), bias=rng.normal(0, 0.2, 4)),
-        hidden if hidden is not None else _lif(4, 2.0, 0.8),
-        nir.Linear(weight=rng.normal(size=(2, 4))),
-        *extra,
-        _li(2, 3.0),
-    )
-
-
 def test_third_party_chain_imports() -> None:
     graph = third_party_graph()
     network = nir_to_network(graph)
@@ -177,7 +156,7 @@ def test_third_party_chain_imports() -> None:
 
 def test_resistance_is_folded_into_weights() -> None:
     plain = nir_to_network(third_party_graph())
-    scaled = nir_to_network(third_party_graph(_lif(4, 2.0, 0.8, r=1.0)))  # gain r / tau_steps = 0.5
+    scaled = nir_to_network(third_party_graph(lif_node(4, 2.0, 0.8, r=1.0)))  # gain r / tau_steps = 0.5
     assert np.allclose(scaled.layers[0].weights, plain.layers[0].weights * 0.5, rtol=1e-14)
     assert np.allclose(scaled.layers[0].bias, plain.layers[0].bias * 0.5, rtol=1e-14)
 
@@ -191,24 +170,10 @@ def test_cuba_lif_with_instantaneous_current_is_a_lif() -> None:
 
 
 def test_delays_on_either_side_of_the_weights() -> None:
-    rng = np.random.default_rng(3)
-    weights = rng.normal(size=(2, 3))
-    nodes = {
-        "in": nir.Input(input_type=np.array([3])),
-        "pre": nir.Delay(delay=np.array([0.0, 1.0, 2.0]) * EULER_DT),  # per input element
-        "w": nir.Linear(weight=weights),
-        "post": nir.Delay(delay=np.array([0.0, 10.0]) * EULER_DT),  # per output element
-        "bias": nir.Affine(weight=np.zeros((2, 3)), bias=np.array([0.1, 0.2])),
-        "lif": _lif(2, 1.5, 1.0),
-        "ro": nir.Linear(weight=np.ones((1, 2))),
-        "li": _li(1, 2.0),
-        "out": nir.Output(output_type=np.array([1])),
-    }
-    edges = [("in", "pre"), ("pre", "w"), ("w", "post"), ("post", "lif"), ("in", "bias"), ("bias", "lif"),
-             ("lif", "ro"), ("ro", "li"), ("li", "out")]
-    layer = nir_to_network(nir.NIRGraph(nodes=nodes, edges=edges)).layers[0]
+    graph = delays_on_both_sides_graph()
+    layer = nir_to_network(graph).layers[0]
     assert np.array_equal(layer.delays, [[0, 1, 2], [10, 11, 12]])
-    assert np.array_equal(layer.weights, weights) and np.array_equal(layer.bias, [0.1, 0.2])
+    assert np.array_equal(layer.weights, graph.nodes["w"].weight) and np.array_equal(layer.bias, [0.1, 0.2])
 
 
 # --------------------------------------------------------------------------- errors
@@ -238,8 +203,8 @@ def test_fractional_delay_is_named_with_its_value() -> None:
 
 
 def test_shape_mismatch_names_both_nodes() -> None:
-    graph = nir.NIRGraph.from_list(nir.Affine(weight=np.ones((4, 3)), bias=np.zeros(4)), _lif(5, 2.0, 1.0),
-                                   nir.Linear(weight=np.ones((2, 5))), _li(2, 2.0), type_check=False)
+    graph = nir.NIRGraph.from_list(nir.Affine(weight=np.ones((4, 3)), bias=np.zeros(4)), lif_node(5, 2.0, 1.0),
+                                   nir.Linear(weight=np.ones((2, 5))), li_node(2, 2.0), type_check=False)
     message = _error(graph)
     assert "'affine'" in message and "'lif'" in message and "(4,)" in message and "(5,)" in message
 
@@ -250,7 +215,7 @@ def test_shape_mismatch_names_both_nodes() -> None:
         (nir.CubaLIF(tau_syn=np.full(4, 5 * EULER_DT), tau_mem=np.full(4, 2 * EULER_DT), r=np.full(4, 2.0),
                      v_leak=np.zeros(4), v_threshold=np.ones(4)), ["'cubalif'", "tau_syn"]),
         (nir.IF(r=np.ones(4), v_threshold=np.ones(4)), ["'if'", "IF", "tau = infinity"]),
-        (_lif(4, 0.5, 1.0), ["'lif'", "0.5 steps", ">= 1 step"]),
+        (lif_node(4, 0.5, 1.0), ["'lif'", "0.5 steps", ">= 1 step"]),
         (nir.LIF(tau=np.full(4, 2e-4), r=np.full(4, 2.0), v_leak=np.full(4, 0.1), v_threshold=np.ones(4)),
          ["'lif'", "v_leak"]),
         (nir.LIF(tau=np.full(4, 2e-4), r=np.full(4, 2.0), v_leak=np.zeros(4), v_threshold=np.ones(4),
@@ -279,7 +244,7 @@ def test_structural_errors() -> None:
     assert "one delay per synapse" in _error(graph)
 
     graph = third_party_graph()  # a second LIF side by side is no chain
-    graph.nodes["lif2"] = _lif(4, 2.0, 1.0)
+    graph.nodes["lif2"] = lif_node(4, 2.0, 1.0)
     graph.nodes["w3"] = nir.Linear(weight=np.ones((4, 3)))
     graph.edges += [("input", "w3"), ("w3", "lif2")]
     assert "chain" in _error(graph)
