@@ -10,6 +10,7 @@ import pytest
 from delaydeploy.errors import IRValidationError
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
+from helpers import make_network
 from delaydeploy.ir_file import (
     fixed_network_from_bytes,
     fixed_network_to_bytes,
@@ -18,18 +19,6 @@ from delaydeploy.ir_file import (
     network_to_bytes,
     save_network,
 )
-
-
-def make_network(seed: int = 0, recurrent: bool = True) -> Network:
-    rng = np.random.default_rng(seed)
-    neuron = LIFNeuron(tau=2.0, threshold=1.0, reset="soft", threshold_rule=">")
-    hidden0 = SpikingLayer("hidden0", rng.normal(size=(5, 3)), rng.integers(0, 7, (5, 3)), rng.normal(size=5), neuron)
-    hidden1 = SpikingLayer("hidden1", rng.normal(size=(4, 5)), rng.integers(0, 7, (4, 5)), np.zeros(4), neuron,
-                           rng.normal(size=(4, 4)) if recurrent else None,
-                           rng.integers(0, 3, (4, 4)) if recurrent else None)
-    readout = Readout("readout", rng.normal(size=(2, 4)), rng.integers(0, 7, (2, 4)), rng.normal(size=2), tau=3.0)
-    return Network(3, [hidden0, hidden1], readout, input_kind="counts", dt=0.01, tail_steps=6,
-                   metadata={"source": "test", "kernel_size": 7})
 
 
 def _assert_networks_equal(a: Network, b: Network) -> None:
