@@ -22,7 +22,7 @@ distinct ``e``: ``lif -> Delay(e * dt) -> Linear(R * [E == e]) -> lif`` (no Dela
 Latency convention (graph metadata ``recurrent_latency_steps = 1``): a cycle through a
 neuron takes one step by itself, so a cycle whose Delay nodes add ``e`` steps delivers a
 spike ``1 + e`` steps after it was emitted. This is how nirtorch executes a cycle (the
-edge back into the neuron carries the previous step's output) and how Loihi's synapses work.
+edge back into the neuron carries the previous step's output) and what Lava's Dense does.
 
 What NIR cannot say is kept in metadata (consumers must not rely on it; our reader does):
 graph ``delaydeploy_format``/``delaydeploy_format_version`` (marker), ``dt_seconds`` (the
@@ -37,10 +37,11 @@ only where a synapse has weight exactly 0 but a delay (which no Linear can carry
 The reader also accepts third-party graphs made of Input, Output, Affine, Linear, Delay,
 LIF, CubaLIF (only with ``tau_syn = dt``: an instantaneous current, updated before the
 membrane in the same step), LI (the readout) and I (only as ``r = 1/dt`` running sum after
-the readout), as long as they form the IR's chain. Without metadata it uses ``dt = 1e-4``
-(or graph metadata ``euler_dt_seconds``/``dt``), NIR's ``>`` threshold rule and hard reset;
-an ``r`` other than ``tau/dt`` is folded into the incoming weights and bias as the Euler
-input gain ``r * dt / tau``.
+the readout), as long as they form the IR's chain (Delay nodes may sit before the weights,
+per input, or after them, per output). Without metadata it uses ``dt = 1e-4`` (or graph
+metadata ``euler_dt_seconds``/``dt``), NIR's ``>`` threshold rule, hard reset and input kind
+``"analog"``; an ``r`` other than ``tau/dt`` is folded into the incoming weights and bias as
+the Euler input gain ``r * dt / tau``.
 """
 
 from __future__ import annotations
@@ -145,7 +146,9 @@ def network_to_nir(network: Network) -> nir.NIRGraph:
                 metadata["zero_weight_recurrent_delays"] = lost
         source = lif
     readout, size = network.readout, network.readout.size
-    branch_nodes, branch_edges = _branches("readout", source, "readout.li", readout.weights, readout.delays, readout.bias)
+    branch_nodes, branch_edges = _branches(
+        "readout", source, "readout.li", readout.weights, readout.delays, readout.bias
+    )
     nodes.update(branch_nodes)
     edges += branch_edges
     nodes["readout.li"] = nir.LI(
@@ -365,9 +368,13 @@ class _Reader:
             self.used.add(name)
             matrix = np.asarray(node.weight, dtype=np.float64)
             if weights is not None:
-                raise self.fail(f"nodes {name!r} and {consumer!r} are two weight nodes in series; the IR has one per synapse")
+                raise self.fail(
+                    f"nodes {name!r} and {consumer!r} are two weight nodes in series; the IR has one per synapse"
+                )
             if matrix.ndim != 2:
-                raise self.fail(f"node {name!r} ({type(node).__name__}) has weight shape {matrix.shape}; expected [out, in]")
+                raise self.fail(
+                    f"node {name!r} ({type(node).__name__}) has weight shape {matrix.shape}; expected [out, in]"
+                )
             if matrix.shape[0] != post.size:
                 raise self._mismatch(name, matrix.shape[0], consumer, post.size)
             offset = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else np.zeros(post.size)
@@ -394,7 +401,9 @@ class _Reader:
                 "synapses (the readout must be last)"
             )
 
-    def fuse(self, target: str, branches: list[_Branch], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def fuse(
+        self, target: str, branches: list[_Branch], shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sum branches into one ``(W, D, bias)``; a synapse used at two different delays is an error."""
         weights, delays = np.zeros(shape), np.zeros(shape, np.int64)
         claimed = np.zeros(shape, bool)
@@ -503,8 +512,8 @@ class _Reader:
         if not chain or not isinstance(nodes[chain[-1]], nir.LI):
             raise self.fail(f"the chain {[inputs[0], *chain]} does not end in an LI readout")
         stray = [name for name in neurons if name not in chain]
-        if stray or any(isinstance(nodes[name], nir.LI) for name in chain[:-1]):
-            raise self.fail(f"neuron nodes {stray or chain[:-1]} are not on one chain from the input to the readout")
+        if stray:
+            raise self.fail(f"neuron nodes {stray} are not on one chain from the input to the readout")
         end = chain[-1]
         output_feeds = self.inputs[outputs[0]]
         if len(output_feeds) == 1 and isinstance(nodes[output_feeds[0]], nir.I):
@@ -525,7 +534,9 @@ class _Reader:
             raise self.fail(f"nodes {unused} are not on a path from the input to the readout")
         return chain, incoming
 
-    def stage(self, name: str, in_size: int, forward: list[_Branch]) -> tuple[_Neuron, np.ndarray, np.ndarray, np.ndarray]:
+    def stage(
+        self, name: str, in_size: int, forward: list[_Branch]
+    ) -> tuple[_Neuron, np.ndarray, np.ndarray, np.ndarray]:
         """Neuron constants and fused feedforward ``(W, D, bias)`` (gain folded) of one stage."""
         neuron = self.neuron(name)
         weights, delays, bias = self.fuse(name, forward, (node_size(name, self.nodes[name], self.where), in_size))

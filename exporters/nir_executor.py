@@ -20,7 +20,8 @@ at the *previous* call (zeros at the first), which is exactly the IR's one-step 
 latency. nirtorch sums a node's inputs in the iteration order of a ``set``, so the rounding
 of that sum may differ between processes (by ~1e-16).
 
-Nothing here uses :mod:`delaydeploy.reference`: agreement between the two is the test.
+Only the result type :class:`~delaydeploy.reference.Simulation` comes from the reference
+simulator, none of its dynamics: agreement between the two is the test.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class _Delay(torch.nn.Module):
 
 
 class _Integrator(torch.nn.Module):
-    """``LI`` (leaky, ``tau`` given) or ``I`` (``tau`` None): ``v += dt/tau * ((v_leak - v) + r x)`` or ``v += dt r x``."""
+    """``LI``: ``v += dt/tau * ((v_leak - v) + r x)``; ``I``: ``v += dt * r * x``. Output and state: ``v``."""
 
     def __init__(self, node: nir.LI | nir.I, dt: float) -> None:
         super().__init__()

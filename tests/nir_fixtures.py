@@ -31,7 +31,8 @@ def _bn_scale(state: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np
 def shd_small() -> tuple[Network, np.ndarray, np.lib.npyio.NpzFile]:
     """The SNN-delays conformance model (rounded delays, BatchNorm folded), its input and the archive."""
     data = np.load(SHD_SMALL)
-    state = {key[len("state_disc/"):]: data[key].astype(np.float64) for key in data.files if key.startswith("state_disc/")}
+    prefix = "state_disc/"
+    state = {key[len(prefix):]: data[key].astype(np.float64) for key in data.files if key.startswith(prefix)}
     tau = float(data["meta/tau"])
     layers = []
     for index, (synapses, norm) in enumerate([(0, 1), (4, 5)]):
@@ -71,7 +72,9 @@ def delrec() -> tuple[Network, np.ndarray, np.lib.npyio.NpzFile]:
 
 
 @st.composite
-def random_networks(draw: st.DrawFn, max_delay: int = 62, distinct_delays: int | None = None) -> tuple[Network, np.ndarray]:
+def random_networks(
+    draw: st.DrawFn, max_delay: int = 62, distinct_delays: int | None = None
+) -> tuple[Network, np.ndarray]:
     """A random IR network and an input for it.
 
     Hypothesis draws the structure (sizes, delay values, recurrence, neuron rules, input

