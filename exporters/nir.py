@@ -594,13 +594,19 @@ def nir_to_network(graph: nir.NIRGraph, source: str = "NIR graph") -> Network:
     nodes = reader.nodes
     input_name = next(name for name, node in nodes.items() if isinstance(node, nir.Input))
     input_size = node_size(input_name, nodes[input_name], source)
+    layers: list[SpikingLayer] = []
+    in_size = input_size
+    for name in chain:
+        try:
+            if name == chain[-1]:
+                readout = reader.readout(name, in_size, incoming[name][0])
+            else:
+                layers.append(reader.layer(name, in_size, *incoming[name]))
+                in_size = layers[-1].size
+        except (IRValidationError, ValueError, TypeError) as error:
+            kind = type(nodes[name]).__name__
+            raise reader.fail(f"node {name!r} ({kind}) is not a valid IR stage: {error}") from error
     try:
-        layers: list[SpikingLayer] = []
-        in_size = input_size
-        for name in chain[:-1]:
-            layers.append(reader.layer(name, in_size, *incoming[name]))
-            in_size = layers[-1].size
-        readout = reader.readout(chain[-1], in_size, incoming[chain[-1]][0])
         metadata = reader.metadata
         input_kind = str(metadata.get("input_kind", "analog"))
         if input_kind not in INPUT_KINDS:
@@ -616,7 +622,7 @@ def nir_to_network(graph: nir.NIRGraph, source: str = "NIR graph") -> Network:
             metadata=ir_metadata,
         )
     except (IRValidationError, ValueError, TypeError, KeyError) as error:
-        raise NIRFormatError(f"{source}: the graph does not form a valid IR: {error}") from error
+        raise reader.fail(f"the graph metadata does not form a valid IR: {error}") from error
 
 
 def read_nir(path: str | os.PathLike) -> Network:

@@ -226,8 +226,10 @@ def test_shape_mismatch_names_both_nodes() -> None:
                  v_reset=np.full(4, -0.5)), ["'lif'", "v_reset"]),
         (nir.LIF(tau=np.array([2e-4, 2e-4, 3e-4, 2e-4]), r=np.full(4, 2.0), v_leak=np.zeros(4),
                  v_threshold=np.ones(4)), ["'lif'", "tau varies"]),
+        (lif_node(4, 2.0, -1.0), ["'lif'", "threshold = -1.0"]),
     ],
-    ids=["cuba_lif_real_tau_syn", "if", "tau_below_one_step", "v_leak", "v_reset", "tau_not_uniform"],
+    ids=["cuba_lif_real_tau_syn", "if", "tau_below_one_step", "v_leak", "v_reset", "tau_not_uniform",
+         "negative_threshold"],
 )
 def test_neurons_the_ir_cannot_represent(neuron, words) -> None:
     message = _error(third_party_graph(neuron))
