@@ -2,9 +2,11 @@
 
 Graph per network: ``RingBuffer`` input -> per stage a ``DelayDense`` (plus a recurrent
 ``DelayDense`` from a layer's spikes back to its own input) -> a :class:`FramedLIF`
-population; the readout is a ``FramedLIF`` that never fires and whose membrane is sent on
-``v_out``. Hidden spikes and the readout membrane leave through Lava ``Extractor`` processes,
-one array per step (``Monitor`` data moves value by value through the runtime: ~30k values/s).
+population; the readout is a ``FramedLIF`` that never fires. Only what is compared is
+recorded: each hidden population probes its spikes, the readout its membrane, and they send
+them to the host in blocks of steps through external pipes. (``Monitor`` data moves value by
+value through the runtime, ~30k values/s; an ``Extractor`` is one more process to synchronise
+every step.)
 
 Time alignment. Every ``DelayDense`` adds one step, the LIF none, and the ring buffer sends
 input row ``t`` at Lava step ``t + 1``; so stage ``k`` (hidden layers 1..L, readout L+1) lags
@@ -30,10 +32,8 @@ from typing import Callable
 import numpy as np
 import torch
 from lava.magma.core.run_conditions import RunSteps
-from lava.magma.core.process.process import AbstractProcess
-from lava.magma.core.run_configs import Loihi2SimCfg, RunConfig
+from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import DelayDense
-from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 from lava.proc.io.source import RingBuffer
 from tqdm import tqdm
 
@@ -51,6 +51,7 @@ from exporters.lava_processes import (
 
 SYNAPSES = ("fast", "stock")
 GRADED_MESSAGE_BITS = 24  # Loihi 2 graded spikes carry up to 24 bits
+PROBE_BLOCK = 64  # steps per block that a probing population sends to the host
 FAST_DELAY_DENSE = {"floating_pt": PyFastDelayDenseModelFloat, "fixed_pt": PyFastDelayDenseModelBitAcc}
 FRAMED_LIF = {"floating_pt": PyFramedLifModelFloat, "fixed_pt": PyFramedLifModelBitAcc}
 
@@ -93,8 +94,7 @@ class LavaGraph:
 
     source: RingBuffer
     synapses: list[DelayDense]
-    neurons: list[FramedLIF]
-    extractors: list[Extractor]  # spikes of each hidden layer, then the readout membrane
+    neurons: list[FramedLIF]  # hidden layers probe their spikes, the readout its membrane
     run_cfg: Loihi2SimCfg
     layout: FrameLayout
     fixed: bool
@@ -182,11 +182,12 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
     flush = frame if synapse == "fast" else {}
     synapses: list[DelayDense] = []
     neurons: list[FramedLIF] = []
-    extractors: list[Extractor] = []
     previous = source.s_out
     for lag, stage in enumerate(stages, start=1):
+        probe = "v" if lag == len(stages) else "spikes"
         neuron = FramedLIF(shape=(stage.weights.shape[0],), frame_offset=lag, active_steps=steps, name=stage.name,
-                           **frame, **stage.neuron_kwargs)
+                           probe=probe, probe_steps=layout.run_steps, probe_block=PROBE_BLOCK, **frame,
+                           **stage.neuron_kwargs)
         dense = DelayDense(weights=stage.weights, delays=stage.delays, num_message_bits=message_bits,
                            name=f"{stage.name}.synapses", **stage.synapse_kwargs, **flush, frame_offset=lag - 1)
         previous.connect(dense.s_in)
@@ -200,49 +201,42 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
             loop.a_out.connect(neuron.a_in)
             synapses.append(loop)
         neurons.append(neuron)
-        probe = Extractor(shape=(stage.weights.shape[0],), buffer_size=64)
-        (neuron.v_out if lag == len(stages) else neuron.s_out).connect(probe.in_port)
-        extractors.append(probe)
         previous = neuron.s_out
         message_bits = 0
 
-    models: dict = {Extractor: PyLoihiExtractorModel}
+    models: dict = {}
     if synapse == "fast":
         models[DelayDense] = FAST_DELAY_DENSE[tag]
     # Our processes are mapped per instance: class keys would make Lava's model discovery
     # import every module of the ``exporters`` package.
     models.update({neuron: FRAMED_LIF[tag] for neuron in neurons})
     run_cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models)
-    return LavaGraph(source, synapses, neurons, extractors, run_cfg, layout, fixed)
-
-
-def record(run_from: AbstractProcess, probes: list[Extractor], run_cfg: RunConfig, num_steps: int, *,
-           progress: bool = False, on_step: Callable[[int], None] | None = None) -> list[np.ndarray]:
-    """Compile and run the graph of ``run_from`` for ``num_steps`` steps; ``[num_steps, N]`` per probe.
-
-    The run is non-blocking so that the host drains the probes' pipes while Lava steps.
-    ``on_step(step)`` is called once a step's data has arrived (for timing).
-    """
-    records = [np.empty((num_steps, probe.in_port.shape[0])) for probe in probes]
-    run_from.run(condition=RunSteps(num_steps=num_steps, blocking=False), run_cfg=run_cfg)
-    try:
-        for step in tqdm(range(num_steps), desc="lava", unit="step", disable=not progress):
-            for data, probe in zip(records, probes):
-                data[step] = probe.receive()
-            if on_step is not None:
-                on_step(step)
-        run_from.wait()
-    finally:
-        run_from.stop()
-    return records
+    return LavaGraph(source, synapses, neurons, run_cfg, layout, fixed)
 
 
 def run_lava_graph(graph: LavaGraph, *, progress: bool = False,
-                   on_step: Callable[[int], None] | None = None) -> Simulation:
-    """Compile and run ``graph`` once; return spikes and readout on the reference time axis."""
+                   on_block: Callable[[int], None] | None = None) -> Simulation:
+    """Compile and run ``graph`` once; return spikes and readout on the reference time axis.
+
+    The run is non-blocking: the host collects the probes' blocks while Lava steps.
+    ``on_block(steps_done)`` is called as each block of steps has arrived (for timing).
+    """
     layout = graph.layout
-    records = record(graph.source, graph.extractors, graph.run_cfg, layout.run_steps, progress=progress,
-                     on_step=on_step)
+    blocks: list[list[np.ndarray]] = [[] for _ in graph.neurons]
+    graph.source.run(condition=RunSteps(num_steps=layout.run_steps, blocking=False), run_cfg=graph.run_cfg)
+    try:
+        with tqdm(total=layout.run_steps, desc="lava", unit="step", disable=not progress) as bar:
+            for done in range(PROBE_BLOCK, layout.run_steps + PROBE_BLOCK, PROBE_BLOCK):
+                for received, neuron in zip(blocks, graph.neurons):
+                    received.append(neuron.receive_probe())
+                done = min(done, layout.run_steps)
+                bar.update(done - bar.n)
+                if on_block is not None:
+                    on_block(done)
+        graph.source.wait()
+    finally:
+        graph.source.stop()
+    records = [np.concatenate(received)[: layout.run_steps] for received in blocks]
     spikes = [torch.from_numpy(layout.stage_trace(data, stage)) for stage, data in enumerate(records[:-1], 1)]
     readout = layout.stage_trace(records[-1], layout.num_stages)
     return Simulation(spikes, torch.from_numpy(readout.astype(np.int64) if graph.fixed else readout))

@@ -2,10 +2,10 @@
 
 * :class:`FramedLIF` — a LIF population that resets every ``frame_steps`` steps, starting at
   step ``frame_offset + 1`` (the population's lag behind the input), stays silent before its
-  first frame and after ``active_steps`` steps of each frame, offers a soft reset and sends its
-  membrane on ``v_out``. Its models reuse the sub-threshold dynamics of Lava's stock LIF
-  models (``AbstractPyLifModelFloat`` / ``AbstractPyLifModelFixed``), so the arithmetic is
-  Lava's own.
+  first frame and after ``active_steps`` steps of each frame, offers a soft reset, and can
+  record its spikes or membrane itself. Its models reuse the sub-threshold dynamics of Lava's
+  stock LIF models (``AbstractPyLifModelFloat`` / ``AbstractPyLifModelFixed``), so the
+  arithmetic is Lava's own.
 * :class:`PyFastDelayDenseModelFloat` / :class:`PyFastDelayDenseModelBitAcc` — faster models of
   Lava's stock ``DelayDense`` process, selected through the run config
   (``exception_proc_model_map={DelayDense: ...}``). Same buffer (``a_buff``), same timing, same
@@ -39,22 +39,29 @@ from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloa
 from lava.proc.lif.process import AbstractLIF
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
+PROBE_PIPE_BLOCKS = 16  # blocks the host may fall behind before a probing population waits
+
 
 class FramedLIF(AbstractLIF):
-    """LIF neurons (Lava's equations) with framing, soft reset and a membrane output port.
+    """LIF neurons (Lava's equations) with framing, soft reset and a built-in probe.
 
     Step ``t`` (Lava counts from 1) is position ``p = t - 1 - frame_offset`` of the
     population's own time axis. For ``p < 0`` the neurons are silent and keep zero state; at
     every ``p % frame_steps == 0`` ``u`` and ``v`` are zeroed before the update; spikes are
     suppressed where ``p % frame_steps >= active_steps``. A spike resets ``v`` to 0
     (``reset="hard"``) or subtracts the threshold (``"soft"``: ``reset_amount`` in float,
-    ``vth << 6`` in fixed point). ``v_out`` sends ``v`` after the reset, every step.
+    ``vth << 6`` in fixed point).
+
+    ``probe="spikes"`` or ``"v"`` records that quantity (``v`` after the reset) for the first
+    ``probe_steps`` steps and sends it to the host in blocks of ``probe_block`` steps through
+    an external pipe (Lava's ``Extractor`` mechanism, without an extra process: every process
+    costs a synchronisation per step); read the blocks with :meth:`receive_probe`.
     """
 
     def __init__(
         self,
         *,
-        shape: tuple[int, ...],
+        shape: tuple[int],
         du: float,
         dv: float,
         bias_mant: float | np.ndarray,
@@ -65,98 +72,117 @@ class FramedLIF(AbstractLIF):
         bias_exp: float | np.ndarray = 0,
         reset: str = "hard",
         reset_amount: float = 0.0,
+        probe: str | None = None,
+        probe_steps: int = 0,
+        probe_block: int = 64,
         name: str | None = None,
     ) -> None:
         if reset not in ("hard", "soft"):
             raise ValueError(f"reset = {reset!r}; expected 'hard' or 'soft'")
         if not 0 < active_steps <= frame_steps:
             raise ValueError(f"active_steps = {active_steps} must lie in [1, frame_steps = {frame_steps}]")
+        if probe not in (None, "spikes", "v"):
+            raise ValueError(f"probe = {probe!r}; expected None, 'spikes' or 'v'")
         super().__init__(shape=shape, u=0, v=0, du=du, dv=dv, bias_mant=bias_mant, bias_exp=bias_exp,
                          name=name, log_config=None, frame_steps=int(frame_steps),
                          frame_offset=int(frame_offset), active_steps=int(active_steps),
-                         soft_reset=reset == "soft", reset_amount=reset_amount)
+                         soft_reset=reset == "soft", reset_amount=reset_amount, probe=probe,
+                         probe_steps=int(probe_steps), probe_block=int(probe_block))
         self.vth = Var(shape=(1,), init=vth)
-        self.v_out = OutPort(shape=shape)
+        self.probe_out = OutPort(shape=(probe_block, shape[0]))
+        if probe is not None:
+            self.probe_out.flag_external_pipe(buffer_size=PROBE_PIPE_BLOCKS)
+
+    def receive_probe(self) -> np.ndarray:
+        """The next recorded block, ``[probe_block, N]`` (blocks until it has been sent)."""
+        return self.probe_out.external_pipe_csp_recv_port.recv()
 
 
-class _Framing:
-    """Frame bookkeeping shared by the float and fixed models of :class:`FramedLIF`."""
+class _FramedLifBehaviour:
+    """Framing, reset and probe logic shared by the float and fixed models of :class:`FramedLIF`."""
 
     proc_params: ty.Any
     time_step: int
+    v: np.ndarray
+    s_out: PyOutPort
+    probe_out: PyOutPort
+    subthr_dynamics: ty.Callable[..., None]  # from Lava's LIF models
+    _block: np.ndarray | None = None
 
     def frame_position(self) -> int | None:
         """Position in the current frame, or None before the population's first frame."""
         position = self.time_step - 1 - self.proc_params["frame_offset"]
         return None if position < 0 else position % self.proc_params["frame_steps"]
 
-    def spikes_allowed(self, position: int) -> bool:
-        return position < self.proc_params["active_steps"]
+    def update(self, a_in: np.ndarray, reset_state: ty.Callable[[], None], threshold: ty.Any,
+               soft_reset_amount: ty.Any) -> None:
+        """One step: frame reset, ``subthr_dynamics``, ``v > threshold``, reset, send, record."""
+        position = self.frame_position()
+        spikes = np.zeros(self.v.shape, dtype=bool)
+        if position is not None:
+            if position == 0:
+                reset_state()
+            self.subthr_dynamics(activation_in=a_in)
+            if position < self.proc_params["active_steps"]:
+                spikes = self.v > threshold
+            if self.proc_params["soft_reset"]:
+                self.v[spikes] -= soft_reset_amount
+            else:
+                self.v[spikes] = 0
+        self.s_out.send(spikes)
+        probe = self.proc_params["probe"]
+        if probe is not None:
+            self._record(spikes if probe == "spikes" else self.v)
+
+    def _record(self, values: np.ndarray) -> None:
+        row, steps, block = self.time_step - 1, self.proc_params["probe_steps"], self.proc_params["probe_block"]
+        if row >= steps:
+            return
+        if self._block is None:
+            self._block = np.zeros((block, values.shape[0]))
+        self._block[row % block] = values
+        if row % block == block - 1 or row == steps - 1:
+            self.probe_out.send(self._block)
+            self._block = np.zeros_like(self._block)
 
 
 @implements(proc=FramedLIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyFramedLifModelFloat(_Framing, AbstractPyLifModelFloat):
+class PyFramedLifModelFloat(_FramedLifBehaviour, AbstractPyLifModelFloat):
     """Float :class:`FramedLIF`: Lava's float LIF update, ``s = v > vth``."""
 
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    probe_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     vth: float = LavaPyType(float, float)
 
     def run_spk(self) -> None:
-        a_in = self.a_in.recv()
-        position = self.frame_position()
-        spikes = np.zeros(self.v.shape, dtype=bool)
-        if position is not None:
-            if position == 0:
-                self.u[:] = 0.0
-                self.v[:] = 0.0
-            self.subthr_dynamics(activation_in=a_in)
-            if self.spikes_allowed(position):
-                spikes = self.v > self.vth
-            if self.proc_params["soft_reset"]:
-                self.v[spikes] -= self.proc_params["reset_amount"]
-            else:
-                self.v[spikes] = 0.0
-        self.s_out.send(spikes)
-        self.v_out.send(self.v)
+        self.update(self.a_in.recv(), self._zero_state, self.vth, self.proc_params["reset_amount"])
+
+    def _zero_state(self) -> None:
+        self.u[:] = 0.0
+        self.v[:] = 0.0
 
 
 @implements(proc=FramedLIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
-class PyFramedLifModelBitAcc(_Framing, AbstractPyLifModelFixed):
+class PyFramedLifModelBitAcc(_FramedLifBehaviour, AbstractPyLifModelFixed):
     """Bit-accurate :class:`FramedLIF`: Lava's Loihi 2 LIF update, ``s = v > vth << 6``."""
 
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    v_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    probe_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     vth: int = LavaPyType(int, np.int32, precision=17)
-
-    def scale_threshold(self) -> None:
-        self.effective_vth = np.left_shift(self.vth, self.vth_shift)
-        self.isthrscaled = True
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv()
         self.scale_bias()
-        if not self.isthrscaled:
-            self.scale_threshold()
-        position = self.frame_position()
-        spikes = np.zeros(self.v.shape, dtype=bool)
-        if position is not None:
-            if position == 0:
-                self.u[:] = 0
-                self.v[:] = 0
-            self.subthr_dynamics(activation_in=a_in)
-            if self.spikes_allowed(position):
-                spikes = self.v > self.effective_vth
-            if self.proc_params["soft_reset"]:
-                self.v[spikes] -= self.effective_vth
-            else:
-                self.v[spikes] = 0
-        self.s_out.send(spikes)
-        self.v_out.send(self.v)
+        effective_vth = np.left_shift(self.vth, self.vth_shift)
+        self.update(a_in, self._zero_state, effective_vth, effective_vth)
+
+    def _zero_state(self) -> None:
+        self.u[:] = 0
+        self.v[:] = 0
 
 
 class _FastDelayDense(PyLoihiProcessModel):

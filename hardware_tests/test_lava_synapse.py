@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import DelayDense
 from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 from lava.proc.io.source import RingBuffer
 
-from exporters.lava import record, simulate_lava
+from exporters.lava import simulate_lava
 from exporters.lava_processes import PyFastDelayDenseModelBitAcc, PyFastDelayDenseModelFloat
 
 STEPS, N_IN, N_OUT, MAX_DELAY = 40, 12, 9, 7
@@ -32,14 +33,18 @@ def _run(data: np.ndarray, cases: list[dict], tag: str, fast_model: type | None)
     probes = []
     for kwargs in cases:
         dense = DelayDense(**kwargs)
-        probe = Extractor(shape=(N_OUT,), buffer_size=64)
+        probe = Extractor(shape=(N_OUT,), buffer_size=STEPS)
         source.s_out.connect(dense.s_in)
         dense.a_out.connect(probe.in_port)
         probes.append(probe)
     models: dict = {Extractor: PyLoihiExtractorModel}
     if fast_model is not None:
         models[DelayDense] = fast_model
-    return record(source, probes, Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models), STEPS)
+    source.run(condition=RunSteps(num_steps=STEPS), run_cfg=Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models))
+    try:
+        return [np.stack([probe.receive() for _ in range(STEPS)]) for probe in probes]
+    finally:
+        source.stop()
 
 
 def _compare(data: np.ndarray, cases: list[dict], tag: str, fast_model: type) -> list[tuple[np.ndarray, np.ndarray]]:

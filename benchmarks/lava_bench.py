@@ -1,0 +1,76 @@
+"""Lava speed: our fast DelayDense models against Lava's stock ones, and framed throughput.
+
+SHD-sized float network (140-256-256-20, delays 0..24, random weights), SHD-like binary
+input (100 steps of 5 % Bernoulli spikes, 36 tail steps). Step times are taken from the
+arrival of the first recorded block of steps to the end of one run, so compilation and
+process start-up are excluded; sample rates are end to end (graph build, compilation, run,
+data transfer).
+
+Run: ``python -m benchmarks.lava_bench`` (prints the dict of :func:`run` as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+import numpy as np
+
+from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
+from delaydeploy.reference import simulate
+from exporters.lava import build_lava_graph, run_lava_graph, simulate_lava
+
+SIZES = (140, 256, 256, 20)
+MAX_DELAY = 24
+STEPS = 100
+TIMED_SAMPLES = 3  # samples in the stock/fast step-time runs
+THROUGHPUT_SAMPLES = 8
+
+
+def shd_like_network(seed: int = 0) -> Network:
+    """Random 140-256-256-20 network with delays 0..24 whose hidden layers fire at a few percent."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for index, (n_in, n_out) in enumerate(zip(SIZES[:-2], SIZES[1:-1])):
+        weights = rng.normal(0.02, 1.5 / np.sqrt(n_in), (n_out, n_in))
+        layers.append(SpikingLayer(f"hidden{index}", weights, rng.integers(0, MAX_DELAY + 1, (n_out, n_in)),
+                                   rng.normal(0.1, 0.05, n_out), LIFNeuron(tau=1.5, threshold=1.0)))
+    readout = Readout("readout", rng.normal(0.0, 0.1, SIZES[-1:] + SIZES[-2:-1]),
+                      rng.integers(0, MAX_DELAY + 1, (SIZES[-1], SIZES[-2])), np.zeros(SIZES[-1]), tau=1.5)
+    return Network(SIZES[0], layers, readout, input_kind="binary", dt=0.01, tail_steps=36)
+
+
+def shd_like_input(samples: int, seed: int = 1) -> np.ndarray:
+    return (np.random.default_rng(seed).random((STEPS, samples, SIZES[0])) < 0.05).astype(np.float64)
+
+
+def ms_per_step(network: Network, x: np.ndarray, synapse: str) -> float:
+    """Milliseconds per Lava step of one framed run, after its first block of steps."""
+    marks: list[tuple[int, float]] = []
+    run_lava_graph(build_lava_graph(network, x, synapse=synapse),
+                   on_block=lambda done: marks.append((done, time.perf_counter())))
+    (first_steps, first_time), (last_steps, last_time) = marks[0], marks[-1]
+    return (last_time - first_time) / (last_steps - first_steps) * 1e3
+
+
+def samples_per_s(run: Callable[[], object], samples: int) -> float:
+    start = time.perf_counter()
+    run()
+    return samples / (time.perf_counter() - start)
+
+
+def run() -> dict[str, float]:
+    network = shd_like_network()
+    timed = shd_like_input(TIMED_SAMPLES)
+    x = shd_like_input(THROUGHPUT_SAMPLES, seed=2)
+    return {
+        "stock_ms_per_step": ms_per_step(network, timed, "stock"),
+        "fast_ms_per_step": ms_per_step(network, timed, "fast"),
+        "lava_samples_per_s": samples_per_s(lambda: simulate_lava(network, x), THROUGHPUT_SAMPLES),
+        "reference_samples_per_s": samples_per_s(lambda: simulate(network, x), THROUGHPUT_SAMPLES),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
