@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -59,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     train_preset(args.preset, output=args.output, data_dir=args.data_dir, epochs=args.epochs,
                  batch_size=args.batch_size, device=args.device, seed=args.seed, delays=args.delays,
-                 progress=not args.quiet)
+                 progress=not args.quiet, max_samples=args.max_samples)
     return 0
 
 
@@ -83,7 +84,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     import torch
 
     from delaydeploy.artifacts import load_artifact
+    from delaydeploy.checkpoint import Checkpoint
     from delaydeploy.reference import Simulation, simulate
+    from delaydeploy.verify import check_input
 
     artifact = load_artifact(args.artifact)
     x = _load_input(args.input)
@@ -91,16 +94,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.continuous:
         if artifact.checkpoint is None:
             raise DelayDeployError(f"{args.artifact}: --continuous needs a checkpoint")
-        from delaydeploy.checkpoint import Checkpoint
-
         config = dataclasses.replace(artifact.checkpoint.config, semantics=semantics)
         model = Checkpoint(config, artifact.checkpoint.state_dict, source=str(args.artifact)).build_model()
         with torch.no_grad():
-            out = model(torch.as_tensor(x, dtype=next(model.parameters()).dtype))
+            out = model(torch.as_tensor(check_input(artifact, x), dtype=next(model.parameters()).dtype))
         simulation = Simulation(out.spikes, out.readout)
     else:
-        from delaydeploy.verify import check_input
-
         simulation = simulate(artifact.network, check_input(artifact, x), semantics=semantics)
     _write_simulation(args.output, simulation)
     return 0
@@ -127,8 +126,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     oracle = oracle_backend(artifact)
     names = [layer.name for layer in artifact.network.layers]
     tolerance = 0.0 if artifact.fixed is not None else args.tolerance
-    expected = run_backend(artifact, oracle, x, semantics="streaming")
-    actual = run_backend(artifact, backend, x, semantics="streaming", progress=True)
+    expected = run_backend(artifact, oracle, x)
+    actual = run_backend(artifact, backend, x, progress=True)
     result = compare(expected, actual, names, tolerance)
     if artifact.bundle is not None and args.input is None and args.samples is None:
         stored = compare(artifact.bundle.expected(), expected, names, tolerance)
@@ -192,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     train.add_argument("--seed", type=int)
     train.add_argument("--delays", choices=("learned", "fixed", "none"), help="ablation: delay mode")
+    train.add_argument("--max-samples", type=int, help="use at most this many samples of each split (quick runs)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(handler=cmd_train)
 
@@ -246,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # spikingjelly (pinned 0.0.0.0.14) scripts functions with torch.jit at import time
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -15,12 +15,14 @@ A float artifact is checked against ``reference``; a Loihi 2 bundle against
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from delaydeploy.artifacts import Artifact
+from delaydeploy.checkpoint import Checkpoint
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.reference import Simulation, simulate
 
@@ -62,7 +64,8 @@ def run_backend(artifact: Artifact, backend: str, x: np.ndarray, *, semantics: s
     if backend == "torch":
         if artifact.checkpoint is None:
             raise DelayDeployError(f"{artifact.path}: the torch backend needs a checkpoint")
-        model = artifact.checkpoint.build_model().double()
+        config = dataclasses.replace(artifact.checkpoint.config, semantics=semantics or artifact.semantics)
+        model = Checkpoint(config, artifact.checkpoint.state_dict, source=str(artifact.path)).build_model().double()
         with torch.no_grad():
             out = model(torch.as_tensor(x, dtype=torch.float64), rounded=True)
         return Simulation([s.detach() for s in out.spikes], out.readout.detach())
