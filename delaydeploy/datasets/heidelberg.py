@@ -1,0 +1,185 @@
+"""Spiking Heidelberg Digits (SHD) and Spiking Speech Commands (SSC) from the published HDF5 files.
+
+Layout of ``shd_{train,test}.h5`` / ``ssc_{train,valid,test}.h5``: ``spikes/times``
+(variable-length float arrays, seconds), ``spikes/units`` (variable-length uint16 arrays,
+0..699) and ``labels``; the ``extra/`` group is ignored.
+
+Each sample becomes spike COUNTS per ``dt`` frame, the 700 units summed in groups of
+``channel_bin`` (default 5, 140 channels: channel = unit // 5). Two frame conventions:
+
+* ``"event_aligned"`` (default): the one the published DCLS models were trained with,
+  spikingjelly's ``integrate_events_by_fixed_duration_shd`` with times converted to ms.
+  A frame starts at the first event not yet taken, at time ``t_l``, and takes every
+  following event with ``t - t_l <= dt`` (inclusive); the next frame starts at the next
+  event, so silent gaps are skipped. The arithmetic is the reference code's: ms are
+  ``1000 * times`` under numpy 1.x promotion (float16 files, as published, give float32)
+  and differences are taken in that dtype.
+* ``"grid"``: frame ``floor(t / dt)`` on a fixed grid, ``floor(t_max / dt) + 1`` frames.
+
+A sample without events gives one empty frame.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import h5py
+import numpy as np
+
+from delaydeploy.datasets.common import FramesDataset, PackedFrames, cached_frames, check_split
+from delaydeploy.errors import DatasetError
+
+NUM_UNITS = 700
+FRAME_CONVENTIONS: tuple[str, ...] = ("event_aligned", "grid")
+
+
+def event_aligned_frame_index(times: np.ndarray, duration_ms: float) -> np.ndarray:
+    """Frame index of each event (times sorted, seconds) in the event-aligned convention.
+
+    With ``fl()`` the rounding of the ms dtype, ``nxt[i]`` (the first event that no longer fits
+    in a frame starting at event ``i``) is the first ``j`` with ``fl(t[j] - t[i]) > d``.
+    A search in exact float64 arithmetic finds it up to rounding; since rounding is
+    monotone, a few vectorised steps back or forward then settle it exactly.
+    """
+    n = len(times)
+    t = 1000 * times  # numpy promotion as in the reference: float16 seconds -> float32 ms
+    d = t.dtype.type(duration_ms)
+    exact = t.astype(np.float64)
+    rows = np.arange(n)
+
+    def exceeds(j: np.ndarray) -> np.ndarray:
+        """``fl(t[j] - t[i]) > d`` row by row; False where ``j == n``."""
+        return (j < n) & ((t[np.minimum(j, n - 1)] - t) > d)
+
+    nxt = np.searchsorted(exact, exact + float(d), side="right")
+    while True:
+        back = (nxt - 1 > rows) & exceeds(nxt - 1)
+        forward = (nxt < n) & ~exceeds(nxt)
+        if not (back.any() or forward.any()):
+            break
+        nxt = nxt - back + forward
+    starts = np.zeros(n, dtype=bool)
+    i = 0
+    while i < n:
+        starts[i] = True
+        i = nxt[i]
+    return np.cumsum(starts) - 1
+
+
+def grid_frame_index(times: np.ndarray, dt: float) -> np.ndarray:
+    """Frame index ``floor(t / dt)`` of each event, computed in ms in float64."""
+    return np.floor(times.astype(np.float64) * 1000.0 / (dt * 1000.0)).astype(np.int64)
+
+
+def bin_sample(times: np.ndarray, units: np.ndarray, frames: str, dt: float, channel_bin: int) -> np.ndarray:
+    """Spike counts ``[T, ceil(700 / channel_bin)]`` (int64) of one sample."""
+    num_channels = -(-NUM_UNITS // channel_bin)
+    if len(times) == 0:
+        return np.zeros((1, num_channels), dtype=np.int64)
+    if np.any(times[1:] < times[:-1]):
+        order = np.argsort(times, kind="stable")
+        times, units = times[order], units[order]
+    if frames == "event_aligned":
+        index = event_aligned_frame_index(times, dt * 1000.0)
+    else:
+        index = grid_frame_index(times, dt)
+    num_frames = int(index[-1]) + 1
+    flat = index * num_channels + units.astype(np.int64) // channel_bin
+    return np.bincount(flat, minlength=num_frames * num_channels).reshape(num_frames, num_channels)
+
+
+def _dataset(path: Path, h5: h5py.File, name: str) -> h5py.Dataset:
+    expected = "expected the SHD/SSC layout spikes/times, spikes/units, labels"
+    item = h5.get(name)
+    if not isinstance(item, h5py.Dataset):
+        raise DatasetError(f"{path}: missing dataset '{name}' ({expected})")
+    if item.ndim != 1:
+        raise DatasetError(f"{path}: '{name}' has shape {item.shape}, expected one entry per sample")
+    return item
+
+
+def read_heidelberg(path: Path, num_classes: int, frames: str, dt: float, channel_bin: int) -> PackedFrames:
+    """Read and bin every sample of one SHD/SSC HDF5 file, checking its layout and values."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    with h5:
+        all_times = _dataset(path, h5, "spikes/times")[()]
+        all_units = _dataset(path, h5, "spikes/units")[()]
+        labels = _dataset(path, h5, "labels")[()]
+    if not len(all_times) == len(all_units) == len(labels):
+        raise DatasetError(f"{path}: {len(all_times)} spike-time lists, {len(all_units)} unit lists "
+                           f"and {len(labels)} labels; they must match")
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise DatasetError(f"{path}: label {labels[bad[0]]} of sample {bad[0]} is outside 0..{num_classes - 1}")
+    samples = []
+    for i, (times, units) in enumerate(zip(all_times, all_units)):
+        times, units = np.asarray(times), np.asarray(units)
+        if len(times) != len(units):
+            raise DatasetError(f"{path}: sample {i} has {len(times)} spike times but {len(units)} units")
+        if not np.issubdtype(units.dtype, np.integer):
+            raise DatasetError(f"{path}: sample {i} has units of type {units.dtype}, expected integers")
+        if len(units) and (units.min() < 0 or units.max() >= NUM_UNITS):
+            value = units.max() if units.max() >= NUM_UNITS else units.min()
+            raise DatasetError(f"{path}: sample {i} has unit {value}, outside 0..{NUM_UNITS - 1}")
+        if not np.issubdtype(times.dtype, np.floating) or not np.all(np.isfinite(times)) or np.any(times < 0):
+            raise DatasetError(f"{path}: sample {i} has spike times that are not finite non-negative seconds")
+        samples.append(bin_sample(times, units, frames, dt, channel_bin))
+    return PackedFrames.pack(samples, labels.astype(np.int64), -(-NUM_UNITS // channel_bin))
+
+
+class HeidelbergDataset(FramesDataset):
+    """One split of SHD or SSC as spike-count frames ``[T, 140]`` (see the module docstring)."""
+
+    name: ClassVar[str]
+    splits: ClassVar[tuple[str, ...]]
+    input_kind = "counts"
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        split: str = "train",
+        frames: str = "event_aligned",
+        dt: float = 0.01,
+        channel_bin: int = 5,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        check_split(data_dir, self.name.upper(), split, self.splits)
+        if frames not in FRAME_CONVENTIONS:
+            raise DatasetError(f"{data_dir}: unknown frame convention {frames!r} "
+                               f"(choose from {', '.join(FRAME_CONVENTIONS)})")
+        if not dt > 0 or int(channel_bin) != channel_bin or channel_bin < 1:
+            raise DatasetError(f"{data_dir}: dt must be > 0 and channel_bin a positive integer "
+                               f"(got dt={dt}, channel_bin={channel_bin})")
+        path = Path(data_dir) / f"{self.name}_{split}.h5"
+        if not path.is_file():
+            raise DatasetError(f"{path}: file not found")
+        self.dt = float(dt)
+        self.frames = frames
+        self.num_channels = -(-NUM_UNITS // int(channel_bin))
+        options = {"frames": frames, "dt": self.dt, "channel_bin": int(channel_bin)}
+        packed = cached_frames(cache_dir, f"{self.name}_{split}", options, [path],
+                               lambda: read_heidelberg(path, self.num_classes, frames, self.dt, int(channel_bin)))
+        super().__init__(packed)
+
+
+class SHD(HeidelbergDataset):
+    """Spiking Heidelberg Digits: 20 classes, train and test splits."""
+
+    name = "shd"
+    splits = ("train", "test")
+    num_classes = 20
+
+
+class SSC(HeidelbergDataset):
+    """Spiking Speech Commands: 35 classes, train, valid and test splits."""
+
+    name = "ssc"
+    splits = ("train", "valid", "test")
+    num_classes = 35
