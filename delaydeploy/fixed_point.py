@@ -1,20 +1,36 @@
 """The Loihi 2 fixed-point form of the deployment IR: every number an integer of its bit width.
 
-It is what Lava's bit-accurate (``fixed_pt``) process models compute, per step ``t``::
+It is what Lava's bit-accurate (``fixed_pt``) process models compute, per step ``t`` of the
+IR's time axis (an input at step ``t`` with delay ``d`` acts at ``t + d``; the bias acts from
+``t = 0``)::
 
-    a[t]  = shift(sum_i w[o, i] * x[t - d[o, i], i], weight_exp)        (DelayDense)
-          + shift(sum_j r[o, j] * s[t - 1 - e[o, j], j], recurrent_weight_exp)
+    a[t]  = sum_d shift(sum_{i: d[o,i] = d} w'[o, i] * x[t - d, i], weight_exp)       (DelayDense)
+          + sum_e shift(sum_{j: e[o,j] = e} r'[o, j] * s[t - 1 - e, j], recurrent_weight_exp)
     u[t]  = wrap24(trunc0(u[t-1] * (4096 - du - 1) / 4096) + (a[t] << 6))
     v[t]  = clip(trunc0(v[t-1] * (4096 - dv) / 4096) + u[t] + (bias_mant << bias_exp),
                  -(2**23 - 1), 2**23 - 1)
     s[t]  = v[t] > (vth << 6)
     v[t]  = 0 where s[t] (hard reset)   |   v[t] - (vth << 6) where s[t] (soft reset)
 
-``shift(a, e)`` is ``a << e`` for ``e >= 0`` and an arithmetic right shift (floor) for
-``e < 0``; ``trunc0`` truncates toward zero; ``wrap24`` wraps into the signed 24-bit range.
+* ``w' = effective_weights(w)``: Lava clips and truncates each weight matrix by its sign mode
+  (mixed: clip to [-256, 255] and drop the lowest bit; all >= 0: clip to [0, 255]; all <= 0:
+  clip to [-255, 0]). Even integers in [-254, 254] pass unchanged in every mode.
+* ``shift(a, e)`` is ``a << e`` for ``e >= 0`` and an arithmetic right shift (floor) for
+  ``e < 0``. It applies to each (input step, delay) group on its own, as Lava's ``DelayDense``
+  shifts one step's per-delay sum before buffering it: with ``e < 0`` the floor of a sum of
+  groups is not the sum of their floors.
+* ``trunc0`` truncates toward zero. ``wrap24(x)`` is Lava's one correction: ``x - 2**24`` if
+  ``x > 2**23``, ``x + 2**24`` if ``x <= -2**23``, else ``x`` (a 24-bit wrap whenever
+  ``|x| < 3 * 2**23``).
+* Lava delivers ``a`` to the LIF's ``a_in`` as the ``DelayDense``'s int32 (the port's declared
+  int16 is never applied; measured with Lava 0.10.0) and holds ``a << 6`` and ``u`` in int32.
+  The equations above equal Lava while those stay within int32 (``|a| < 2**24`` suffices with
+  ``du = 4095``); :func:`delaydeploy.quantize.check_overflow` rejects ``|a << 6| > 2**23``
+  long before that.
+
 The readout uses the same equations with ``vth`` so large that it never fires, and its
 membrane ``v`` (divided by ``readout_scale``) is the output. Inputs are binary spikes or
-integer graded payloads ``round(x * input_scale)``.
+integer graded payloads (:func:`input_payload`).
 
 :mod:`delaydeploy.quantize` maps a float :class:`delaydeploy.ir.Network` to this form and
 :mod:`delaydeploy.fixed_reference` simulates it bit for bit.
@@ -26,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from delaydeploy.errors import IRValidationError
+from delaydeploy.errors import ConstraintError, IRValidationError
 
 WEIGHT_MIN, WEIGHT_MAX = -256, 254  # 8-bit mixed-sign weights: lossless grid is even integers
 DELAY_MAX = 62  # per-synapse delay (6 bits on Loihi 2; lava-dl netx accepts up to 62)
@@ -36,6 +52,47 @@ BIAS_EXP_MAX = 7  # 3-bit exponent
 VTH_MAX = 2**17 - 1  # 17-bit threshold, compared as vth << 6
 STATE_MAX = 2**23 - 1  # u, v are 24-bit signed
 ACTIVATION_SHIFT = 6
+GRADED_PAYLOAD_MAX = 2**23 - 1  # graded spikes carry a 24-bit signed payload (Lava: num_message_bits = 24)
+INPUT_KINDS = ("binary", "counts", "analog")
+
+
+def effective_weights(weights: np.ndarray) -> np.ndarray:
+    """The weights Lava's bit-accurate ``DelayDense`` really uses (8 bits, its sign-mode rules).
+
+    Mixed signs: clip to [-256, 255] and drop the lowest bit (floor to even); all >= 0: clip
+    to [0, 255]; all <= 0: clip to [-255, 0]. Mirrors ``lava.utils.weightutils``.
+    """
+    weights = np.asarray(weights, dtype=np.int64)
+    if weights.size == 0 or weights.min() >= 0:
+        return np.clip(weights, 0, 255)
+    if weights.max() <= 0:
+        return np.clip(weights, -255, 0)
+    return (np.clip(weights, -256, 255) >> 1) << 1
+
+
+def input_payload(network: FixedNetwork, x: np.ndarray) -> np.ndarray:
+    """Integer input as the chip receives it: binary spikes 0/1, or graded payloads
+    ``round(x * input_scale)`` (half to even) that must fit the 24-bit graded-spike payload."""
+    x = np.asarray(x, dtype=np.float64)
+    input_scale = network.input_scale
+    if network.input_kind == "binary":
+        bad = (x != 0) & (x != 1)
+        if np.any(bad):
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"input{list(index)} = {x[index]}, but the network takes binary spikes (0 or 1)")
+        return x.astype(np.int64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("input contains a non-finite value")
+    if network.input_kind == "counts" and np.any(x != np.round(x)):
+        index = tuple(int(i) for i in np.argwhere(x != np.round(x))[0])
+        raise ValueError(f"input{list(index)} = {x[index]}, but the network takes whole spike counts")
+    payload = np.round(x * input_scale)
+    if payload.size and np.abs(payload).max() > GRADED_PAYLOAD_MAX:
+        index = tuple(int(i) for i in np.argwhere(np.abs(payload) == np.abs(payload).max())[0])
+        raise ConstraintError(
+            f"input{list(index)} = {x[index]} becomes payload {payload[index]:.0f} = round(x * input_scale "
+            f"{input_scale}); Loihi 2 graded spikes carry at most +-{GRADED_PAYLOAD_MAX} (24 bits)")
+    return payload.astype(np.int64)
 
 
 def _integer_array(where: str, name: str, value: object, low: int, high: int,
@@ -58,9 +115,10 @@ def _integer_array(where: str, name: str, value: object, low: int, high: int,
 class FixedLayer:
     """A spiking layer in Loihi 2 integers (equations in the module docstring).
 
-    ``scale`` records the float-to-integer factor used by quantisation (weights were
-    multiplied by ``scale * 2**-weight_exp``); it documents the mapping and lets the readout
-    be converted back to float units, and plays no part in the integer dynamics.
+    ``scale`` records the float-to-integer factor ``S`` chosen by quantisation: the integer
+    membrane is ``v ~= 64 * S * V`` of the float layer, so ``w ~= W * S * 2**-weight_exp / q``
+    (``q`` the input payload scale: ``input_scale`` for the first layer, 1 for spikes). It
+    documents the mapping and plays no part in the integer dynamics.
     """
 
     name: str
@@ -137,7 +195,18 @@ class FixedNetwork:
     metadata: dict[str, str | int | float | bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        expected = int(self.input_size)
+        if self.input_kind not in INPUT_KINDS:
+            raise IRValidationError(f"network: input_kind = {self.input_kind!r}; expected one of {INPUT_KINDS}")
+        for name in ("input_scale", "readout_scale", "dt"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise IRValidationError(f"network: {name} = {value}; it must be finite and > 0")
+        if self.input_kind == "binary" and self.input_scale != 1:
+            raise IRValidationError(f"network: binary spikes carry no payload, but input_scale = {self.input_scale}")
+        if int(self.tail_steps) < 0:
+            raise IRValidationError(f"network: tail_steps = {self.tail_steps} is negative")
+        self.input_size, self.tail_steps = int(self.input_size), int(self.tail_steps)
+        expected = self.input_size
         for layer in [*self.layers, self.readout]:
             if layer.in_size != expected:
                 raise IRValidationError(

@@ -1,0 +1,193 @@
+"""Integer reference simulator of a :class:`~delaydeploy.fixed_point.FixedNetwork`, bit for bit.
+
+It computes the equations of :mod:`delaydeploy.fixed_point` (Lava's ``fixed_pt`` models:
+``DelayDense`` weight clipping and per-group ``weight_exp`` shifts, the LIF's truncating
+decays, Lava's 24-bit wrap of ``u``, saturation of ``v``, ``v > vth << 6``, hard or soft
+reset) on the IR's time axis: the input is padded with ``tail_steps`` zeros, every layer runs
+``T + tail`` steps, an input at step ``t`` with delay ``d`` acts at ``t + d``, a recurrent
+spike after ``1 + e`` steps, and every bias from ``t = 0``. Lava's own lag of one step per
+synapse and its bias timing are the Lava exporter's business, not this module's.
+
+Functional core as in :mod:`delaydeploy.reference`: :func:`fixed_lif_step` is a pure step
+function, :func:`run_fixed_layer` threads it through time. Everything is int64 and batched, on
+CPU or CUDA. Synaptic sums are matrix products in float64, which are exact here: every
+product ``|w| * |x| <= 2**8 * 2**23`` and every partial sum of fewer than ``2**21`` of them is
+an integer below ``2**53``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from delaydeploy.fixed_point import (
+    ACTIVATION_SHIFT,
+    DECAY_UNITY,
+    STATE_MAX,
+    FixedLayer,
+    FixedNetwork,
+    effective_weights,
+    input_payload,
+)
+from delaydeploy.reference import Simulation, predict
+
+WRAP_LIMIT = 2**23  # Lava keeps u in (-2**23, 2**23] with one correction of 2**24
+
+
+class FixedLIFParams(NamedTuple):
+    """Per-step integer constants of one population."""
+
+    u_keep: int  # 4096 - du - 1 (Lava adds 1 to du)
+    v_keep: int  # 4096 - dv
+    bias: torch.Tensor  # bias_mant << bias_exp, [N] int64
+    threshold: int  # vth << 6
+    soft_reset: bool
+
+    @classmethod
+    def from_layer(cls, layer: FixedLayer, device: torch.device) -> "FixedLIFParams":
+        bias = torch.as_tensor(layer.bias_mant << layer.bias_exp, dtype=torch.int64, device=device)
+        return cls(DECAY_UNITY - layer.du - 1, DECAY_UNITY - layer.dv, bias, layer.vth << ACTIVATION_SHIFT,
+                   layer.reset == "soft")
+
+
+class FixedStep(NamedTuple):
+    """One step's result: spikes, the new state, and where the 24-bit state overflowed."""
+
+    spikes: torch.Tensor  # bool
+    u: torch.Tensor
+    v: torch.Tensor
+    u_wrapped: torch.Tensor  # bool: u left (-2**23, 2**23] and was wrapped
+    v_saturated: torch.Tensor  # bool: v left [-(2**23 - 1), 2**23 - 1] and was clipped
+
+
+class FixedTrace(NamedTuple):
+    """A layer's run, ``[T, B, N]`` each: activations ``a``, state after each step, overflow masks."""
+
+    spikes: torch.Tensor  # float64 0/1
+    a: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+    u_wrapped: torch.Tensor
+    v_saturated: torch.Tensor
+
+
+def shift(values: torch.Tensor, exponent: int) -> torch.Tensor:
+    """``values << exponent``, or an arithmetic (flooring) right shift for a negative exponent."""
+    return values << exponent if exponent >= 0 else values >> -exponent
+
+
+def decay(values: torch.Tensor, keep: int) -> torch.Tensor:
+    """``trunc0(values * keep / 4096)``: Lava's decay, truncating toward zero."""
+    return torch.div(values * keep, DECAY_UNITY, rounding_mode="trunc")
+
+
+def fixed_lif_step(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, params: FixedLIFParams) -> FixedStep:
+    """One step of Lava's bit-accurate LIF for activation ``a`` (int64), from state ``u, v``."""
+    current = decay(u, params.u_keep) + (a << ACTIVATION_SHIFT)
+    high, low = current > WRAP_LIMIT, current <= -WRAP_LIMIT
+    u = current - (high.to(current.dtype) - low.to(current.dtype)) * (2 * WRAP_LIMIT)
+    voltage = decay(v, params.v_keep) + u + params.bias
+    saturated = voltage.abs() > STATE_MAX
+    voltage = voltage.clamp(-STATE_MAX, STATE_MAX)
+    spikes = voltage > params.threshold
+    if params.soft_reset:
+        v = voltage - spikes.to(voltage.dtype) * params.threshold
+    else:
+        v = torch.where(spikes, torch.zeros_like(voltage), voltage)
+    return FixedStep(spikes, u, v, high | low, saturated)
+
+
+class _DelayGroups(NamedTuple):
+    """Effective weights split by delay: ``(delay, weights[:, delay == d].T)`` as float64."""
+
+    groups: list[tuple[int, torch.Tensor]]
+    exponent: int
+
+
+def _delay_groups(weights: np.ndarray, delays: np.ndarray, exponent: int, device: torch.device) -> _DelayGroups:
+    weights = effective_weights(weights)
+    groups = [(int(d), torch.as_tensor(np.where(delays == d, weights, 0).T, dtype=torch.float64, device=device))
+              for d in np.unique(delays)]
+    return _DelayGroups(groups, exponent)
+
+
+def _group_sum(x: torch.Tensor, weights_t: torch.Tensor, exponent: int) -> torch.Tensor:
+    """``shift(x @ weights_t, exponent)`` for one delay group, exact in int64."""
+    return shift((x @ weights_t).to(torch.int64), exponent)
+
+
+def feedforward_activation(x: torch.Tensor, layer: FixedLayer) -> torch.Tensor:
+    """``a[t]`` of the feedforward synapses for integer input ``x`` ``[T, B, in]``: ``[T, B, out]`` int64."""
+    steps = x.shape[0]
+    x = x.to(torch.float64)
+    a = torch.zeros(steps, x.shape[1], layer.size, dtype=torch.int64, device=x.device)
+    synapses = _delay_groups(layer.weights, layer.delays, layer.weight_exp, x.device)
+    for delay, weights_t in synapses.groups:
+        if delay < steps:
+            a[delay:] += _group_sum(x[: steps - delay], weights_t, synapses.exponent)
+    return a
+
+
+def run_fixed_layer(layer: FixedLayer, x: torch.Tensor) -> FixedTrace:
+    """Run ``layer`` on integer input ``x`` ``[T, B, in]`` (payloads or 0/1 spikes) for ``T`` steps."""
+    device = x.device
+    a = feedforward_activation(x, layer)
+    params = FixedLIFParams.from_layer(layer, device)
+    recurrence = (_delay_groups(layer.recurrent_weights, layer.recurrent_delays, layer.recurrent_weight_exp, device)
+                  if layer.is_recurrent else None)
+    steps, batch = a.shape[:2]
+    spikes = torch.zeros(steps, batch, layer.size, dtype=torch.float64, device=device)
+    u_trace, v_trace = torch.empty_like(a), torch.empty_like(a)
+    u_wrapped = torch.empty(a.shape, dtype=torch.bool, device=device)
+    v_saturated = torch.empty_like(u_wrapped)
+    u = v = torch.zeros(batch, layer.size, dtype=torch.int64, device=device)
+    for t in range(steps):
+        if recurrence is not None:
+            for delay, weights_t in recurrence.groups:
+                if t - 1 - delay >= 0:
+                    a[t] += _group_sum(spikes[t - 1 - delay], weights_t, recurrence.exponent)
+        step = fixed_lif_step(a[t], u, v, params)
+        u, v = step.u, step.v
+        spikes[t], u_trace[t], v_trace[t] = step.spikes.to(torch.float64), u, v
+        u_wrapped[t], v_saturated[t] = step.u_wrapped, step.v_saturated
+    return FixedTrace(spikes, a, u_trace, v_trace, u_wrapped, v_saturated)
+
+
+def trace_fixed(network: FixedNetwork, x: torch.Tensor | np.ndarray, *,
+                device: str | torch.device | None = None) -> list[FixedTrace]:
+    """Full traces of every layer, readout last, for input ``x`` ``[T, B, input_size]`` (streaming)."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != network.input_size:
+        raise ValueError(f"input has shape {tuple(x.shape)}, expected [T, B, {network.input_size}]")
+    payload = np.pad(input_payload(network, x), ((0, network.tail_steps), (0, 0), (0, 0)))
+    signal = torch.as_tensor(payload, dtype=torch.int64, device=device)
+    traces = []
+    for layer in [*network.layers, network.readout]:
+        traces.append(run_fixed_layer(layer, signal))
+        signal = traces[-1].spikes
+    return traces
+
+
+def simulate_fixed(network: FixedNetwork, x: torch.Tensor | np.ndarray, *,
+                   device: str | torch.device | None = None) -> Simulation:
+    """Run ``network`` on ``x`` ``[T, B, input_size]`` exactly as Lava's ``fixed_pt`` models do.
+
+    ``x`` holds binary spikes, or values sent as payloads ``round(x * input_scale)``. Returns
+    float64 0/1 spikes ``[T + tail, B, N]`` per layer and the readout's raw integer membrane
+    ``v`` (int64) ``[T + tail, B, C]``; see :func:`readout_to_float` and :func:`predict_fixed`.
+    """
+    *layers, readout = trace_fixed(network, x, device=device)
+    return Simulation([trace.spikes for trace in layers], readout.v)
+
+
+def readout_to_float(network: FixedNetwork, readout: torch.Tensor) -> torch.Tensor:
+    """The integer readout membrane in the float network's units, ``v / readout_scale`` (float64)."""
+    return readout.to(torch.float64) / network.readout_scale
+
+
+def predict_fixed(network: FixedNetwork, simulation: Simulation) -> torch.Tensor:
+    """Predicted class per sample, the float rule applied to the readout in float units."""
+    return predict(readout_to_float(network, simulation.readout))
