@@ -5,7 +5,8 @@ Items are ``(x [T, C] float32, label int)``; classes expose ``num_channels``,
 :func:`load_dataset` opens any of :data:`DATASET_NAMES` by name:
 
 * ``synthetic`` - generated timing task (no files; ``data_dir`` is ignored),
-* ``shd``, ``ssc`` - Spiking Heidelberg Digits / Speech Commands HDF5 files.
+* ``shd``, ``ssc`` - Spiking Heidelberg Digits / Speech Commands HDF5 files,
+* ``gsc`` - Google Speech Commands v0.02 folder, published DCLS log-mel front end.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import os
 from torch.utils.data import Dataset
 
 from delaydeploy.datasets.common import FramesDataset, InputKind, PackedFrames, pad_collate
+from delaydeploy.datasets.gsc import GSC, GSC_LABELS
 from delaydeploy.datasets.heidelberg import FRAME_CONVENTIONS, SHD, SSC
 from delaydeploy.errors import DatasetError
 
-DATASET_NAMES: tuple[str, ...] = ("synthetic", "shd", "ssc")
+DATASET_NAMES: tuple[str, ...] = ("synthetic", "shd", "ssc", "gsc")
 
 __all__ = [
-    "DATASET_NAMES", "FRAME_CONVENTIONS", "SHD", "SSC",
+    "DATASET_NAMES", "FRAME_CONVENTIONS", "GSC", "GSC_LABELS", "SHD", "SSC",
     "FramesDataset", "InputKind", "PackedFrames", "dataset_class", "load_dataset", "pad_collate",
 ]
 
@@ -33,7 +35,7 @@ def dataset_class(name: str) -> type[Dataset]:
         from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 
         return SyntheticTimingDataset
-    classes = {"shd": SHD, "ssc": SSC}
+    classes = {"shd": SHD, "ssc": SSC, "gsc": GSC}
     if name not in classes:
         raise DatasetError(f"unknown dataset {name!r} (choose from {', '.join(DATASET_NAMES)})")
     return classes[name]
