@@ -6,7 +6,8 @@ Items are ``(x [T, C] float32, label int)``; classes expose ``num_channels``,
 
 * ``synthetic`` - generated timing task (no files; ``data_dir`` is ignored),
 * ``shd``, ``ssc`` - Spiking Heidelberg Digits / Speech Commands HDF5 files,
-* ``gsc`` - Google Speech Commands v0.02 folder, published DCLS log-mel front end.
+* ``gsc`` - Google Speech Commands v0.02 folder, published DCLS log-mel front end,
+* ``fsdd`` - Free Spoken Digit Dataset recordings, cochlea-encoded spike counts.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import os
 from torch.utils.data import Dataset
 
 from delaydeploy.datasets.common import FramesDataset, InputKind, PackedFrames, pad_collate
+from delaydeploy.datasets.fsdd import FSDD
 from delaydeploy.datasets.gsc import GSC, GSC_LABELS
 from delaydeploy.datasets.heidelberg import FRAME_CONVENTIONS, SHD, SSC
 from delaydeploy.errors import DatasetError
 
-DATASET_NAMES: tuple[str, ...] = ("synthetic", "shd", "ssc", "gsc")
+DATASET_NAMES: tuple[str, ...] = ("synthetic", "shd", "ssc", "gsc", "fsdd")
 
 __all__ = [
-    "DATASET_NAMES", "FRAME_CONVENTIONS", "GSC", "GSC_LABELS", "SHD", "SSC",
+    "DATASET_NAMES", "FRAME_CONVENTIONS", "FSDD", "GSC", "GSC_LABELS", "SHD", "SSC",
     "FramesDataset", "InputKind", "PackedFrames", "dataset_class", "load_dataset", "pad_collate",
 ]
 
@@ -35,7 +37,7 @@ def dataset_class(name: str) -> type[Dataset]:
         from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 
         return SyntheticTimingDataset
-    classes = {"shd": SHD, "ssc": SSC, "gsc": GSC}
+    classes = {"shd": SHD, "ssc": SSC, "gsc": GSC, "fsdd": FSDD}
     if name not in classes:
         raise DatasetError(f"unknown dataset {name!r} (choose from {', '.join(DATASET_NAMES)})")
     return classes[name]

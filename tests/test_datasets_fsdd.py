@@ -1,0 +1,103 @@
+"""FSDD: the official split of the real recordings, label parsing, encoding, cache and errors."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import wave
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from delaydeploy.datasets import FSDD, load_dataset
+from delaydeploy.datasets import fsdd
+from delaydeploy.datasets.fsdd import fsdd_split_files
+from delaydeploy.errors import DatasetError
+
+RECORDINGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fsdd" / "recordings"
+needs_recordings = pytest.mark.skipif(not RECORDINGS.is_dir(), reason=f"FSDD recordings not found at {RECORDINGS}")
+SAMPLE_FILES = ["0_george_0.wav", "0_george_5.wav", "3_jackson_7.wav", "7_lucas_2.wav", "9_yweweler_49.wav"]
+
+
+@needs_recordings
+def test_official_split_of_the_real_recordings() -> None:
+    train, test = fsdd_split_files(RECORDINGS, "train"), fsdd_split_files(RECORDINGS, "test")
+    assert (len(train), len(test)) == (2250, 250)  # 5 speakers x 10 digits x 45 / x 5
+    for files, per_digit, indices in ((train, 225, set(range(5, 50))), (test, 25, set(range(5)))):
+        assert Counter(label for _, label in files) == {d: per_digit for d in range(10)}
+        names = [path.name for path, _ in files]
+        assert {int(name[:-4].split("_")[2]) for name in names} == indices
+        assert Counter(name.split("_")[1] for name in names) == {
+            s: 10 * per_digit // 5 for s in ("george", "jackson", "lucas", "nicolas", "yweweler")}
+        assert all(label == int(path.name[0]) for path, label in files)
+    assert fsdd_split_files(RECORDINGS.parent, "test") == test  # the FSDD folder works too
+
+
+@needs_recordings
+def test_real_test_split_encoding_is_sparse_and_informative() -> None:
+    data = FSDD(RECORDINGS, "test")
+    assert (len(data), data.num_channels, data.num_classes, data.input_kind, data.dt) == (250, 140, 10, "counts", 0.01)
+    counts = torch.cat([x for x, _ in data])
+    assert 0.1 < counts.mean() < 1.0 and 0.1 < (counts > 0).float().mean() < 0.7
+    assert counts.max() <= 4 and (counts == 4).float().mean() < 0.01
+    assert counts.sum(0).min() > 0  # every channel is used
+
+
+@pytest.fixture
+def small_dir(tmp_path: Path) -> Path:
+    if not RECORDINGS.is_dir():
+        pytest.skip(f"FSDD recordings not found at {RECORDINGS}")
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for name in SAMPLE_FILES:
+        shutil.copyfile(RECORDINGS / name, folder / name)
+    return folder
+
+
+def wav_frames(path: Path) -> int:
+    with wave.open(str(path), "rb") as wav:
+        return wav.getnframes()
+
+
+def test_encoding_shapes_labels_and_determinism(small_dir: Path) -> None:
+    train = load_dataset("fsdd", small_dir, "train")
+    test = load_dataset("fsdd", small_dir, "test", channels=64)
+    assert [path.name for path, _ in train.files] == ["0_george_5.wav", "3_jackson_7.wav", "9_yweweler_49.wav"]
+    assert [label for _, label in test] == [0, 7] and test.num_channels == 64
+    for data in (train, test):
+        for (x, _), (path, _) in zip(data, data.files):
+            assert x.shape == (math.ceil(wav_frames(path) / 80), data.num_channels) and x.dtype == torch.float32
+            assert x.min() >= 0 and torch.equal(x, x.round()) and x.sum() > 0
+    again = FSDD(small_dir, "train")
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(train, again))
+
+
+def test_cache(small_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    first = FSDD(small_dir, "train", cache_dir=cache)
+    monkeypatch.setattr(fsdd, "encode_files", lambda *args: pytest.fail("encoded although cached"))
+    second = FSDD(small_dir, "train", cache_dir=cache)
+    assert all(torch.equal(a[0], b[0]) and a[1] == b[1] for a, b in zip(first, second))
+    changed = small_dir / "3_jackson_7.wav"
+    shutil.copyfile(RECORDINGS / "3_jackson_8.wav", changed)  # another size and mtime: the cache is stale
+    with pytest.raises(pytest.fail.Exception, match="encoded although cached"):
+        FSDD(small_dir, "train", cache_dir=cache)
+    monkeypatch.undo()
+    rebuilt = FSDD(small_dir, "train", cache_dir=cache)
+    assert rebuilt[1][0].shape[0] == math.ceil(wav_frames(changed) / 80)
+    assert len(list(cache.iterdir())) == 1
+
+
+def test_errors(small_dir: Path) -> None:
+    with pytest.raises(DatasetError, match="FSDD has no validation split"):
+        FSDD(small_dir, "valid")
+    with pytest.raises(DatasetError, match="FSDD recordings folder not found"):
+        FSDD(small_dir / "missing", "train")
+    (small_dir / "3_jackson_7.wav").write_bytes(b"RIFF....WAVEfmt ")
+    with pytest.raises(DatasetError, match=r"3_jackson_7\.wav: not a readable PCM WAV file"):
+        FSDD(small_dir, "train")
+    (small_dir / "3_jackson_7.wav").rename(small_dir / "three.wav")
+    with pytest.raises(DatasetError, match=r"three\.wav: not an FSDD file name"):
+        FSDD(small_dir, "test")
