@@ -46,11 +46,13 @@ def check_split(where: str | os.PathLike, dataset: str, split: str, splits: Sequ
     raise DatasetError(f"{where}: unknown split {split!r} for {dataset} (splits: {', '.join(splits)})")
 
 
-def _count_dtype(max_count: int) -> torch.dtype:
-    for dtype in (torch.uint8, torch.int16, torch.int32):
-        if max_count <= torch.iinfo(dtype).max:
-            return dtype
-    return torch.int64
+_COUNT_DTYPES = (np.uint8, np.int16, np.int32, np.int64)
+
+
+def compact_counts(counts: np.ndarray) -> np.ndarray:
+    """Non-negative integer counts in the smallest of uint8/int16/int32/int64 that holds them."""
+    top = int(counts.max()) if counts.size else 0
+    return counts.astype(next(d for d in _COUNT_DTYPES if top <= np.iinfo(d).max), copy=False)
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,12 @@ class PackedFrames:
 
     @classmethod
     def pack(cls, frames: Sequence[np.ndarray], labels: Sequence[int], num_channels: int) -> "PackedFrames":
-        """Pack integer count arrays ``[T_i, num_channels]`` and their labels."""
+        """Pack integer count arrays ``[T_i, num_channels]`` (any integer dtypes) and their labels."""
         lengths = np.array([len(f) for f in frames], dtype=np.int64)
         offsets = np.zeros(len(frames) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        data = np.concatenate(frames) if frames else np.zeros((0, num_channels), dtype=np.int64)
-        dtype = _count_dtype(int(data.max()) if data.size else 0)
-        return cls(torch.from_numpy(data).to(dtype), torch.from_numpy(offsets),
+        data = np.concatenate(frames) if frames else np.zeros((0, num_channels), dtype=np.uint8)
+        return cls(torch.from_numpy(compact_counts(data)), torch.from_numpy(offsets),
                    torch.as_tensor(np.asarray(labels, dtype=np.int64)))
 
     def __len__(self) -> int:

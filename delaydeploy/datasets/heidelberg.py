@@ -28,11 +28,12 @@ from typing import ClassVar
 import h5py
 import numpy as np
 
-from delaydeploy.datasets.common import FramesDataset, PackedFrames, cached_frames, check_split
+from delaydeploy.datasets.common import FramesDataset, PackedFrames, cached_frames, check_split, compact_counts
 from delaydeploy.errors import DatasetError
 
 NUM_UNITS = 700
 FRAME_CONVENTIONS: tuple[str, ...] = ("event_aligned", "grid")
+_CHUNK = 1024  # samples read from the HDF5 file at a time
 
 
 def event_aligned_frame_index(times: np.ndarray, duration_ms: float) -> np.ndarray:
@@ -100,37 +101,46 @@ def _dataset(path: Path, h5: h5py.File, name: str) -> h5py.Dataset:
     return item
 
 
+def _check_sample(path: Path, index: int, times: np.ndarray, units: np.ndarray) -> None:
+    if len(times) != len(units):
+        raise DatasetError(f"{path}: sample {index} has {len(times)} spike times but {len(units)} units")
+    if not np.issubdtype(units.dtype, np.integer):
+        raise DatasetError(f"{path}: sample {index} has units of type {units.dtype}, expected integers")
+    if len(units) and (units.min() < 0 or units.max() >= NUM_UNITS):
+        value = units.max() if units.max() >= NUM_UNITS else units.min()
+        raise DatasetError(f"{path}: sample {index} has unit {value}, outside 0..{NUM_UNITS - 1}")
+    if not np.issubdtype(times.dtype, np.floating) or not np.all(np.isfinite(times)) or np.any(times < 0):
+        raise DatasetError(f"{path}: sample {index} has spike times that are not finite non-negative seconds")
+
+
 def read_heidelberg(path: Path, num_classes: int, frames: str, dt: float, channel_bin: int) -> PackedFrames:
-    """Read and bin every sample of one SHD/SSC HDF5 file, checking its layout and values."""
+    """Read and bin every sample of one SHD/SSC HDF5 file, checking its layout and values.
+
+    Samples are read in chunks and kept as compact counts, so SSC fits in memory.
+    """
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    with h5:
-        all_times = _dataset(path, h5, "spikes/times")[()]
-        all_units = _dataset(path, h5, "spikes/units")[()]
-        labels = _dataset(path, h5, "labels")[()]
-    if not len(all_times) == len(all_units) == len(labels):
-        raise DatasetError(f"{path}: {len(all_times)} spike-time lists, {len(all_units)} unit lists "
-                           f"and {len(labels)} labels; they must match")
-    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-    if bad.size:
-        raise DatasetError(f"{path}: label {labels[bad[0]]} of sample {bad[0]} is outside 0..{num_classes - 1}")
     samples = []
-    for i, (times, units) in enumerate(zip(all_times, all_units)):
-        times, units = np.asarray(times), np.asarray(units)
-        if len(times) != len(units):
-            raise DatasetError(f"{path}: sample {i} has {len(times)} spike times but {len(units)} units")
-        if not np.issubdtype(units.dtype, np.integer):
-            raise DatasetError(f"{path}: sample {i} has units of type {units.dtype}, expected integers")
-        if len(units) and (units.min() < 0 or units.max() >= NUM_UNITS):
-            value = units.max() if units.max() >= NUM_UNITS else units.min()
-            raise DatasetError(f"{path}: sample {i} has unit {value}, outside 0..{NUM_UNITS - 1}")
-        if not np.issubdtype(times.dtype, np.floating) or not np.all(np.isfinite(times)) or np.any(times < 0):
-            raise DatasetError(f"{path}: sample {i} has spike times that are not finite non-negative seconds")
-        samples.append(bin_sample(times, units, frames, dt, channel_bin))
+    with h5:
+        times_set = _dataset(path, h5, "spikes/times")
+        units_set = _dataset(path, h5, "spikes/units")
+        labels = _dataset(path, h5, "labels")[()]
+        if not len(times_set) == len(units_set) == len(labels):
+            raise DatasetError(f"{path}: {len(times_set)} spike-time lists, {len(units_set)} unit lists "
+                               f"and {len(labels)} labels; they must match")
+        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+        if bad.size:
+            raise DatasetError(f"{path}: label {labels[bad[0]]} of sample {bad[0]} is outside 0..{num_classes - 1}")
+        for start in range(0, len(labels), _CHUNK):
+            chunk = zip(times_set[start:start + _CHUNK], units_set[start:start + _CHUNK])
+            for index, (times, units) in enumerate(chunk, start):
+                times, units = np.asarray(times), np.asarray(units)
+                _check_sample(path, index, times, units)
+                samples.append(compact_counts(bin_sample(times, units, frames, dt, channel_bin)))
     return PackedFrames.pack(samples, labels.astype(np.int64), -(-NUM_UNITS // channel_bin))
 
 
