@@ -17,6 +17,7 @@ an integer below ``2**53``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -171,8 +172,19 @@ def trace_fixed(network: FixedNetwork, x: torch.Tensor | np.ndarray, *,
     return traces
 
 
+@dataclass
+class FixedSimulation(Simulation):
+    """A :class:`Simulation` whose ``readout`` is the raw integer membrane; ``prediction()``
+    applies the float rule to it in float units (``readout / readout_scale``)."""
+
+    readout_scale: float = 1.0
+
+    def prediction(self) -> torch.Tensor:
+        return predict(self.readout.to(torch.float64) / self.readout_scale)
+
+
 def simulate_fixed(network: FixedNetwork, x: torch.Tensor | np.ndarray, *,
-                   device: str | torch.device | None = None) -> Simulation:
+                   device: str | torch.device | None = None) -> FixedSimulation:
     """Run ``network`` on ``x`` ``[T, B, input_size]`` exactly as Lava's ``fixed_pt`` models do.
 
     ``x`` holds binary spikes, or values sent as payloads ``round(x * input_scale)``. Returns
@@ -180,7 +192,7 @@ def simulate_fixed(network: FixedNetwork, x: torch.Tensor | np.ndarray, *,
     ``v`` (int64) ``[T + tail, B, C]``; see :func:`readout_to_float` and :func:`predict_fixed`.
     """
     *layers, readout = trace_fixed(network, x, device=device)
-    return Simulation([trace.spikes for trace in layers], readout.v)
+    return FixedSimulation([trace.spikes for trace in layers], readout.v, network.readout_scale)
 
 
 def readout_to_float(network: FixedNetwork, readout: torch.Tensor) -> torch.Tensor:

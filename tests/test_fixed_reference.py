@@ -284,6 +284,7 @@ def test_readout_helpers_and_batching() -> None:
     assert as_float.dtype == torch.float64
     assert torch.allclose(as_float * network.readout_scale, simulation.readout.to(torch.float64), rtol=1e-12, atol=0)
     assert torch.equal(predict_fixed(network, simulation), predict(as_float))
+    assert torch.equal(simulation.prediction(), predict(as_float))  # the Simulation API works on integers too
     for sample in range(4):  # batching is exact: each sample alone gives the same
         alone = simulate_fixed(network, x[:, sample: sample + 1])
         assert torch.equal(alone.readout[:, 0], simulation.readout[:, sample])
