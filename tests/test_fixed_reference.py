@@ -26,8 +26,9 @@ from lava.proc.io.source import RingBuffer
 from lava.proc.lif.models import PyLifModelBitAcc
 from lava.proc.lif.process import LIF
 from lava.proc.monitor.process import Monitor
+from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
-from delaydeploy.fixed_point import GRADED_PAYLOAD_MAX, FixedLayer, FixedNetwork, input_payload
+from delaydeploy.fixed_point import GRADED_PAYLOAD_MAX, FixedLayer, FixedNetwork, effective_weights, input_payload
 from delaydeploy.fixed_reference import predict_fixed, readout_to_float, simulate_fixed, trace_fixed
 from delaydeploy.reference import predict
 
@@ -155,6 +156,17 @@ def test_equals_lava_bit_accurate_models(case: str) -> None:
         np.testing.assert_array_equal(v, trace.v[:, 0].numpy(), err_msg=f"{layer.name} v")
     overflowed = any(bool(trace.u_wrapped.any()) and bool(trace.v_saturated.any()) for trace in traces)
     assert overflowed == options["wraps"]
+    if options["wraps"]:  # LIF.a_in declares int16, yet activations beyond it arrive unchanged (int32)
+        assert int(traces[0].a.abs().max()) > 2**15
+
+
+@pytest.mark.parametrize("mode", ["mixed", "positive", "negative"])
+def test_effective_weights_are_lavas(mode: str) -> None:
+    weights = _weights(np.random.default_rng(4), (40, 40), mode)
+    weights[0, :2] = [-256, 255] if mode == "mixed" else [-256, 0] if mode == "negative" else [255, 0]
+    sign_mode = determine_sign_mode(weights)
+    lava = truncate_weights(clip_weights(weights, sign_mode, num_bits=8), sign_mode, 8)
+    np.testing.assert_array_equal(effective_weights(weights), lava)
 
 
 def _effective(weights: np.ndarray) -> np.ndarray:
