@@ -1,9 +1,9 @@
 """Lava speed: our fast DelayDense models against Lava's stock ones, and framed throughput.
 
 SHD-sized float network (140-256-256-20, delays 0..24, random weights), SHD-like binary
-input (100 steps of 5 % Bernoulli spikes, 36 tail steps). Step times are taken from the
-arrival of the first recorded block of steps to the end of one run, so compilation and
-process start-up are excluded; sample rates are end to end (graph build, compilation, run,
+input (100 steps of 5 % Bernoulli spikes, 36 tail steps). Step times are taken from the end
+of the first chunk of steps (which includes compilation and process start-up) to the end of
+one run; sample rates are end to end (graph build, compilation, run,
 data transfer).
 
 Run: ``python -m benchmarks.lava_bench`` (prints the dict of :func:`run` as JSON).
@@ -46,10 +46,10 @@ def shd_like_input(samples: int, seed: int = 1) -> np.ndarray:
 
 
 def ms_per_step(network: Network, x: np.ndarray, synapse: str) -> float:
-    """Milliseconds per Lava step of one framed run, after its first block of steps."""
+    """Milliseconds per Lava step of one framed run, after its first chunk of steps."""
     marks: list[tuple[int, float]] = []
     run_lava_graph(build_lava_graph(network, x, synapse=synapse),
-                   on_block=lambda done: marks.append((done, time.perf_counter())))
+                   on_chunk=lambda done: marks.append((done, time.perf_counter())))
     (first_steps, first_time), (last_steps, last_time) = marks[0], marks[-1]
     return (last_time - first_time) / (last_steps - first_steps) * 1e3
 

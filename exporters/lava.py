@@ -37,11 +37,12 @@ from lava.proc.dense.process import DelayDense
 from lava.proc.io.source import RingBuffer
 from tqdm import tqdm
 
-from delaydeploy.errors import ConstraintError
-from delaydeploy.fixed_point import FixedLayer, FixedNetwork
+from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_payload
+from delaydeploy.fixed_reference import FixedSimulation
 from delaydeploy.ir import Network, Readout, SpikingLayer
 from delaydeploy.reference import Simulation
 from exporters.lava_processes import (
+    PROBE_PIPE_BLOCKS,
     FramedLIF,
     PyFastDelayDenseModelBitAcc,
     PyFastDelayDenseModelFloat,
@@ -50,7 +51,7 @@ from exporters.lava_processes import (
 )
 
 SYNAPSES = ("fast", "stock")
-GRADED_MESSAGE_BITS = 24  # Loihi 2 graded spikes carry up to 24 bits
+GRADED_MESSAGE_BITS = 24  # num_message_bits of a synapse fed graded input (Loihi 2: 24-bit payloads)
 PROBE_BLOCK = 64  # steps per block that a probing population sends to the host
 FAST_DELAY_DENSE = {"floating_pt": PyFastDelayDenseModelFloat, "fixed_pt": PyFastDelayDenseModelBitAcc}
 FRAMED_LIF = {"floating_pt": PyFramedLifModelFloat, "fixed_pt": PyFramedLifModelBitAcc}
@@ -97,7 +98,7 @@ class LavaGraph:
     neurons: list[FramedLIF]  # hidden layers probe their spikes, the readout its membrane
     run_cfg: Loihi2SimCfg
     layout: FrameLayout
-    fixed: bool
+    readout_scale: float | None  # a FixedNetwork's (its readout is the raw integer v); None in float
 
 
 def _float_stage(stage: SpikingLayer | Readout) -> _Stage:
@@ -123,20 +124,15 @@ def _fixed_stage(layer: FixedLayer) -> _Stage:
     return _Stage(layer.name, layer.weights, layer.delays, {"weight_exp": layer.weight_exp}, neuron, recurrent)
 
 
-def _input_payload(network: Network | FixedNetwork, x: np.ndarray, fixed: bool) -> tuple[np.ndarray, int]:
+def _input_payload(network: Network | FixedNetwork, x: np.ndarray) -> tuple[np.ndarray, int]:
     """Input values as Lava sends them, and the first synapse's ``num_message_bits``."""
-    binary = network.input_kind == "binary"
-    if binary and not np.all((x == 0) | (x == 1)):
+    graded_bits = 0 if network.input_kind == "binary" else GRADED_MESSAGE_BITS
+    if isinstance(network, FixedNetwork):
+        return input_payload(network, x), graded_bits
+    if network.input_kind == "binary" and not np.all((x == 0) | (x == 1)):
         bad = tuple(int(i) for i in np.argwhere((x != 0) & (x != 1))[0])
-        raise ValueError(f"input{list(bad)} = {x[bad]}, but the network takes binary spikes")
-    if not fixed:
-        return x.astype(np.float64), 0 if binary else GRADED_MESSAGE_BITS
-    payload = np.round(x * network.input_scale)
-    limit = 2 ** (GRADED_MESSAGE_BITS - 1) - 1
-    if np.abs(payload).max(initial=0) > limit:
-        raise ConstraintError(f"input payload round(x * input_scale = {network.input_scale}) reaches "
-                              f"{np.abs(payload).max():.0f}; Loihi 2 graded spikes carry at most +-{limit}")
-    return payload.astype(np.int64), 0 if binary else GRADED_MESSAGE_BITS
+        raise ValueError(f"input{list(bad)} = {x[bad]}, but the network takes binary spikes (0 or 1)")
+    return x.astype(np.float64), graded_bits
 
 
 def _drain_gap(stages: list[_Stage]) -> int:
@@ -166,7 +162,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
         stages = [_fixed_stage(layer) for layer in [*network.layers, network.readout]]
     else:
         stages = [_float_stage(layer) for layer in [*network.layers, network.readout]]
-    payload, message_bits = _input_payload(network, x, fixed)
+    payload, message_bits = _input_payload(network, x)
     steps_in, num_samples, _ = x.shape
     steps = steps_in + network.tail_steps
     gap = 0 if synapse == "fast" else _drain_gap(stages)
@@ -178,25 +174,27 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
     data[:, : num_samples * layout.frame_steps] = frames.reshape(-1, network.input_size).T
     source = RingBuffer(data=data)
 
-    frame = dict(frame_steps=layout.frame_steps)
-    flush = frame if synapse == "fast" else {}
+    def flush(source_lag: int, loop: bool = False) -> dict:
+        """Frame kwargs of a fast ``DelayDense`` fed by a source lagging ``source_lag`` steps."""
+        return dict(frame_steps=layout.frame_steps, frame_offset=source_lag, loop=loop) if synapse == "fast" else {}
+
     synapses: list[DelayDense] = []
     neurons: list[FramedLIF] = []
     previous = source.s_out
     for lag, stage in enumerate(stages, start=1):
         probe = "v" if lag == len(stages) else "spikes"
         neuron = FramedLIF(shape=(stage.weights.shape[0],), frame_offset=lag, active_steps=steps, name=stage.name,
-                           probe=probe, probe_steps=layout.run_steps, probe_block=PROBE_BLOCK, **frame,
-                           **stage.neuron_kwargs)
+                           frame_steps=layout.frame_steps, probe=probe, probe_steps=layout.run_steps,
+                           probe_block=PROBE_BLOCK, **stage.neuron_kwargs)
         dense = DelayDense(weights=stage.weights, delays=stage.delays, num_message_bits=message_bits,
-                           name=f"{stage.name}.synapses", **stage.synapse_kwargs, **flush, frame_offset=lag - 1)
+                           name=f"{stage.name}.synapses", **stage.synapse_kwargs, **flush(lag - 1))
         previous.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
         synapses.append(dense)
         if stage.recurrent is not None:
             weights, delays, kwargs = stage.recurrent
-            loop = DelayDense(weights=weights, delays=delays, name=f"{stage.name}.recurrent", **kwargs, **flush,
-                              frame_offset=lag, loop=True)
+            loop = DelayDense(weights=weights, delays=delays, name=f"{stage.name}.recurrent", **kwargs,
+                              **flush(lag, loop=True))
             neuron.s_out.connect(loop.s_in)
             loop.a_out.connect(neuron.a_in)
             synapses.append(loop)
@@ -211,35 +209,41 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
     # import every module of the ``exporters`` package.
     models.update({neuron: FRAMED_LIF[tag] for neuron in neurons})
     run_cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models)
-    return LavaGraph(source, synapses, neurons, run_cfg, layout, fixed)
+    return LavaGraph(source, synapses, neurons, run_cfg, layout, network.readout_scale if fixed else None)
 
 
 def run_lava_graph(graph: LavaGraph, *, progress: bool = False,
-                   on_block: Callable[[int], None] | None = None) -> Simulation:
+                   on_chunk: Callable[[int], None] | None = None) -> Simulation:
     """Compile and run ``graph`` once; return spikes and readout on the reference time axis.
 
-    The run is non-blocking: the host collects the probes' blocks while Lava steps.
-    ``on_block(steps_done)`` is called as each block of steps has arrived (for timing).
+    Lava steps in blocking chunks that fit the probes' pipes (``PROBE_PIPE_BLOCKS`` blocks),
+    and the host drains the pipes between chunks, so the host never competes with the run.
+    The first chunk is a single block (it includes compilation). ``on_chunk(steps_done)`` is
+    called after each chunk (for timing).
     """
     layout = graph.layout
     blocks: list[list[np.ndarray]] = [[] for _ in graph.neurons]
-    graph.source.run(condition=RunSteps(num_steps=layout.run_steps, blocking=False), run_cfg=graph.run_cfg)
+    done = 0
     try:
         with tqdm(total=layout.run_steps, desc="lava", unit="step", disable=not progress) as bar:
-            for done in range(PROBE_BLOCK, layout.run_steps + PROBE_BLOCK, PROBE_BLOCK):
+            while done < layout.run_steps:
+                chunk = min(PROBE_BLOCK if done == 0 else PROBE_BLOCK * PROBE_PIPE_BLOCKS, layout.run_steps - done)
+                graph.source.run(condition=RunSteps(num_steps=chunk), run_cfg=graph.run_cfg)
+                sent = -(-(done + chunk) // PROBE_BLOCK) - done // PROBE_BLOCK  # blocks completed in this chunk
                 for received, neuron in zip(blocks, graph.neurons):
-                    received.append(neuron.receive_probe())
-                done = min(done, layout.run_steps)
-                bar.update(done - bar.n)
-                if on_block is not None:
-                    on_block(done)
-        graph.source.wait()
+                    received.extend(neuron.receive_probe() for _ in range(sent))
+                done += chunk
+                bar.update(chunk)
+                if on_chunk is not None:
+                    on_chunk(done)
     finally:
         graph.source.stop()
     records = [np.concatenate(received)[: layout.run_steps] for received in blocks]
     spikes = [torch.from_numpy(layout.stage_trace(data, stage)) for stage, data in enumerate(records[:-1], 1)]
     readout = layout.stage_trace(records[-1], layout.num_stages)
-    return Simulation(spikes, torch.from_numpy(readout.astype(np.int64) if graph.fixed else readout))
+    if graph.readout_scale is None:
+        return Simulation(spikes, torch.from_numpy(readout))
+    return FixedSimulation(spikes, torch.from_numpy(readout.astype(np.int64)), graph.readout_scale)
 
 
 def simulate_lava(network: Network | FixedNetwork, x: np.ndarray, *, synapse: str = "fast",
@@ -247,8 +251,9 @@ def simulate_lava(network: Network | FixedNetwork, x: np.ndarray, *, synapse: st
     """Run ``network`` on Lava's CPU simulator for input ``x`` ``[T, B, C]``, all samples in one run.
 
     Returns what :func:`delaydeploy.reference.simulate` (streaming) or
-    ``delaydeploy.fixed_reference.simulate_fixed`` return, on the same time axis: hidden
+    :func:`delaydeploy.fixed_reference.simulate_fixed` return, on the same time axis: hidden
     spikes ``[T + tail, B, N]`` (float64 0/1) and the readout membrane ``[T + tail, B, C]``
-    (float64, or the raw integer ``v`` as int64 for a :class:`FixedNetwork`).
+    (float64; for a :class:`FixedNetwork` a ``FixedSimulation`` with the raw integer ``v`` as
+    int64, whose ``prediction()`` reads it in float units).
     """
     return run_lava_graph(build_lava_graph(network, x, synapse=synapse), progress=progress)

@@ -72,11 +72,11 @@ def _random_network(rng: np.random.Generator, sizes: list[int], *, max_delay: in
 def _random_fixed_network(rng: np.random.Generator, sizes: list[int], *, weight_exp: int = 0, reset: str = "hard",
                           recurrent: bool = False, input_kind: str = "binary", input_scale: float = 1.0,
                           tail_steps: int = 5) -> FixedNetwork:
-    """A small Loihi 2 integer network drawn directly in integers (mixed-sign weights on the
-    lossless even grid, delays 0..7, 12-bit decays, biases as mantissa << exponent)."""
+    """A small Loihi 2 integer network drawn directly in integers (mixed-sign weights, odd ones
+    included, which Lava floors to even; delays 0..7, 12-bit decays, biases as mantissa << exponent)."""
 
     def weights(shape: tuple[int, int], low: int, high: int) -> np.ndarray:
-        return 2 * rng.integers(low // 2, high // 2 + 1, shape)
+        return rng.integers(low, high + 1, shape)
 
     gain = 2 ** max(0, -weight_exp)  # keep activations at the same scale for negative exponents
     layers = []

@@ -6,21 +6,14 @@ exact integer readout membrane, on the reference's time axis.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import pytest
 import torch
 
 from delaydeploy.fixed_point import FixedNetwork
+from delaydeploy.fixed_reference import simulate_fixed
 from delaydeploy.reference import Simulation
 from exporters.lava import simulate_lava
-
-
-@pytest.fixture
-def simulate_fixed() -> Callable[[FixedNetwork, np.ndarray], Simulation]:
-    """The integer reference (skips the comparisons on a checkout that does not have it yet)."""
-    return pytest.importorskip("delaydeploy.fixed_reference").simulate_fixed
 
 
 def _assert_matches_integer_reference(ref: Simulation, network: FixedNetwork, sim: Simulation) -> None:
@@ -33,6 +26,7 @@ def _assert_matches_integer_reference(ref: Simulation, network: FixedNetwork, si
         assert mismatches == 0, f"{layer.name}: {mismatches} spike mismatches"
     assert sim.readout.dtype == torch.int64
     np.testing.assert_array_equal(sim.readout.numpy(), np.asarray(ref.readout, dtype=np.int64))
+    assert bool((sim.prediction() == ref.prediction()).all())
 
 
 @pytest.mark.parametrize("options", [
@@ -40,14 +34,15 @@ def _assert_matches_integer_reference(ref: Simulation, network: FixedNetwork, si
     dict(recurrent=True),
     dict(reset="soft", recurrent=True),
     dict(reset="soft", weight_exp=1),
-], ids=["hard", "recurrent", "soft-reset-recurrent", "soft-reset-positive-exp"])
-def test_random_fixed_networks(simulate_fixed, random_fixed_network, spikes_input, options) -> None:
+    dict(recurrent=True, weight_exp=-2),  # every (step, delay) group is floored on its own
+], ids=["hard", "recurrent", "soft-reset-recurrent", "soft-reset-positive-exp", "recurrent-negative-exp"])
+def test_random_fixed_networks(random_fixed_network, spikes_input, options) -> None:
     network = random_fixed_network(40, [10, 14, 9, 3], **options)
     x = spikes_input(41, 16, 3, 10)
     _assert_matches_integer_reference(simulate_fixed(network, x), network, simulate_lava(network, x))
 
 
-def test_graded_input_payloads(simulate_fixed, random_fixed_network) -> None:
+def test_graded_input_payloads(random_fixed_network) -> None:
     """Analog input sent as integer payloads ``round(x * input_scale)`` on graded spikes."""
     network = random_fixed_network(50, [9, 12, 8, 4], input_kind="analog", input_scale=4.0, recurrent=True)
     x = np.random.default_rng(51).random((14, 3, 9)) * 3.0 * (np.random.default_rng(52).random((14, 3, 9)) < 0.4)
@@ -65,3 +60,12 @@ def test_framed_fixed_samples_equal_single_runs(random_fixed_network, spikes_inp
             assert framed_spikes.sum() > 0
             assert bool((framed_spikes[:, sample] == single_spikes[:, 0]).all())
         assert bool((framed.readout[:, sample] == alone.readout[:, 0]).all())
+
+
+def test_quantized_conformance_model(conformance_model) -> None:
+    """The official SHD model quantised (weight_exp < 0, folded BatchNorm biases as mantissa << exponent)."""
+    from delaydeploy.quantize import quantize
+
+    network, x = conformance_model
+    fixed = quantize(network, calibration=x)
+    _assert_matches_integer_reference(simulate_fixed(fixed, x), fixed, simulate_lava(fixed, x))
