@@ -239,7 +239,8 @@ def run_lava_graph(graph: LavaGraph, *, progress: bool = False,
     finally:
         graph.source.stop()
     records = [np.concatenate(received)[: layout.run_steps] for received in blocks]
-    spikes = [torch.from_numpy(layout.stage_trace(data, stage)) for stage, data in enumerate(records[:-1], 1)]
+    spikes = [torch.from_numpy(layout.stage_trace(data, stage).astype(np.float64))
+              for stage, data in enumerate(records[:-1], 1)]
     readout = layout.stage_trace(records[-1], layout.num_stages)
     if graph.readout_scale is None:
         return Simulation(spikes, torch.from_numpy(readout))

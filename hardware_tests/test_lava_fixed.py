@@ -20,7 +20,7 @@ def _assert_matches_integer_reference(ref: Simulation, network: FixedNetwork, si
     assert len(sim.spikes) == len(ref.spikes)
     for layer, lava_spikes, ref_spikes in zip(network.layers, sim.spikes, ref.spikes):
         ref_spikes = torch.as_tensor(ref_spikes, dtype=torch.float64)
-        assert lava_spikes.shape == ref_spikes.shape
+        assert lava_spikes.shape == ref_spikes.shape and lava_spikes.dtype == torch.float64
         assert ref_spikes.sum() > 0, f"{layer.name} is silent: the comparison would prove little"
         mismatches = int((lava_spikes != ref_spikes).sum())
         assert mismatches == 0, f"{layer.name}: {mismatches} spike mismatches"
