@@ -48,6 +48,26 @@ def conformance_model() -> tuple[Network, np.ndarray]:
     return network, vectors["x"].astype(np.float64)
 
 
+@pytest.fixture(scope="session")
+def delrec_model() -> tuple[Network, np.ndarray, dict[str, np.ndarray]]:
+    """The official DelRec SHD model (140-256-256(recurrent)-20) imported and lowered by the
+    project's own path, its input, and the archive (official spikes and readout)."""
+    import torch
+
+    from delaydeploy.importers import import_delrec
+    from delaydeploy.lowering import lower
+
+    path = CONFORMANCE / "delrec_shd.npz"
+    if not path.exists():
+        pytest.skip(f"{path} is not available on this machine")
+    with np.load(path) as data:
+        vectors = {key: data[key] for key in data.files}
+    state = {key[len("state/"):]: torch.from_numpy(np.array(value)) for key, value in vectors.items()
+             if key.startswith("state/")}
+    network = lower(import_delrec(state, "delrec_shd").build_model())
+    return network, vectors["input"].astype(np.float64), vectors
+
+
 def _random_network(rng: np.random.Generator, sizes: list[int], *, max_delay: int = 6, tau: float = 2.0,
                     reset: str = "hard", threshold_rule: str = ">=", recurrent: bool = False,
                     input_kind: str = "binary", tail_steps: int = 5) -> Network:

@@ -33,6 +33,15 @@ def test_conformance_model_streaming(conformance_model) -> None:
     _assert_matches_reference(network, x, simulate_lava(network, x, progress=True))
 
 
+def test_delrec_model(delrec_model) -> None:
+    """The official DelRec model: recurrent delays per presynaptic neuron (latency 1 + e)."""
+    network, x, vectors = delrec_model
+    sim = simulate_lava(network, x)
+    _assert_matches_reference(network, x, sim)
+    for layer in (0, 1):
+        np.testing.assert_array_equal(sim.spikes[layer].numpy(), vectors[f"hidden_spikes_{layer}"])
+
+
 def test_graded_counts_input(random_network) -> None:
     network = random_network(10, [9, 12, 8, 4], input_kind="counts")
     x = np.random.default_rng(11).poisson(0.8, (14, 3, 9)).astype(np.float64)
