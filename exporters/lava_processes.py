@@ -103,6 +103,7 @@ class _FramedLifBehaviour:
 
     proc_params: ty.Any
     time_step: int
+    u: np.ndarray
     v: np.ndarray
     s_out: PyOutPort
     probe_out: PyOutPort
@@ -114,14 +115,14 @@ class _FramedLifBehaviour:
         position = self.time_step - 1 - self.proc_params["frame_offset"]
         return None if position < 0 else position % self.proc_params["frame_steps"]
 
-    def update(self, a_in: np.ndarray, reset_state: ty.Callable[[], None], threshold: ty.Any,
-               soft_reset_amount: ty.Any) -> None:
+    def update(self, a_in: np.ndarray, threshold: ty.Any, soft_reset_amount: ty.Any) -> None:
         """One step: frame reset, ``subthr_dynamics``, ``v > threshold``, reset, send, record."""
         position = self.frame_position()
         spikes = np.zeros(self.v.shape, dtype=bool)
         if position is not None:
             if position == 0:
-                reset_state()
+                self.u[:] = 0
+                self.v[:] = 0
             self.subthr_dynamics(activation_in=a_in)
             if position < self.proc_params["active_steps"]:
                 spikes = self.v > threshold
@@ -157,11 +158,7 @@ class PyFramedLifModelFloat(_FramedLifBehaviour, AbstractPyLifModelFloat):
     vth: float = LavaPyType(float, float)
 
     def run_spk(self) -> None:
-        self.update(self.a_in.recv(), self._zero_state, self.vth, self.proc_params["reset_amount"])
-
-    def _zero_state(self) -> None:
-        self.u[:] = 0.0
-        self.v[:] = 0.0
+        self.update(self.a_in.recv(), self.vth, self.proc_params["reset_amount"])
 
 
 @implements(proc=FramedLIF, protocol=LoihiProtocol)
@@ -178,11 +175,7 @@ class PyFramedLifModelBitAcc(_FramedLifBehaviour, AbstractPyLifModelFixed):
         a_in = self.a_in.recv()
         self.scale_bias()
         effective_vth = np.left_shift(self.vth, self.vth_shift)
-        self.update(a_in, self._zero_state, effective_vth, effective_vth)
-
-    def _zero_state(self) -> None:
-        self.u[:] = 0
-        self.v[:] = 0
+        self.update(a_in, effective_vth, effective_vth)
 
 
 class _FastDelayDense(PyLoihiProcessModel):
