@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from delaydeploy.config import TrainConfig
 from delaydeploy.datasets import pad_collate
+from delaydeploy.distributed import ProcessGroup, broadcast_buffers, sum_across
 from delaydeploy.model import DelaySNN, loss_function
 from delaydeploy.reference import predict
 
@@ -68,12 +69,21 @@ class EpochMetrics:
 
 
 class Trainer:
-    """Owns the optimisers and schedules of one training run of a :class:`DelaySNN`."""
+    """Owns the optimisers and schedules of one training run of a :class:`DelaySNN`.
 
-    def __init__(self, model: DelaySNN, config: TrainConfig, device: torch.device) -> None:
+    In a distributed run the forward pass goes through DistributedDataParallel, which
+    averages gradients; every process then takes the same optimiser step.
+    """
+
+    def __init__(self, model: DelaySNN, config: TrainConfig, device: torch.device,
+                 group: ProcessGroup | None = None) -> None:
         self.model = model.to(device)
         self.config = config
         self.device = device
+        self.forward = model
+        if group is not None:
+            device_ids = [device.index] if device.type == "cuda" else None
+            self.forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         groups = model.parameter_groups()
         optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         self.weight_optimizer = optimizer_class(
@@ -107,7 +117,7 @@ class Trainer:
             self.weight_optimizer.zero_grad()
             if self.delay_optimizer is not None:
                 self.delay_optimizer.zero_grad()
-            readout = self.model(x).readout
+            readout = self.forward(x).readout
             loss = loss_function(readout, labels)
             loss.backward()
             self.weight_optimizer.step()
@@ -120,6 +130,7 @@ class Trainer:
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        total_loss, correct, seen = sum_across([total_loss, correct, seen], self.device)
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
     def end_epoch(self, epochs_done: int) -> None:
@@ -131,7 +142,10 @@ class Trainer:
 
 @torch.no_grad()
 def evaluate(model: DelaySNN, loader: DataLoader, device: torch.device, rounded: bool = True) -> tuple[float, float]:
-    """Accuracy and loss of ``model`` on ``loader`` (rounded integer delays by default)."""
+    """Accuracy and loss of ``model`` on ``loader`` (rounded integer delays by default).
+
+    In a distributed run each process passes its own shard and the counts are summed.
+    """
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
     for x, labels, _ in loader:
@@ -140,13 +154,28 @@ def evaluate(model: DelaySNN, loader: DataLoader, device: torch.device, rounded:
         total_loss += loss_function(readout, labels).item() * len(labels)
         correct += int((predict(readout) == labels).sum())
         seen += len(labels)
+    total_loss, correct, seen = sum_across([total_loss, correct, seen], device)
     return correct / max(seen, 1), total_loss / max(seen, 1)
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int = 0, sampler=None) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed) if shuffle and sampler is None else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      collate_fn=pad_collate, generator=generator)
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int = 0,
+                group: ProcessGroup | None = None) -> DataLoader:
+    """Batches of ``pad_collate``; in a distributed run each process gets its shard.
+
+    ``batch_size`` is the global batch: each of the ``world_size`` processes takes its share.
+    Training shards come from DistributedSampler (reshuffled per epoch via ``set_epoch``);
+    evaluation shards are disjoint strides, so every sample is counted exactly once.
+    """
+    if group is None:
+        generator = torch.Generator().manual_seed(seed) if shuffle else None
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=pad_collate,
+                          generator=generator)
+    per_process = max(1, math.ceil(batch_size / group.world_size))
+    if shuffle:
+        sampler = torch.utils.data.DistributedSampler(dataset, group.world_size, group.rank, shuffle=True, seed=seed)
+        return DataLoader(dataset, batch_size=per_process, sampler=sampler, collate_fn=pad_collate)
+    shard = torch.utils.data.Subset(dataset, range(group.rank, len(dataset), group.world_size))
+    return DataLoader(shard, batch_size=per_process, collate_fn=pad_collate)
 
 
 def train(
@@ -158,20 +187,25 @@ def train(
     device: torch.device,
     progress: bool = True,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
+    group: ProcessGroup | None = None,
 ) -> list[EpochMetrics]:
     """Train ``model`` in place and return per-epoch metrics (test accuracy of the rounded model)."""
     seed_everything(config.seed)
-    trainer = Trainer(model, config, device)
-    train_loader = make_loader(train_set, config.batch_size, shuffle=True, seed=config.seed)
-    test_loader = make_loader(test_set, config.batch_size, shuffle=False)
+    trainer = Trainer(model, config, device, group)
+    train_loader = make_loader(train_set, config.batch_size, shuffle=True, seed=config.seed, group=group)
+    test_loader = make_loader(test_set, config.batch_size, shuffle=False, group=group)
+    progress = progress and (group is None or group.is_main)
     history = []
     for epoch in range(config.epochs):
         start = time.perf_counter()
+        if group is not None:
+            train_loader.sampler.set_epoch(epoch)
         with tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
                   leave=False) as bar:
             train_loss, train_accuracy = trainer.train_epoch(train_loader, bar)
         sigma = trainer.sigma
         trainer.end_epoch(epoch + 1)
+        broadcast_buffers(model)
         test_accuracy, test_loss = evaluate(model, test_loader, device, rounded=True)
         metrics = EpochMetrics(epoch + 1, train_loss, train_accuracy, test_accuracy, test_loss, sigma,
                                time.perf_counter() - start)
@@ -217,8 +251,13 @@ def train_preset(
     delays: str | None = None,
     progress: bool = True,
     dataset_options: dict | None = None,
+    max_samples: int | None = None,
 ) -> TrainOutcome:
-    """Train the preset's network on its dataset, report both accuracies, save a checkpoint."""
+    """Train the preset's network on its dataset, report both accuracies, save a checkpoint.
+
+    Under ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves.
+    """
+    from delaydeploy import distributed
     from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
     from delaydeploy.config import get_preset
     from delaydeploy.datasets import load_dataset
@@ -235,20 +274,33 @@ def train_preset(
     if train_set.num_channels != network.input_size:
         raise DatasetError(f"{preset.dataset}: {train_set.num_channels} input channels, "
                            f"preset {preset_name!r} expects {network.input_size}")
+    if max_samples is not None:
+        train_set = torch.utils.data.Subset(train_set, range(min(max_samples, len(train_set))))
+        test_set = torch.utils.data.Subset(test_set, range(min(max_samples, len(test_set))))
     device = resolve_device(device)
-    seed_everything(config.seed)
-    model = DelaySNN(network)
-    history = train(model, train_set, test_set, config, device=device, progress=progress)
-    test_loader = make_loader(test_set, config.batch_size, shuffle=False)
-    continuous, _ = evaluate(model, test_loader, device, rounded=False)
-    rounded = history[-1].test_accuracy if history else evaluate(model, test_loader, device, rounded=True)[0]
+    group = None
+    if distributed.launched_by_torchrun():
+        group, device = distributed.join(device)
+    try:
+        seed_everything(config.seed)
+        model = DelaySNN(network)
+        history = train(model, train_set, test_set, config, device=device, progress=progress, group=group)
+        distributed.check_in_sync(model, device)
+        test_loader = make_loader(test_set, config.batch_size, shuffle=False, group=group)
+        continuous, _ = evaluate(model, test_loader, device, rounded=False)
+        rounded = history[-1].test_accuracy if history else evaluate(model, test_loader, device, rounded=True)[0]
+    finally:
+        distributed.leave()
     model = model.cpu()
     outcome = TrainOutcome(model, history, continuous, rounded)
+    if group is not None and not group.is_main:
+        return outcome
     print(f"{preset_name}: test accuracy {continuous:.4f} continuous delays, {rounded:.4f} rounded delays "
           f"({len(test_set)} test samples)")
     if output is not None:
         metrics = {"history": history_to_dict(history), "test_accuracy_continuous": continuous,
-                   "test_accuracy_rounded": rounded, "dataset": preset.dataset}
+                   "test_accuracy_rounded": rounded, "dataset": preset.dataset,
+                   "processes": 1 if group is None else group.world_size}
         save_checkpoint(checkpoint_of(model, preset=preset_name, train_config=config, metrics=metrics), output)
         print(f"saved {output}")
     return outcome
