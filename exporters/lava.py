@@ -26,6 +26,7 @@ it computes alone.
 
 from __future__ import annotations
 
+import exporters.lava_env  # noqa: F401  (first: makes Lava importable after tqdm)
 from dataclasses import dataclass
 from typing import Callable
 

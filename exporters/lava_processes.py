@@ -23,6 +23,7 @@ adapter.
 
 from __future__ import annotations
 
+import exporters.lava_env  # noqa: F401  (first: makes Lava importable after tqdm)
 import typing as ty
 
 import numpy as np

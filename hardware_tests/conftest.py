@@ -6,6 +6,7 @@ samples into one framed run wherever the point is not the framing itself.
 
 from __future__ import annotations
 
+import exporters.lava_env  # noqa: F401  (Lava must be importable after tqdm ran)
 from pathlib import Path
 from typing import Callable
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import exporters.lava_env  # noqa: F401  (Lava must be importable after tqdm ran)
 from pathlib import Path
 
 import numpy as np
