@@ -66,13 +66,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from delaydeploy.checkpoint import load_raw_state, save_checkpoint
-    from delaydeploy.importers import IMPORTERS
+    from delaydeploy.importers import import_official
 
     state = load_raw_state(args.state)
     if not isinstance(state, dict):
         raise DelayDeployError(f"{args.state}: expected a state_dict (a dict of tensors)")
-    checkpoint = IMPORTERS[args.source](state, args.preset, hidden=args.hidden, layers=args.layers,
-                                        source=str(args.state))
+    checkpoint = import_official(args.source, state, args.preset, hidden=args.hidden, layers=args.layers,
+                                 origin=str(args.state))
     save_checkpoint(checkpoint, args.output)
     print(f"imported {args.source} {args.state} as preset {args.preset} -> {args.output}")
     return 0
@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp = commands.add_parser("import", help="import an official checkpoint (raw state_dict)")
     imp.add_argument("source", choices=("snn-delays", "delrec"))
     imp.add_argument("state", help="the authors' state_dict file (.pt)")
-    imp.add_argument("--preset", choices=PRESET_NAMES, required=True)
+    imp.add_argument("--preset", choices=("shd", "ssc", "gsc"), required=True,
+                     help="the recipe the model was trained with (DelRec: shd or ssc)")
     imp.add_argument("--hidden", type=int, help="hidden layer size, if not the preset's")
     imp.add_argument("--layers", type=int, help="number of hidden layers, if not the preset's")
     imp.add_argument("-o", "--output", required=True)

@@ -134,3 +134,16 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
 
 
 IMPORTERS = {"snn-delays": import_snn_delays, "delrec": import_delrec}
+IMPORT_PRESETS = {"snn-delays": ("shd", "ssc", "gsc"), "delrec": ("shd", "ssc")}
+
+
+def import_official(source: str, state: dict[str, Any], preset: str, *, hidden: int | None = None,
+                    layers: int | None = None, origin: str = "<state_dict>") -> Checkpoint:
+    """Import a state_dict of ``source`` (``snn-delays`` or ``delrec``) trained with ``preset`` (shd, ssc, gsc).
+
+    DelRec's recipes are delaydeploy's ``delrec_shd``/``delrec_ssc`` presets.
+    """
+    if preset not in IMPORT_PRESETS[source]:
+        raise CheckpointError(f"{source} has no {preset!r} recipe; choose one of {', '.join(IMPORT_PRESETS[source])}")
+    name = f"delrec_{preset}" if source == "delrec" else preset
+    return IMPORTERS[source](state, name, hidden=hidden, layers=layers, source=origin)

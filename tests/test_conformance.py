@@ -109,3 +109,19 @@ def test_cli_import_and_run_official(tmp_path, snn_delays_vectors, state_dict_fr
             for layer in (0, 1):
                 np.testing.assert_array_equal(result[f"spikes_{layer}"], snn_delays_vectors[f"spk_{kind}_{layer}"])
             assert result["pred"].shape == (3,)
+
+
+def test_cli_import_delrec_and_verify(tmp_path, delrec_vectors, state_dict_from, capsys):
+    state = tmp_path / "delrec.pt"
+    torch.save(state_dict_from(delrec_vectors, "state"), state)
+    model = tmp_path / "delrec_model.pt"
+    assert main(["import", "delrec", str(state), "--preset", "shd", "-o", str(model)]) == 0
+    np.save(tmp_path / "x.npy", delrec_vectors["input"])
+    out = tmp_path / "out.npz"
+    assert main(["run", str(model), "--input", str(tmp_path / "x.npy"), "-o", str(out)]) == 0
+    with np.load(out) as result:
+        for layer in (0, 1):
+            np.testing.assert_array_equal(result[f"spikes_{layer}"], delrec_vectors[f"hidden_spikes_{layer}"])
+        np.testing.assert_allclose(result["readout"], delrec_vectors["output_v_seq"], rtol=0, atol=1e-9)
+    assert main(["import", "delrec", str(state), "--preset", "gsc", "-o", str(tmp_path / "bad.pt")]) == 2
+    assert "delrec has no 'gsc' recipe" in capsys.readouterr().err
