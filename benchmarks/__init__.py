@@ -1,0 +1,1 @@
+"""Speed benchmarks (``make bench``): each module's ``run()`` returns a dict of results."""
