@@ -1,0 +1,134 @@
+"""``delayed_linear`` equals the per-delay masked loop (its definition) in value and gradient,
+on its dense path, its sparse path and mixtures, in float64 to 1e-12 and float32 to 1e-5."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from delaydeploy import delay_ops
+from delaydeploy.delay_ops import delayed_linear
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
+]
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
+
+
+def masked_loop(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> torch.Tensor:
+    """The oracle: one masked dense product per delay value, shifted and summed."""
+    steps = x.shape[0]
+    out = x.new_zeros(steps, x.shape[1], weights.shape[0])
+    delays = delays.to(device=x.device)
+    for delay in torch.unique(delays).tolist():
+        if delay >= steps:
+            continue
+        masked = weights * (delays == delay).to(weights.dtype)
+        if delay == 0:
+            out = out + x @ masked.T
+        else:
+            shifted = x[: steps - delay] @ masked.T
+            out = out + torch.nn.functional.pad(shifted, (0, 0, 0, 0, delay, 0))
+    return out
+
+
+@pytest.fixture(params=["auto", "dense", "sparse", "sparse-tiny-tiles"])
+def path(request, monkeypatch):
+    """Force every delay group onto one path (or leave the cost rule to choose)."""
+    if request.param == "dense":
+        monkeypatch.setattr(delay_ops, "_SPARSE_COST", math.inf)
+    elif request.param.startswith("sparse"):
+        monkeypatch.setattr(delay_ops, "_SPARSE_COST", 0.0)
+    if request.param == "sparse-tiny-tiles":  # batch tiles of 1-2 samples, chunks of a few steps
+        monkeypatch.setattr(delay_ops, "_CACHE_BYTES", 1)
+        monkeypatch.setattr(delay_ops, "_CHUNK", 5)
+    return request.param
+
+
+def check(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> None:
+    """Values and both gradients against the masked loop, relative to the largest reference entry."""
+    x = x.detach().requires_grad_()
+    weights = weights.detach().requires_grad_()
+    out = delayed_linear(x, weights, delays)
+    upstream = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(1)).to(out.device)
+    grad_x, grad_w = torch.autograd.grad(out, (x, weights), upstream)
+    reference = masked_loop(x, weights, delays) + 0 * (x.sum() + weights.sum())  # a graph even if no delay fits
+    ref_x, ref_w = torch.autograd.grad(reference, (x, weights), upstream)
+    tolerance = TOLERANCE[x.dtype]
+    for value, expected in ((out, reference), (grad_x, ref_x), (grad_w, ref_w)):
+        assert value.shape == expected.shape
+        scale = max(1.0, float(expected.detach().abs().max()))
+        assert float((value - expected).detach().abs().max()) <= tolerance * scale
+
+
+def random_case(steps: int, batch: int, inputs: int, outputs: int, max_delay: int, dtype: torch.dtype, seed: int,
+                device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(steps, batch, inputs, generator=generator, dtype=dtype)
+    weights = torch.randn(outputs, inputs, generator=generator, dtype=dtype)
+    delays = torch.randint(0, max_delay + 1, (outputs, inputs), generator=generator)
+    return x.to(device), weights.to(device), delays.to(device)
+
+
+@given(steps=st.integers(1, 30), batch=st.integers(1, 5), inputs=st.integers(1, 12), outputs=st.integers(1, 12),
+       max_delay=st.integers(0, 40), dtype=st.sampled_from([torch.float64, torch.float32]), seed=st.integers(0, 2**16))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_equals_masked_loop_on_random_cases(path, steps, batch, inputs, outputs, max_delay, dtype, seed):
+    # max_delay up to 40 > steps up to 30: delays at and beyond the sequence are included.
+    check(*random_case(steps, batch, inputs, outputs, max_delay, dtype, seed))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_equals_masked_loop_at_layer_shapes(path, device, dtype):
+    check(*random_case(40, 6, 70, 50, 24, dtype, seed=3, device=device))  # SHD-like: 25 delay values
+    check(*random_case(40, 6, 70, 5, 62, dtype, seed=4, device=device))  # small readout, delays past T
+
+
+def test_clustered_delays_mix_dense_and_sparse_groups():
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(30, 4, 60, generator=generator, dtype=torch.float64)
+    weights = torch.randn(40, 60, generator=generator, dtype=torch.float64)
+    delays = torch.randint(0, 25, (40, 60), generator=generator)
+    delays[torch.rand(40, 60, generator=generator) < 0.6] = 7  # one dense group, the rest sparse
+    groups = delay_ops._plan(delays, 30)
+    assert any(group.dense for group in groups) and not all(group.dense for group in groups)
+    check(x, weights, delays)
+
+
+def test_zero_delays_are_the_plain_product():
+    x = torch.randn(9, 3, 5, dtype=torch.float64)
+    weights = torch.randn(4, 5, dtype=torch.float64)
+    torch.testing.assert_close(delayed_linear(x, weights, torch.zeros(4, 5, dtype=torch.long)), x @ weights.T,
+                               rtol=0, atol=1e-14)
+
+
+def test_delays_at_or_beyond_the_sequence_contribute_nothing(path):
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    weights = torch.randn(2, 3, dtype=torch.float64)
+    delays = torch.tensor([[6, 7, 100], [6, 6, 9]])
+    assert torch.equal(delayed_linear(x, weights, delays), torch.zeros(6, 2, 2, dtype=torch.float64))
+    delays[0, 0] = 5  # only its last step sees x[0]
+    out = delayed_linear(x, weights, delays)
+    assert torch.equal(out[:5], torch.zeros(5, 2, 2, dtype=torch.float64))
+    torch.testing.assert_close(out[5, :, 0], weights[0, 0] * x[0, :, 0], rtol=0, atol=0)
+
+
+def test_spikes_and_integer_weights_are_bit_exact(path):
+    """Integer-valued float64 sums are exact in any order: no rounding may creep in."""
+    generator = torch.Generator().manual_seed(6)
+    x = (torch.rand(50, 8, 30, generator=generator) < 0.3).double()
+    weights = torch.randint(-127, 128, (20, 30), generator=generator).double()
+    delays = torch.randint(0, 62, (20, 30), generator=generator)
+    assert torch.equal(delayed_linear(x, weights, delays), masked_loop(x, weights, delays))
+
+
+def test_gradcheck(path):
+    x, weights, delays = random_case(8, 2, 4, 3, 5, torch.float64, seed=8)
+    assert torch.autograd.gradcheck(lambda a, w: delayed_linear(a, w, delays),
+                                    (x.requires_grad_(), weights.requires_grad_()))
