@@ -6,9 +6,21 @@ of ``j`` at step ``t`` reaches neuron ``i`` with weight ``W[i, j]`` at step ``t 
 spike over the neighbouring buffer slots with a triangular kernel of half-width
 ``1 + sigma``; sigma decays every epoch and is 0 in the deployed (rounded) model, where the
 delay is ``round(d_j)``.
+
+Cost. The official code (``src/recurrent_neurons.py``, ``axonal_recdel``) multiplies every
+new spike by ``W`` for every future slot: ``B*N*N*L`` per step for ``L`` buffer slots. The
+recurrent input is linear in the spikes, so it is computed here per presynaptic neuron first:
+``a[t, b, j] = sum_l spread[j, l] s[t - l, b, j]`` (the delayed spikes of ``j`` mixed with its
+spread weights, ``B*N*L``), then one ``[B, N] x [N, N]`` product gives ``I_rec[t] = a[t] W^T``.
+``a`` is kept as a delay line of pending presynaptic input (slot ``k`` holds what arrives
+``k`` steps from now), updated once per step by one fused multiply-add, so the backward pass
+saves only the spikes.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Callable
 
 import torch
 from spikingjelly.activation_based import layer
@@ -27,14 +39,21 @@ def triangular_spread(delays: torch.Tensor, sigma: float, length: int) -> torch.
     return spread * (slots > 0)  # slot 0 would act in the same step: the synapse forbids it
 
 
+def buffer_length(max_delay: float, sigma: float) -> int:
+    """Slots ``0..L-1`` that hold every non-zero spread weight (as the official code sizes its buffer)."""
+    return math.ceil(1.0 + max_delay + 1.0 + sigma) + 1
+
+
 class RecurrentDelayLIF(nn.Module):
     """A LIF population with delayed recurrent synapses, on time-first sequences ``[T, B, N]``.
 
-    ``forward(x)`` takes the feedforward input current and returns the spikes.
+    ``forward(x)`` takes the feedforward input current and returns the spikes. Recurrent
+    dropout (one mask per sequence) acts on the recurrent input of each postsynaptic neuron,
+    as in the official code.
     """
 
-    def __init__(self, size: int, neuron_factory, *, max_delay: int = 62, dropout: float = 0.0,
-                 delay_init: tuple[float, float] = (10.0, 30.0)) -> None:
+    def __init__(self, size: int, neuron_factory: Callable[..., nn.Module], *, max_delay: int = 62,
+                 dropout: float = 0.0, delay_init: tuple[float, float] = (10.0, 30.0)) -> None:
         super().__init__()
         self.size = size
         self.max_delay = max_delay
@@ -52,7 +71,11 @@ class RecurrentDelayLIF(nn.Module):
         self.sigma.fill_(value)
 
     def clamp_delays(self) -> None:
-        """Keep delays in ``[0, max_delay]`` (done after every optimiser step)."""
+        """Keep delays in ``[0, max_delay]`` (done after every optimiser step).
+
+        The official code clamps at 0 only; the cap keeps a trained model within the target's
+        delay range (Loihi 2: 62).
+        """
         with torch.no_grad():
             self.recurrent_delays.clamp_(0.0, float(self.max_delay))
 
@@ -61,26 +84,23 @@ class RecurrentDelayLIF(nn.Module):
         return torch.round(self.recurrent_delays.detach()).long()
 
     def forward(self, x: torch.Tensor, rounded: bool = False) -> torch.Tensor:
+        """Spikes ``[T, B, N]`` for input current ``x``; ``rounded`` uses the deployed integer delays."""
         steps, batch, size = x.shape
         if rounded:
-            delays = self.integer_delays().to(x.dtype)
-            sigma = 0.0
+            delays, sigma = self.integer_delays().to(x.dtype), 0.0
         else:
-            delays = self.recurrent_delays.to(x.dtype)
-            sigma = float(self.sigma)
-        length = int(torch.ceil(1.0 + delays.detach().max() + 1.0 + sigma).item()) + 1
-        spread = triangular_spread(delays, sigma, length)  # [N_pre, L]
-        weights = self.recurrent_weights.to(x.dtype)
-        pending = x.new_zeros(batch, size, length)  # ring buffer: slot t % L holds input due at t
+            delays, sigma = self.recurrent_delays.to(x.dtype), float(self.sigma)
+        length = buffer_length(float(delays.detach().max()), sigma)
+        ahead = triangular_spread(delays, sigma, length)[:, 1:].T[:, None, :]  # [L-1, 1, N]: slot l is l-1 ahead
+        weights_t = self.recurrent_weights.to(x.dtype).T
+        pending = x.new_zeros(length - 1, batch, size)  # presynaptic input arriving k steps from now
+        empty = x.new_zeros(1, batch, size)
         spikes = []
         self.neuron.reset()
         self.dropout.reset()
         for t in range(steps):
-            slot = t % length
-            out = self.neuron(x[t] + self.dropout(pending[:, :, slot]))
-            # input the new spikes cause at t + l, for every l: [B, N_post, L] = W @ (s * spread)
-            scheduled = torch.einsum("ij,bj,jl->bil", weights, out, spread)
-            emptied = pending.index_fill(2, torch.tensor([slot], device=x.device), 0.0)
-            pending = emptied + torch.roll(scheduled, shifts=slot, dims=2)
+            now, later = pending.split([1, length - 2])
+            out = self.neuron(x[t] + self.dropout(now[0] @ weights_t))
+            pending = torch.addcmul(torch.cat([later, empty]), out, ahead)
             spikes.append(out)
         return torch.stack(spikes)
