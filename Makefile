@@ -12,6 +12,7 @@ $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps lava-dl==0.6.0 'opencv-python-headless<4.11' ninja unittest2
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)

@@ -1,0 +1,156 @@
+"""lava-dl netx target: the Loihi 2 integer form as a netx HDF5 network description.
+
+Layout (what ``lava.lib.dl.netx.hdf5.Network`` of lava-dl 0.6.0 reads), one ``dense`` layer
+per stage, the readout last::
+
+    layer/<i>/type = "dense"
+    layer/<i>/shape = [out]
+    layer/<i>/weight [out, in]   effective integer weights w * 2**weight_exp
+    layer/<i>/delay  [out, in]   per-synapse delays (2-D), 0..62
+    layer/<i>/bias   [out]       in a_in units: netx uses it as bias_mant with bias_exp = 6
+    layer/<i>/neuron/{type = "CUBA", iDecay, vDecay, vThMant, refDelay, gradedSpike}
+
+The root's attributes record the time step, input kind and scales (netx ignores them).
+
+**What netx can hold**, and what raises :class:`ConstraintError` naming the layer:
+
+* weights: netx derives each layer's weight exponent itself from the stored integers
+  (``optimize_weight_bits``), so it holds effective weights ``w * 2**weight_exp`` that are
+  integers in Loihi's 8-bit range [-256, 254] (mixed signs), [0, 255] or [-255, 0]; a
+  negative ``weight_exp`` over weights it does not divide (a floor of each group's sum) or a
+  positive one that leaves the 8-bit range cannot be written. Quantised models normally use
+  all 8 bits *with* an exponent (:mod:`delaydeploy.quantize`), so they usually fail here;
+* bias: ``bias_mant << bias_exp`` must be a multiple of 64 whose quotient fits 13 bits;
+* delays: at most 62, which every :class:`FixedNetwork` already respects (netx would clamp
+  larger ones with only a warning; :func:`delaydeploy.quantize.quantize` refuses them with a
+  ConstraintError naming the layer and synapse);
+* recurrence (netx's ``dense_rec`` has no recurrent delays) and the soft reset (netx's LIF
+  resets to 0) are refused.
+
+**Graded input** (counts, analog payloads ``round(x * input_scale)``): the file cannot say it;
+load it with ``hdf5.Network(net_config=path, input_message_bits=24)``.
+
+**Timing, when run** (see ``hardware_tests/test_netx.py``): fed by a ``RingBuffer`` (column
+``t`` sent at Lava step ``t + 1``), every netx ``Dense`` adds one step, so stage ``k``
+(1-based, readout ``L + 1``) computes the integer reference's step ``t`` at Lava step
+``t + k + 1``, and a ``Monitor``'s row ``t + k``. netx's LIF adds its bias from Lava step 1,
+``k`` steps before stage ``k``'s first input can arrive, whereas the IR starts the bias with
+the input (``t = 0``): for exact agreement a runner starts the biases at zero and switches
+stage ``k``'s bias on after ``k`` steps.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from delaydeploy.errors import ConstraintError
+from delaydeploy.fileio import atomic_path
+from delaydeploy.fixed_point import ACTIVATION_SHIFT, FixedLayer, FixedNetwork, effective_weights
+
+NETX_BIAS_MIN, NETX_BIAS_MAX = -4096, 4095  # netx's bias is the 13-bit bias_mant (bias_exp fixed at 6)
+
+
+def _weight_range(weights: np.ndarray) -> tuple[int, int]:
+    """Loihi's lossless 8-bit range for this sign mode (mixed, excitatory, inhibitory)."""
+    if weights.size == 0 or weights.min() >= 0:
+        return 0, 255
+    if weights.max() <= 0:
+        return -255, 0
+    return -256, 254
+
+
+def netx_weights(layer: FixedLayer) -> np.ndarray:
+    """The integer weights netx must store so that it computes exactly what ``layer`` computes."""
+    where = f"layer {layer.name!r}"
+    weights = effective_weights(layer.weights)
+    if layer.weight_exp >= 0:
+        scaled = weights << layer.weight_exp
+    else:
+        divisor = 1 << -layer.weight_exp
+        if np.any(weights % divisor):
+            index = tuple(int(i) for i in np.argwhere(weights % divisor)[0])
+            raise ConstraintError(
+                f"{where} synapse {list(index)}: weight {weights[index]} with weight_exp {layer.weight_exp} is the "
+                f"fraction {weights[index] / divisor:g}, and Lava floors each delay group's sum by it; netx stores "
+                "integer weights and picks the exponent itself, so it cannot express that (quantise so that "
+                "weight_exp = 0)")
+        scaled = weights // divisor
+    low, high = _weight_range(scaled)
+    if scaled.size and (scaled.min() < low or scaled.max() > high):
+        worst = scaled.max() if scaled.max() > high else scaled.min()
+        index = tuple(int(i) for i in np.argwhere(scaled == worst)[0])
+        raise ConstraintError(
+            f"{where} synapse {list(index)}: effective weight {weights[index]} << weight_exp {layer.weight_exp} = "
+            f"{worst} is outside netx's 8-bit range [{low}, {high}]; netx derives the weight exponent from the stored "
+            "integers and cannot hold a shared exponent (quantise so that weight_exp = 0)")
+    return scaled
+
+
+def netx_bias(layer: FixedLayer) -> np.ndarray:
+    """The bias in a_in units (netx's ``bias``, used as ``bias_mant`` with ``bias_exp = 6``)."""
+    bias = layer.bias_mant << layer.bias_exp
+    unit = 1 << ACTIVATION_SHIFT
+    if np.any(bias % unit):
+        index = int(np.argmax(bias % unit != 0))
+        raise ConstraintError(
+            f"layer {layer.name!r} neuron [{index}]: bias {bias[index]} (bias_mant {layer.bias_mant[index]} << "
+            f"bias_exp {layer.bias_exp[index]}) is not a multiple of 64; netx fixes bias_exp = 6, so it holds "
+            "biases in a_in units only")
+    bias = bias // unit
+    if bias.size and (bias.min() < NETX_BIAS_MIN or bias.max() > NETX_BIAS_MAX):
+        index = int(np.argmax((bias < NETX_BIAS_MIN) | (bias > NETX_BIAS_MAX)))
+        raise ConstraintError(f"layer {layer.name!r} neuron [{index}]: bias {bias[index]} a_in units is outside "
+                              f"netx's 13-bit bias_mant [{NETX_BIAS_MIN}, {NETX_BIAS_MAX}]")
+    return bias
+
+
+def check_netx(network: FixedNetwork) -> None:
+    """Raise :class:`ConstraintError` for the first thing netx cannot express (see module docstring)."""
+    for layer in [*network.layers, network.readout]:
+        where = f"layer {layer.name!r}"
+        if layer.is_recurrent:
+            raise ConstraintError(f"{where} is recurrent; netx's dense_rec layer has no recurrent delays and shares "
+                                  "one weight exponent with the feedforward weights: netx cannot express DelRec layers")
+        if layer.reset == "soft":
+            raise ConstraintError(f"{where} uses the soft reset (v -= threshold); netx's CUBA neuron resets v to 0")
+        netx_weights(layer)
+        netx_bias(layer)
+
+
+def _string(group: h5py.Group, name: str, value: str) -> None:
+    group.create_dataset(name, (1,), f"S{len(value)}", [value.encode("ascii")])
+
+
+def _write_layer(group: h5py.Group, layer: FixedLayer) -> None:
+    _string(group, "type", "dense")
+    group.create_dataset("shape", data=np.array([layer.size], dtype=np.int64))
+    group.create_dataset("weight", data=netx_weights(layer).astype(np.int64))
+    group.create_dataset("delay", data=layer.delays.astype(np.int64))
+    group.create_dataset("bias", data=netx_bias(layer).astype(np.int64))
+    neuron = group.create_group("neuron")
+    _string(neuron, "type", "CUBA")
+    neuron.create_dataset("iDecay", data=layer.du + 1)  # netx passes du = iDecay - 1 to Lava's LIF
+    neuron.create_dataset("vDecay", data=layer.dv)
+    neuron.create_dataset("vThMant", data=layer.vth)
+    neuron.create_dataset("refDelay", data=1)
+    neuron.create_dataset("gradedSpike", data=False)
+
+
+def write_netx(fixed: FixedNetwork, path: str | os.PathLike) -> Path:
+    """Write ``fixed`` as a lava-dl netx HDF5 file (atomically); refuse what netx cannot express."""
+    check_netx(fixed)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as handle:
+            attrs = {"format": "delaydeploy-netx", "dt": fixed.dt, "tail_steps": fixed.tail_steps,
+                     "input_kind": fixed.input_kind, "input_scale": fixed.input_scale,
+                     "readout_scale": fixed.readout_scale,
+                     "input_message_bits": 0 if fixed.input_kind == "binary" else 24}
+            handle.attrs.update(attrs)
+            layers = handle.create_group("layer")
+            for index, layer in enumerate([*fixed.layers, fixed.readout]):
+                _write_layer(layers.create_group(str(index)), layer)
+    return Path(path)
