@@ -164,6 +164,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from delaydeploy.finetune import finetune_checkpoint
+
+    finetune_checkpoint(args.model, args.output, target=args.target, data_dir=args.data_dir, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, max_samples=args.max_samples, seed=args.seed,
+                        progress=not args.quiet)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from delaydeploy.report import build_report, format_ladder
+
+    report = build_report(args.model, args.output, data_dir=args.data_dir, lava_samples=args.lava_samples,
+                          max_samples=args.max_samples, progress=not args.quiet)
+    print(format_ladder(report))
+    print(f"wrote {args.output} (report.json, report.md, plots)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from delaydeploy.demo import run_demo
 
@@ -238,6 +257,28 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("artifact")
     inspect.set_defaults(handler=cmd_inspect)
 
+    finetune = commands.add_parser("finetune", help="quantisation-aware fine-tuning of a checkpoint for Loihi 2")
+    finetune.add_argument("model", help="a delaydeploy checkpoint (.pt)")
+    finetune.add_argument("--target", choices=("loihi2",), default="loihi2")
+    finetune.add_argument("--data-dir", help="dataset folder (not needed for synthetic)")
+    finetune.add_argument("--epochs", type=int, default=5)
+    finetune.add_argument("--batch-size", type=int, help="default: the checkpoint's training batch size")
+    finetune.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (cosine schedule)")
+    finetune.add_argument("--max-samples", type=int, help="use at most this many samples of each split (quick runs)")
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--quiet", action="store_true", help="no progress bars")
+    finetune.add_argument("-o", "--output", required=True)
+    finetune.set_defaults(handler=cmd_finetune)
+
+    report = commands.add_parser("report", help="accuracy ladder, cost and plots of a checkpoint on its test set")
+    report.add_argument("model", help="a delaydeploy checkpoint (.pt)")
+    report.add_argument("--data-dir", help="dataset folder (not needed for synthetic)")
+    report.add_argument("--lava-samples", type=int, default=16, help="test samples run on Lava (0: none)")
+    report.add_argument("--max-samples", type=int, help="use at most this many samples of each split (quick runs)")
+    report.add_argument("--quiet", action="store_true", help="no progress bars")
+    report.add_argument("-o", "--output", required=True, help="report directory")
+    report.set_defaults(handler=cmd_report)
+
     demo = commands.add_parser("demo", help="the main job: train on the synthetic task, export, verify")
     demo.add_argument("-o", "--output", default="out/demo")
     demo.add_argument("--epochs", type=int)
@@ -246,10 +287,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _import_spikingjelly_without_slayer() -> None:
+    """Import spikingjelly while lava-dl's slayer is hidden from it.
+
+    spikingjelly imports slayer whenever lava-dl is installed (it is, for the netx target), only
+    for its own Lava backend, which delaydeploy never uses; that import costs seconds and prints
+    warnings on every command. Afterwards slayer imports normally (netx needs it).
+    """
+    slayer = "lava.lib.dl.slayer"
+    if slayer in sys.modules or "spikingjelly.activation_based.base" in sys.modules:
+        return
+    sys.modules[slayer] = None  # makes ``import lava.lib.dl.slayer`` raise ImportError, which spikingjelly catches
+    try:
+        import spikingjelly.activation_based.base  # noqa: F401
+    finally:
+        del sys.modules[slayer]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # spikingjelly (pinned 0.0.0.0.14) scripts functions with torch.jit at import time
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     args = build_parser().parse_args(argv)
+    _import_spikingjelly_without_slayer()
     try:
         return args.handler(args)
     except DelayDeployError as error:

@@ -1,0 +1,503 @@
+"""Quantisation-aware fine-tuning: train the very integer model that Loihi 2 runs.
+
+The trainable parameters are the float weights and biases of the deployment IR (BatchNorm
+folded, delays rounded and frozen). Every forward pass quantises the current IR with the real
+:func:`delaydeploy.quantize.quantize` (no gradient) and runs the integer dynamics of
+:mod:`delaydeploy.fixed_reference` on those integers, so the forward *is* the deployed model,
+bit for bit. Gradients reach the float parameters through straight-through estimators:
+
+* an integer weight ``w = round-to-grid(W * S * 2**-e / q)`` is ``w`` in the forward and
+  ``W * S * 2**-e / q`` in the backward (identity through the rounding); biases alike;
+* truncations (``trunc0`` of the decays), floors (negative ``weight_exp``), the 24-bit wrap
+  and saturation are exact in the forward and the identity in the backward;
+* a spike ``v > vth << 6`` is exact in the forward and has spikingjelly's ATan surrogate
+  gradient in the backward, taken in float units ``(v - vth << 6) / (64 S)``.
+
+Every straight-through value is written ``exact + (x - x.detach())``: the forward value is
+then ``exact`` to the last bit (``x - x.detach()`` is exactly 0), which the brief's
+``W + (w * unit - W).detach()`` does not guarantee in floating point. The integers are
+carried as float64 tensors, exact below ``2**53`` (see :mod:`delaydeploy.fixed_reference`).
+
+**Calibration.** ``quantize`` depends on its calibration data only through their peak
+(``max |x|``: the input peak of counts and analog inputs, and the payload scale of analog
+inputs); binary inputs have peak 1 whatever the data. Fine-tuning uses the *training data's
+peak* and records it in the checkpoint (``metrics["calibration_peak"]``) and in a calibration
+array ``<output stem>.calibration.npy`` (training samples that reach the peak). Exporting
+with those inputs (``delaydeploy export finetuned.pt --target loihi2 --input
+finetuned.calibration.npy``; for binary inputs any inputs will do) reproduces exactly the
+integers that were trained against.
+
+The result is an ordinary checkpoint (:func:`model_from_network`, "raising" an IR back to a
+:class:`DelaySNN`: no BatchNorm, biases, DCLS positions ``K//2 - D`` with sigma 0), whose
+:func:`delaydeploy.lowering.lower` is the fine-tuned IR exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from delaydeploy.checkpoint import Checkpoint
+from delaydeploy.config import NetworkConfig
+from delaydeploy.delay_ops import delayed_linear
+from delaydeploy.errors import DelayDeployError, IRValidationError
+from delaydeploy.fixed_point import (
+    ACTIVATION_SHIFT,
+    DECAY_UNITY,
+    STATE_MAX,
+    FixedLayer,
+    FixedNetwork,
+    effective_weights,
+    input_payload,
+)
+from delaydeploy.ir import Network, Readout, SpikingLayer
+from delaydeploy.layers import DelayLinear
+from delaydeploy.model import DelaySNN, loss_function
+from delaydeploy.quantize import quantize
+from delaydeploy.reference import predict, simulate
+
+WRAP_LIMIT = 2**23  # Lava keeps u in (-2**23, 2**23] with one correction of 2**24
+FINETUNE_TARGETS = ("loihi2",)
+
+
+# -- IR -> model ("raising") -----------------------------------------------------------------------
+
+def config_for_network(network: Network, template: NetworkConfig) -> NetworkConfig:
+    """The :class:`NetworkConfig` of a DelaySNN whose lowering is ``network``.
+
+    ``template`` supplies what the IR does not say (kernel size, time semantics, which stages
+    carry delays, which layers are recurrent, dropout, surrogate); the IR supplies sizes and
+    neuron constants. The model has no BatchNorm and a bias on every stage, so folded
+    BatchNorm survives as weights and biases. Raises :class:`IRValidationError` where the IR
+    cannot be such a model.
+    """
+    neurons = {layer.neuron for layer in network.layers}
+    if len(neurons) > 1:
+        raise IRValidationError(f"a DelaySNN shares one neuron model; the IR's layers have {sorted(map(str, neurons))}")
+    neuron = neurons.pop() if neurons else None
+    tau = neuron.tau if neuron is not None else network.readout.tau
+    if neuron is not None and neuron.threshold_rule != ">=":
+        raise IRValidationError(f"a DelaySNN fires on '>=', the IR's layers on {neuron.threshold_rule!r}")
+    if network.readout.tau != tau:
+        raise IRValidationError(f"readout tau {network.readout.tau} differs from the layers' tau {tau}; "
+                                "a DelaySNN shares one tau")
+    changes = dict(input_size=network.input_size, hidden_sizes=tuple(layer.size for layer in network.layers),
+                   num_classes=network.num_classes, tau=tau, batchnorm=False, bias=True,
+                   input_kind=network.input_kind, dt=network.dt,
+                   tail_steps=None if template.semantics == "official" else network.tail_steps)
+    if neuron is not None:
+        changes.update(threshold=neuron.threshold, reset=neuron.reset)
+    try:
+        config = dataclasses.replace(template, **changes)
+    except ValueError as error:
+        raise IRValidationError(f"the IR does not fit the template configuration: {error}") from None
+    if config.tail != network.tail_steps:
+        raise IRValidationError(f"the IR appends {network.tail_steps} tail steps, {config.semantics} semantics "
+                                f"with kernel size {config.kernel_size} append {config.tail}")
+    stages = [*network.layers, network.readout]
+    for stage, has_delays, recurrent in zip(stages, config.stage_has_delays,
+                                            (*config.layer_is_recurrent, False)):
+        _check_stage(stage, config, has_delays, recurrent)
+    return config
+
+
+def _check_stage(stage: SpikingLayer | Readout, config: NetworkConfig, has_delays: bool, recurrent: bool) -> None:
+    limit = config.kernel_size - 1 if has_delays else 0
+    if stage.delays.max(initial=0) > limit:
+        kind = f"a DCLS stage of kernel size {config.kernel_size}" if has_delays else "a delay-free stage"
+        raise IRValidationError(f"{stage.name!r}: delay {stage.delays.max()} does not fit {kind} (at most {limit})")
+    tail = config.official_tail if has_delays and config.semantics == "official" else 0
+    if stage.official_tail != tail:
+        raise IRValidationError(f"{stage.name!r}: official_tail {stage.official_tail}, the configuration gives {tail}")
+    is_recurrent = isinstance(stage, SpikingLayer) and stage.is_recurrent
+    if is_recurrent != recurrent:
+        raise IRValidationError(f"{stage.name!r}: recurrent {is_recurrent} in the IR, {recurrent} in the template")
+    if is_recurrent:
+        per_source = stage.recurrent_delays[0]
+        if np.any(stage.recurrent_delays != per_source):
+            raise IRValidationError(f"{stage.name!r}: DelRec has one recurrent delay per presynaptic neuron, "
+                                    "the IR's differ within a column")
+        if per_source.max(initial=0) > config.max_recurrent_delay:
+            raise IRValidationError(f"{stage.name!r}: recurrent delay {per_source.max()} exceeds "
+                                    f"max_recurrent_delay {config.max_recurrent_delay}")
+
+
+def _set_synapses(module: nn.Module, stage: SpikingLayer | Readout) -> None:
+    weights = torch.from_numpy(stage.weights)
+    if isinstance(module, DelayLinear):
+        module.dcls.weight[:, :, 0] = weights
+        module.dcls.P[0, :, :, 0] = torch.from_numpy(module.kernel_size // 2 - stage.delays)
+        module.set_sigma(0.0)
+    else:
+        module.weight.copy_(weights)
+    module.bias.copy_(torch.from_numpy(stage.bias))
+
+
+def model_from_network(network: Network, template: NetworkConfig) -> DelaySNN:
+    """A float64 :class:`DelaySNN` whose :func:`~delaydeploy.lowering.lower` equals ``network``."""
+    model = DelaySNN(config_for_network(network, template)).double()
+    with torch.no_grad():
+        for block, layer in zip(model.blocks, network.layers):
+            _set_synapses(block.synapses, layer)
+            if layer.is_recurrent:
+                block.neuron.recurrent_weights.copy_(torch.from_numpy(layer.recurrent_weights))
+                block.neuron.recurrent_delays.copy_(torch.from_numpy(layer.recurrent_delays[0]))
+                block.neuron.set_sigma(0.0)
+        _set_synapses(model.readout, network.readout)
+    return model.eval()
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+def dataset_splits(checkpoint: Checkpoint, data_dir: str | os.PathLike | None,
+                   max_samples: int | None = None) -> tuple[Dataset, Dataset, str]:
+    """``(train, test, dataset name)`` of the dataset the checkpoint's preset trains on."""
+    from delaydeploy.config import get_preset
+    from delaydeploy.datasets import load_dataset
+
+    if checkpoint.preset is None:
+        raise DelayDeployError(f"{checkpoint.source}: the checkpoint names no preset, so its dataset is unknown")
+    preset = get_preset(checkpoint.preset)
+    splits = [load_dataset(preset.dataset, data_dir, split, **preset.dataset_options) for split in ("train", "test")]
+    if max_samples is not None:
+        splits = [torch.utils.data.Subset(split, range(min(max_samples, len(split)))) for split in splits]
+    return splits[0], splits[1], preset.dataset
+
+
+def evaluate_reference(network: Network, loader: DataLoader, progress: bool = False,
+                       semantics: str = "streaming") -> float:
+    """Accuracy of the float reference simulator (rounded delays) on ``loader``."""
+    correct = seen = 0
+    for x, labels, _ in tqdm(loader, desc=f"rounded delays ({semantics})", disable=not progress, leave=False):
+        correct += int((simulate(network, x.double(), semantics=semantics).prediction() == labels).sum())
+        seen += len(labels)
+    return correct / max(seen, 1)
+
+
+# -- calibration -----------------------------------------------------------------------------------
+
+def data_peak(dataset: Dataset, progress: bool = False) -> float:
+    """``max |x|`` over a dataset: the only property of calibration data that ``quantize`` uses."""
+    peak = 0.0
+    for index in tqdm(range(len(dataset)), desc="calibration peak", disable=not progress, leave=False):
+        peak = max(peak, float(dataset[index][0].abs().max()))
+    return peak
+
+
+def peak_calibration(network: Network, peak: float) -> np.ndarray:
+    """One step ``[1, 1, C]`` at ``peak``: ``quantize`` maps it exactly as any data with that peak."""
+    value = 1.0 if network.input_kind == "binary" else peak
+    return np.full((1, 1, network.input_size), value)
+
+
+def calibration_samples(dataset: Dataset, peak: float, count: int = 4) -> np.ndarray:
+    """A few samples ``[T, B, C]`` of ``dataset``, the first of which reaches ``peak``.
+
+    Exported with these as inputs (test vectors), a model quantises exactly as in fine-tuning.
+    """
+    from delaydeploy.datasets import pad_collate
+
+    first = next((i for i in range(len(dataset)) if float(dataset[i][0].abs().max()) == peak), 0)
+    indices = [first] + [i for i in range(min(count, len(dataset))) if i != first][: count - 1]
+    return pad_collate([dataset[i] for i in indices])[0].double().numpy()
+
+
+# -- straight-through integer dynamics ---------------------------------------------------------------
+
+def _straight(exact: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
+    """``exact`` in the forward (to the bit), the gradient of ``surrogate`` in the backward."""
+    return exact + (surrogate - surrogate.detach())
+
+
+def _trunc(x: torch.Tensor) -> torch.Tensor:
+    return _straight(torch.trunc(x.detach()), x)
+
+
+def _shift(x: torch.Tensor, exponent: int) -> torch.Tensor:
+    """``x << e``, or the flooring right shift for ``e < 0`` (identity gradient)."""
+    scaled = x * 2.0**exponent
+    return scaled if exponent >= 0 else _straight(torch.floor(scaled.detach()), scaled)
+
+
+def _spike(h: torch.Tensor, threshold: float, unit: float, alpha: float) -> torch.Tensor:
+    """``h > threshold`` with spikingjelly's ATan surrogate gradient in float units (``unit = 64 S``)."""
+    x = (h - threshold) / unit
+    surrogate = torch.atan(math.pi / 2 * alpha * x) / math.pi
+    return _straight((h.detach() > threshold).to(h.dtype), surrogate)
+
+
+def _lif(a: torch.Tensor, layer: FixedLayer, bias: torch.Tensor, alpha: float,
+         recurrence: list[tuple[int, torch.Tensor]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lava's bit-accurate LIF over ``a`` ``[T, B, N]``: ``(spikes, v after each step)``."""
+    u_keep, v_keep = DECAY_UNITY - layer.du - 1, DECAY_UNITY - layer.dv
+    threshold = float(layer.vth << ACTIVATION_SHIFT)
+    unit = 2.0**ACTIVATION_SHIFT * layer.scale
+    u = v = torch.zeros_like(a[0])
+    spikes, trace = [], []
+    for t in range(a.shape[0]):
+        a_t = a[t]
+        for delay, weights_t in recurrence or ():
+            if t - 1 - delay >= 0:
+                a_t = a_t + _shift(spikes[t - 1 - delay] @ weights_t, layer.recurrent_weight_exp)
+        current = _trunc(u * (u_keep / DECAY_UNITY)) + a_t * 2.0**ACTIVATION_SHIFT
+        wrap = (current.detach() > WRAP_LIMIT).to(a.dtype) - (current.detach() <= -WRAP_LIMIT).to(a.dtype)
+        u = current - wrap * (2 * WRAP_LIMIT)
+        h = _trunc(v * (v_keep / DECAY_UNITY)) + u + bias
+        h = _straight(h.detach().clamp(-STATE_MAX, STATE_MAX), h)
+        s = _spike(h, threshold, unit, alpha)
+        v = h - threshold * s.detach() if layer.reset == "soft" else h * (1.0 - s.detach())
+        spikes.append(s)
+        trace.append(v)
+    return torch.stack(spikes), torch.stack(trace)
+
+
+def _group_masks(delays: np.ndarray) -> list[tuple[int, torch.Tensor]]:
+    """``(delay, 0/1 mask of the synapses with that delay)`` for every delay present."""
+    return [(int(d), torch.as_tensor(delays == d, dtype=torch.float64)) for d in np.unique(delays)]
+
+
+@dataclass
+class FixedForward:
+    """A fine-tuning forward pass: the deployed integer model's spikes and readout (float64, exact integers)."""
+
+    spikes: list[torch.Tensor]  # [T + tail, B, N] 0/1
+    readout: torch.Tensor  # raw integer membrane v, [T + tail, B, C]
+    fixed: FixedNetwork  # the integers this pass ran
+
+    def readout_float(self) -> torch.Tensor:
+        """The readout in the float network's units, ``v / readout_scale`` (what the loss and prediction use)."""
+        return self.readout / self.fixed.readout_scale
+
+    def prediction(self) -> torch.Tensor:
+        return predict(self.readout_float().detach())
+
+
+class QuantizedTrainingModel(nn.Module):
+    """The Loihi 2 integer model of an IR with its float weights and biases as parameters.
+
+    ``calibration`` is passed to every :func:`quantize` call (see the module docstring). Delays
+    are fixed. ``surrogate_alpha`` is the ATan surrogate's sharpness, in float units.
+    """
+
+    def __init__(self, network: Network, calibration: np.ndarray, surrogate_alpha: float = 5.0) -> None:
+        super().__init__()
+        self.template = network
+        self.calibration = np.asarray(calibration, dtype=np.float64)
+        self.surrogate_alpha = surrogate_alpha
+        stages = [*network.layers, network.readout]
+        self.weights = nn.ParameterList(nn.Parameter(torch.from_numpy(stage.weights.copy())) for stage in stages)
+        self.biases = nn.ParameterList(nn.Parameter(torch.from_numpy(stage.bias.copy())) for stage in stages)
+        self.recurrent = nn.ParameterDict({
+            str(index): nn.Parameter(torch.from_numpy(layer.recurrent_weights.copy()))
+            for index, layer in enumerate(network.layers) if layer.is_recurrent})
+        self._masks = [_group_masks(stage.delays) for stage in stages]
+        self._recurrent_masks = {str(index): _group_masks(layer.recurrent_delays)
+                                 for index, layer in enumerate(network.layers) if layer.is_recurrent}
+
+    def network(self) -> Network:
+        """The current float IR (delays, neurons and metadata of the original)."""
+        def numpy(tensor: torch.Tensor) -> np.ndarray:
+            return tensor.detach().cpu().numpy().copy()
+
+        layers = []
+        for index, layer in enumerate(self.template.layers):
+            recurrent = self.recurrent[str(index)] if layer.is_recurrent else None
+            layers.append(dataclasses.replace(
+                layer, weights=numpy(self.weights[index]), bias=numpy(self.biases[index]),
+                recurrent_weights=None if recurrent is None else numpy(recurrent)))
+        readout = dataclasses.replace(self.template.readout, weights=numpy(self.weights[-1]),
+                                      bias=numpy(self.biases[-1]))
+        return dataclasses.replace(self.template, layers=layers, readout=readout,
+                                   metadata=dict(self.template.metadata))
+
+    def quantized(self) -> FixedNetwork:
+        """``quantize(self.network(), calibration=self.calibration)``: the integers a forward runs."""
+        return quantize(self.network(), calibration=self.calibration)
+
+    def forward(self, x: torch.Tensor | np.ndarray) -> FixedForward:
+        """Run the integer model on ``x`` ``[T, B, C]`` (streaming: ``tail_steps`` zeros appended)."""
+        fixed = self.quantized()
+        x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        payload = np.pad(input_payload(fixed, x), ((0, fixed.tail_steps), (0, 0), (0, 0)))
+        signal = torch.as_tensor(payload, dtype=torch.float64)
+        spikes: list[torch.Tensor] = []
+        for index, layer in enumerate(fixed.layers):
+            signal, _ = self._stage(index, layer, signal, fixed.input_scale if index == 0 else 1.0)
+            spikes.append(signal)
+        first = not fixed.layers
+        _, readout = self._stage(len(fixed.layers), fixed.readout, signal, fixed.input_scale if first else 1.0)
+        return FixedForward(spikes, readout, fixed)
+
+    def _stage(self, index: int, layer: FixedLayer, x: torch.Tensor,
+               payload_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(spikes, v)`` of stage ``index`` (integers ``layer``) driven by ``x``, straight-through to the floats."""
+        factor = layer.scale * 2.0**-layer.weight_exp / payload_scale
+        weights = _straight(torch.as_tensor(effective_weights(layer.weights), dtype=torch.float64),
+                            self.weights[index] * factor)
+        bias = _straight(torch.as_tensor(layer.bias_mant << layer.bias_exp, dtype=torch.float64),
+                         self.biases[index] * (2.0**ACTIVATION_SHIFT * layer.scale))
+        recurrence = None
+        if layer.is_recurrent:
+            factor = layer.scale * 2.0**-layer.recurrent_weight_exp
+            recurrent = _straight(torch.as_tensor(effective_weights(layer.recurrent_weights), dtype=torch.float64),
+                                  self.recurrent[str(index)] * factor)
+            recurrence = [(delay, (recurrent * mask).T) for delay, mask in self._recurrent_masks[str(index)]]
+        return _lif(self._activation(x, weights, index, layer), layer, bias, self.surrogate_alpha, recurrence)
+
+    def _activation(self, x: torch.Tensor, weights: torch.Tensor, index: int, layer: FixedLayer) -> torch.Tensor:
+        """``a[t] = sum_d shift(sum_{D = d} w x[t - d], weight_exp)``, each delay group shifted on its own."""
+        if layer.weight_exp >= 0:  # a left shift distributes over the groups: one delayed product
+            delays = torch.as_tensor(layer.delays)
+            return delayed_linear(x, weights, delays) * 2.0**layer.weight_exp
+        steps = x.shape[0]
+        a = torch.zeros(steps, x.shape[1], layer.size, dtype=torch.float64)
+        for delay, mask in self._masks[index]:
+            if delay < steps:
+                shifted = nn.functional.pad(x[: steps - delay], (0, 0, 0, 0, delay, 0))
+                a = a + _shift(shifted @ (weights * mask).T, layer.weight_exp)
+        return a
+
+
+# -- training --------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """One torch intra-op thread for the duration: the per-step operations here are tiny, and on
+    a busy 2-core machine two threads made a fine-tuning step 7x slower (2.9 s against 0.4 s,
+    synthetic preset, batch 64)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclass
+class FinetuneEpoch:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    seconds: float
+
+
+def evaluate_fixed(model: QuantizedTrainingModel, loader: DataLoader, progress: bool = False,
+                   desc: str = "Loihi 2 integers") -> float:
+    """Accuracy of the deployed integer model (current parameters) on ``loader``."""
+    correct = seen = 0
+    with torch.no_grad():
+        for x, labels, _ in tqdm(loader, desc=desc, disable=not progress, leave=False):
+            correct += int((model(x).prediction() == labels).sum())
+            seen += len(labels)
+    return correct / max(seen, 1)
+
+
+def finetune(model: QuantizedTrainingModel, train_set: Dataset, *, epochs: int, batch_size: int = 64,
+             lr: float = 1e-4, seed: int = 0, progress: bool = True) -> list[FinetuneEpoch]:
+    """Train ``model``'s float weights and biases through the integer forward (Adam, cosine schedule)."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    from delaydeploy.datasets import pad_collate
+
+    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, collate_fn=pad_collate, generator=generator)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * len(loader)))
+    history = []
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        total_loss, correct, seen = 0.0, 0, 0
+        with tqdm(loader, desc=f"fine-tune {epoch + 1}/{epochs}", disable=not progress, leave=False) as bar:
+            for x, labels, _ in bar:
+                optimizer.zero_grad()
+                out = model(x)
+                loss = loss_function(out.readout_float(), labels)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total_loss += loss.item() * len(labels)
+                correct += int((out.prediction() == labels).sum())
+                seen += len(labels)
+                bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        history.append(FinetuneEpoch(epoch + 1, total_loss / seen, correct / seen, time.perf_counter() - start))
+        if progress:
+            tqdm.write(f"fine-tune epoch {epoch + 1}: loss {total_loss / seen:.3f}  "
+                       f"train acc (Loihi 2 integers) {correct / seen:.3f}  {history[-1].seconds:.1f}s")
+    return history
+
+
+@dataclass
+class FinetuneOutcome:
+    """A finished fine-tuning run and its test accuracies (rounded float and Loihi 2 integers)."""
+
+    network: Network
+    history: list[FinetuneEpoch]
+    calibration_peak: float
+    accuracy: dict[str, float]
+    test_samples: int
+
+
+def finetune_checkpoint(path: str | Path, output: str | Path, *, target: str = "loihi2", data_dir: str | None = None,
+                        epochs: int = 5, batch_size: int | None = None, lr: float = 1e-4,
+                        max_samples: int | None = None, seed: int = 0, progress: bool = True) -> FinetuneOutcome:
+    """Fine-tune the checkpoint at ``path`` for ``target`` on its preset's dataset; save a checkpoint.
+
+    Also writes ``<output stem>.calibration.npy`` (see the module docstring) and prints the
+    test accuracies before and after.
+    """
+    if target not in FINETUNE_TARGETS:
+        raise DelayDeployError(f"fine-tuning target {target!r}; choose one of {', '.join(FINETUNE_TARGETS)}")
+    with single_thread():
+        return _finetune_checkpoint(path, output, target, data_dir, epochs, batch_size, lr, max_samples, seed,
+                                    progress)
+
+
+def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data_dir: str | None, epochs: int,
+                         batch_size: int | None, lr: float, max_samples: int | None, seed: int,
+                         progress: bool) -> FinetuneOutcome:
+    from delaydeploy.checkpoint import checkpoint_of, load_checkpoint, save_checkpoint
+    from delaydeploy.datasets import pad_collate
+    from delaydeploy.fileio import atomic_path
+    from delaydeploy.lowering import lower
+
+    checkpoint = load_checkpoint(path)
+    network = lower(checkpoint.build_model())
+    train_set, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples)
+    peak = data_peak(train_set, progress)
+    batch = batch_size or (checkpoint.train_config.batch_size if checkpoint.train_config else 64)
+    test_loader = DataLoader(test_set, batch_size=batch, shuffle=False, collate_fn=pad_collate)
+    model = QuantizedTrainingModel(network, peak_calibration(network, peak), checkpoint.config.surrogate_alpha)
+    accuracy = {"rounded_before": evaluate_reference(network, test_loader, progress),
+                "loihi2_before": evaluate_fixed(model, test_loader, progress)}
+    history = finetune(model, train_set, epochs=epochs, batch_size=batch, lr=lr, seed=seed, progress=progress)
+    tuned = model.network()
+    accuracy["rounded_after"] = evaluate_reference(tuned, test_loader, progress)
+    accuracy["loihi2_after"] = evaluate_fixed(model, test_loader, progress)
+    tuned_model = model_from_network(tuned, checkpoint.config)
+    metrics = {"finetuned_from": str(path), "finetune_target": target, "dataset": dataset,
+               "calibration_peak": peak, "finetune_epochs": epochs, "finetune_lr": lr,
+               "finetune_history": {"train_loss": [h.train_loss for h in history],
+                                    "train_accuracy": [h.train_accuracy for h in history]},
+               "test_samples": len(test_set), **{f"test_accuracy_{key}": value for key, value in accuracy.items()}}
+    save_checkpoint(checkpoint_of(tuned_model, preset=checkpoint.preset, train_config=checkpoint.train_config,
+                                  metrics=metrics), output)
+    calibration_path = Path(output).with_suffix(".calibration.npy")
+    with atomic_path(calibration_path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, calibration_samples(train_set, peak))
+    print(f"test accuracy on {len(test_set)} samples: rounded float {accuracy['rounded_before']:.4f} -> "
+          f"{accuracy['rounded_after']:.4f}, Loihi 2 integers {accuracy['loihi2_before']:.4f} -> "
+          f"{accuracy['loihi2_after']:.4f}")
+    print(f"saved {output} (calibration inputs, peak {peak:g}: {calibration_path})")
+    return FinetuneOutcome(tuned, history, peak, accuracy, len(test_set))

@@ -1,0 +1,344 @@
+"""``delaydeploy report``: how much accuracy the chip loses, and what the model costs on it.
+
+The **accuracy ladder**, on the test split of the checkpoint's dataset:
+
+1. continuous delays -- the trained PyTorch model (DCLS Gaussian kernels);
+2. rounded delays -- the reference simulator of the IR (float64, the checkpoint's semantics;
+   for an ``official`` checkpoint a streaming rung follows, what a chip computes);
+3. Loihi 2 integers -- :func:`simulate_fixed` of :func:`quantize` (streaming);
+4. Lava fixed point -- Lava's bit-accurate CPU models on the first ``lava_samples`` test
+   samples, checked spike for spike against the integer reference (mismatches must be 0).
+
+Calibration is the training data's peak (recorded by fine-tuning, else measured), as in
+:mod:`delaydeploy.finetune`. All rungs see the same padded test batches, as the training
+code's evaluation does.
+
+Cost, of the deployed integer model on the test set (NeuroBench definitions):
+
+* effective synaptic operations per sample: every nonzero activation (input value or spike)
+  counts its nonzero outgoing synapses (feedforward, and recurrent for a recurrent layer);
+* activation sparsity: the fraction of zero spiking-neuron outputs over neurons x steps;
+* memory: 8-bit weight + 6-bit delay per nonzero synapse, 24-bit ``u`` and ``v`` per neuron,
+  plus the estimate of delay buffers and cores of :func:`delaydeploy.bundle.estimate_resources`.
+
+Writes ``report.json``, ``report.md`` and PNG plots (delay histograms, one raster, firing
+rates, the ladder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from delaydeploy.checkpoint import load_checkpoint
+from delaydeploy.errors import ConstraintError, DelayDeployError
+from delaydeploy.fileio import atomic_directory
+from delaydeploy.fixed_point import FixedNetwork, effective_weights, input_payload
+from delaydeploy.fixed_reference import trace_fixed
+from delaydeploy.ir import Network
+from delaydeploy.reference import predict, simulate
+
+REPORT_FILE = "report.json"
+PLOTS = ("ladder.png", "delays.png", "raster.png", "firing_rates.png")
+WEIGHT_BITS, DELAY_BITS, STATE_BITS = 8, 6, 24
+
+
+@dataclass
+class _Cost:
+    """Running sums over the test set for synaptic operations, sparsity and firing rates."""
+
+    synops: dict[str, float] = field(default_factory=dict)
+    zeros: dict[str, float] = field(default_factory=dict)
+    activations: dict[str, float] = field(default_factory=dict)
+    spikes_per_neuron: dict[str, np.ndarray] = field(default_factory=dict)
+    steps: float = 0.0
+    samples: int = 0
+
+    def add(self, name: str, key: str, value: float | np.ndarray) -> None:
+        table = getattr(self, key)
+        table[name] = table.get(name, 0.0) + value
+
+
+def _fanout(weights: np.ndarray) -> torch.Tensor:
+    """Nonzero outgoing synapses of every presynaptic neuron (the chip's effective weights)."""
+    return torch.as_tensor(np.count_nonzero(effective_weights(weights), axis=0), dtype=torch.float64)
+
+
+def _accumulate_cost(cost: _Cost, fixed: FixedNetwork, payload: torch.Tensor, spikes: list[torch.Tensor],
+                     mask: torch.Tensor) -> None:
+    """Add one batch: ``mask`` ``[T, B, 1]`` marks each sample's own steps (its length + tail)."""
+    stages = [*fixed.layers, fixed.readout]
+    sources = [payload, *spikes]
+    for stage, source in zip(stages, sources):
+        active = (source != 0).to(torch.float64) * mask
+        cost.add(stage.name, "synops", float((active * _fanout(stage.weights)).sum()))
+    for layer, layer_spikes in zip(fixed.layers, spikes):
+        active = (layer_spikes != 0).to(torch.float64) * mask
+        if layer.is_recurrent:
+            cost.add(layer.name, "synops", float((active * _fanout(layer.recurrent_weights)).sum()))
+        total = float(mask.sum()) * layer.size
+        cost.add(layer.name, "zeros", total - float(active.sum()))
+        cost.add(layer.name, "activations", total)
+        cost.add(layer.name, "spikes_per_neuron", active.sum(dim=(0, 1)).numpy())
+    cost.steps += float(mask.sum())
+    cost.samples += payload.shape[1]
+
+
+def memory(fixed: FixedNetwork, network: Network) -> dict[str, Any]:
+    """Bytes a chip needs for weights, delays and neuron state, per stage and in total."""
+    from delaydeploy.bundle import estimate_resources
+
+    per_stage = {}
+    for stage in [*fixed.layers, fixed.readout]:
+        synapses = int(np.count_nonzero(effective_weights(stage.weights)))
+        if stage.is_recurrent:
+            synapses += int(np.count_nonzero(effective_weights(stage.recurrent_weights)))
+        per_stage[stage.name] = {"synapses": synapses, "weight_bytes": synapses * WEIGHT_BITS / 8,
+                                 "delay_bytes": synapses * DELAY_BITS / 8,
+                                 "neuron_state_bytes": stage.size * 2 * STATE_BITS / 8}
+    totals = {key: sum(stage[key] for stage in per_stage.values())
+              for key in ("synapses", "weight_bytes", "delay_bytes", "neuron_state_bytes")}
+    totals["total_bytes"] = totals["weight_bytes"] + totals["delay_bytes"] + totals["neuron_state_bytes"]
+    resources = estimate_resources(network)
+    return {**totals, "per_stage": per_stage, "delay_buffer_slots": resources["delay_buffer_slots"],
+            "estimated_loihi2_cores": resources["estimated_loihi2_cores"]}
+
+
+def _check_no_overflow(fixed: FixedNetwork, traces: list, where: str) -> None:
+    for stage, trace in zip([*fixed.layers, fixed.readout], traces):
+        events = trace.u_wrapped | trace.v_saturated
+        if stage is fixed.readout:
+            events = events | trace.spikes.bool()
+        if bool(events.any()):
+            raise ConstraintError(f"{where}: the Loihi 2 integer model overflows its 24-bit state in {stage.name!r} "
+                                  f"on the test data ({int(events.sum())} events); the calibration peak does not "
+                                  "cover them (see delaydeploy.quantize.check_overflow)")
+
+
+def _lava_check(fixed: FixedNetwork, x: torch.Tensor, labels: torch.Tensor, progress: bool) -> dict[str, Any]:
+    """Run Lava's bit-accurate models and compare every spike and the readout with the integer reference."""
+    from delaydeploy.fixed_reference import simulate_fixed
+    from delaydeploy.verify import compare
+    from exporters.lava import simulate_lava
+
+    expected = simulate_fixed(fixed, x)
+    actual = simulate_lava(fixed, x.numpy(), progress=progress)
+    result = compare(expected, actual, [layer.name for layer in fixed.layers], readout_tolerance=0.0)
+    readout_mismatches = int((expected.readout != actual.readout).sum())
+    return {"samples": int(x.shape[1]), "spike_mismatches": result.spike_mismatches,
+            "total_spike_mismatches": sum(result.spike_mismatches.values()),
+            "readout_mismatches": readout_mismatches,
+            "accuracy": float((actual.prediction() == labels).double().mean()),
+            "integer_reference_accuracy": float((expected.prediction() == labels).double().mean()),
+            "first_divergence": None if result.ok else str(result.first_divergence)}
+
+
+def compute_report(path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, lava_samples: int = 16,
+                   max_samples: int | None = None, batch_size: int = 64,
+                   progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report of the checkpoint at ``path`` as a JSON-ready dict, and the arrays its plots need."""
+    from delaydeploy.finetune import single_thread
+
+    with single_thread():
+        return _compute_report(path, data_dir, lava_samples, max_samples, batch_size, progress)
+
+
+def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None, lava_samples: int,
+                    max_samples: int | None, batch_size: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    from delaydeploy.datasets import pad_collate
+    from delaydeploy.finetune import data_peak, dataset_splits, peak_calibration
+    from delaydeploy.lowering import lower
+    from delaydeploy.quantize import quantize
+
+    checkpoint = load_checkpoint(path)
+    model = checkpoint.build_model()
+    network = lower(model)
+    semantics = checkpoint.config.semantics
+    train_set, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples)
+    peak = checkpoint.metrics.get("calibration_peak")
+    if peak is None:
+        peak = data_peak(train_set, progress)
+    fixed = quantize(network, calibration=peak_calibration(network, peak))
+    loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
+    names = ["continuous delays", f"rounded delays ({semantics})"]
+    if semantics != "streaming":
+        names.append("rounded delays (streaming)")
+    names.append("Loihi 2 integers")
+    correct = dict.fromkeys(names, 0)
+    cost = _Cost()
+    raster = None
+    dtype = next(model.parameters()).dtype
+    with torch.no_grad():
+        for x, labels, lengths in tqdm(loader, desc="accuracy ladder", disable=not progress):
+            x64 = x.double()
+            predictions = [predict(model(x.to(dtype), rounded=False).readout),
+                           simulate(network, x64, semantics=semantics).prediction()]
+            if semantics != "streaming":
+                predictions.append(simulate(network, x64).prediction())
+            traces = trace_fixed(fixed, x64)
+            _check_no_overflow(fixed, traces, str(path))
+            predictions.append(predict(traces[-1].v.to(torch.float64) / fixed.readout_scale))
+            for name, prediction in zip(names, predictions):
+                correct[name] += int((prediction == labels).sum())
+            spikes = [trace.spikes for trace in traces[:-1]]
+            payload = torch.nn.functional.pad(torch.as_tensor(input_payload(fixed, x64.numpy()), dtype=torch.float64),
+                                              (0, 0, 0, 0, 0, fixed.tail_steps))
+            steps = torch.arange(payload.shape[0])[:, None, None]
+            mask = (steps < (lengths + fixed.tail_steps)[None, :, None]).to(torch.float64)
+            _accumulate_cost(cost, fixed, payload, spikes, mask)
+            if raster is None:
+                raster = {"input": payload[:, 0].numpy(), "label": int(labels[0]),
+                          **{layer.name: s[:, 0].numpy() for layer, s in zip(fixed.layers, spikes)}}
+    samples = len(test_set)
+    ladder = [{"rung": name, "accuracy": correct[name] / max(samples, 1), "samples": samples} for name in names]
+    lava = None
+    if lava_samples > 0:
+        x, labels, _ = pad_collate([test_set[i] for i in range(min(lava_samples, samples))])
+        lava = _lava_check(fixed, x.double(), labels, progress)
+        ladder.append({"rung": "Lava fixed point", "accuracy": lava["accuracy"], "samples": lava["samples"],
+                       "integer_reference_accuracy_same_samples": lava["integer_reference_accuracy"]})
+    per_layer_sparsity = {name: cost.zeros[name] / cost.activations[name] for name in cost.zeros}
+    report = {
+        "checkpoint": str(path), "preset": checkpoint.preset, "dataset": dataset, "semantics": semantics,
+        "finetuned": "finetuned_from" in checkpoint.metrics, "test_samples": samples,
+        "calibration_peak": float(peak), "ladder": ladder, "lava": lava,
+        "synaptic_operations": {"per_sample": sum(cost.synops.values()) / max(cost.samples, 1),
+                                "per_sample_by_stage": {k: v / max(cost.samples, 1) for k, v in cost.synops.items()}},
+        "activation_sparsity": {"overall": sum(cost.zeros.values()) / max(sum(cost.activations.values()), 1.0),
+                                "per_layer": per_layer_sparsity},
+        "firing_rates": {name: {"spikes_per_neuron_per_step": 1.0 - sparsity,
+                                "hz": (1.0 - sparsity) / network.dt}
+                         for name, sparsity in per_layer_sparsity.items()},
+        "memory": memory(fixed, network),
+        "loihi2": {"input_scale": fixed.input_scale, "readout_scale": fixed.readout_scale,
+                   "layers": {layer.name: {"weight_exp": layer.weight_exp, "vth": layer.vth, "dv": layer.dv}
+                              for layer in [*fixed.layers, fixed.readout]}},
+        "plots": list(PLOTS),
+    }
+    arrays = {"network": network, "raster": raster,
+              "rates": {name: counts / max(cost.steps, 1.0) for name, counts in cost.spikes_per_neuron.items()}}
+    return report, arrays
+
+
+def format_ladder(report: dict[str, Any]) -> str:
+    """The ladder as a small text table."""
+    lines = [f"accuracy ladder ({report['dataset']} test split, {report['test_samples']} samples)",
+             f"  {'rung':<30} {'accuracy':>9} {'samples':>8}"]
+    for rung in report["ladder"]:
+        lines.append(f"  {rung['rung']:<30} {100 * rung['accuracy']:8.2f}% {rung['samples']:8d}")
+    lava = report.get("lava")
+    if lava is not None:
+        lines.append(f"  Lava vs integer reference: {lava['total_spike_mismatches']} spike mismatches, "
+                     f"{lava['readout_mismatches']} readout mismatches on {lava['samples']} samples "
+                     f"(integer reference {100 * lava['integer_reference_accuracy']:.2f}% on the same samples)")
+    return "\n".join(lines)
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    memory_info = report["memory"]
+    lines = [f"# Deployment report: {report['checkpoint']}", "",
+             f"Preset `{report['preset']}`, dataset `{report['dataset']}`, {report['test_samples']} test samples, "
+             f"calibration peak {report['calibration_peak']:g}{', fine-tuned' if report['finetuned'] else ''}.", "",
+             "| rung | accuracy | samples |", "|---|---:|---:|"]
+    lines += [f"| {r['rung']} | {100 * r['accuracy']:.2f}% | {r['samples']} |" for r in report["ladder"]]
+    lava = report.get("lava")
+    if lava is not None:
+        lines += ["", f"Lava fixed point vs the integer reference: {lava['total_spike_mismatches']} spike mismatches, "
+                      f"{lava['readout_mismatches']} readout mismatches on {lava['samples']} samples."]
+    lines += ["", "## Cost of the Loihi 2 integer model", "",
+              f"* effective synaptic operations per sample: {report['synaptic_operations']['per_sample']:.0f}",
+              f"* activation sparsity: {report['activation_sparsity']['overall']:.4f} "
+              + "(" + ", ".join(f"{k} {v:.4f}" for k, v in report["activation_sparsity"]["per_layer"].items()) + ")",
+              f"* memory: {memory_info['synapses']} synapses, {memory_info['weight_bytes']:.0f} B weights + "
+              f"{memory_info['delay_bytes']:.0f} B delays + {memory_info['neuron_state_bytes']:.0f} B neuron state = "
+              f"{memory_info['total_bytes'] / 1024:.1f} KiB; ~{memory_info['estimated_loihi2_cores']} core(s)",
+              "", *[f"![{name}]({name})" for name in report["plots"]], ""]
+    return "\n".join(lines)
+
+
+def _plot(report: dict[str, Any], arrays: dict[str, Any], directory: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    network: Network = arrays["network"]
+    ladder = report["ladder"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bars = ax.bar(range(len(ladder)), [100 * r["accuracy"] for r in ladder], color="tab:blue")
+    ax.bar_label(bars, fmt="%.2f")
+    ax.set_xticks(range(len(ladder)), [r["rung"].replace(" (", "\n(") for r in ladder], fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("accuracy ladder")
+    fig.tight_layout()
+    fig.savefig(directory / "ladder.png", dpi=100)
+    plt.close(fig)
+
+    stages = [*network.layers, network.readout]
+    fig, axes = plt.subplots(1, len(stages), figsize=(3.2 * len(stages), 2.8), squeeze=False)
+    for ax, stage in zip(axes[0], stages):
+        delays = stage.delays[stage.weights != 0]
+        ax.hist(delays, bins=np.arange(int(stage.delays.max(initial=0)) + 2) - 0.5, color="tab:green")
+        ax.set_title(stage.name)
+        ax.set_xlabel("delay (steps)")
+    axes[0][0].set_ylabel("synapses")
+    fig.tight_layout()
+    fig.savefig(directory / "delays.png", dpi=100)
+    plt.close(fig)
+
+    raster = arrays["raster"]
+    panels = ["input", *[layer.name for layer in network.layers]]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1.8 * len(panels)), sharex=True, squeeze=False)
+    for ax, name in zip(axes[:, 0], panels):
+        steps, neurons = np.nonzero(raster[name])
+        ax.scatter(steps, neurons, s=2, color="black")
+        ax.set_ylabel(name)
+    axes[0, 0].set_title(f"one test sample (label {raster['label']}), Loihi 2 integer model")
+    axes[-1, 0].set_xlabel("time step")
+    fig.tight_layout()
+    fig.savefig(directory / "raster.png", dpi=100)
+    plt.close(fig)
+
+    rates = arrays["rates"]
+    fig, axes = plt.subplots(1, max(len(rates), 1), figsize=(3.2 * max(len(rates), 1), 2.8), squeeze=False)
+    for ax, (name, values) in zip(axes[0], rates.items()):
+        ax.hist(values / network.dt, bins=20, color="tab:orange")
+        ax.set_title(f"{name}: mean {values.mean() / network.dt:.1f} Hz")
+        ax.set_xlabel("firing rate (Hz)")
+    axes[0][0].set_ylabel("neurons")
+    fig.tight_layout()
+    fig.savefig(directory / "firing_rates.png", dpi=100)
+    plt.close(fig)
+
+
+def write_report(report: dict[str, Any], arrays: dict[str, Any], output: str | os.PathLike) -> Path:
+    """Write ``report.json``, ``report.md`` and the plots into the directory ``output`` (atomically)."""
+    with atomic_directory(output) as tmp:
+        (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+        (tmp / "report.md").write_text(_markdown(report))
+        _plot(report, arrays, tmp)
+    return Path(output)
+
+
+def build_report(path: str | os.PathLike, output: str | os.PathLike, **options: Any) -> dict[str, Any]:
+    """Compute the report of a checkpoint (options of :func:`compute_report`) and write it to ``output``."""
+    report, arrays = compute_report(path, **options)
+    write_report(report, arrays, output)
+    return report
+
+
+def load_report(directory: str | os.PathLike) -> dict[str, Any]:
+    """Read ``report.json`` back from a report directory."""
+    file = Path(directory) / REPORT_FILE
+    if not file.is_file():
+        raise DelayDeployError(f"{directory}: not a report directory ({REPORT_FILE} is missing)")
+    return json.loads(file.read_text())

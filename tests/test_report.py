@@ -1,0 +1,104 @@
+"""The deployment report: ladder, Lava check, cost metrics and plots, written and read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
+from delaydeploy.cli import main
+from delaydeploy.config import get_preset
+from delaydeploy.fixed_point import FixedLayer, FixedNetwork
+from delaydeploy.model import DelaySNN
+from delaydeploy.report import PLOTS, _accumulate_cost, _Cost, build_report, load_report, memory
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def synthetic_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained synthetic-preset checkpoint with warmed BatchNorm, so that its layers fire."""
+    preset = get_preset("synthetic")
+    torch.manual_seed(0)
+    model = DelaySNN(preset.network).train()
+    with torch.no_grad():
+        model(torch.bernoulli(torch.full((50, 16, 12), 0.1)))
+    path = tmp_path_factory.mktemp("report") / "model.pt"
+    return save_checkpoint(checkpoint_of(model.eval(), preset="synthetic", train_config=preset.train), path)
+
+
+def test_report_files_written_and_read_back(synthetic_checkpoint: Path, tmp_path: Path) -> None:
+    import matplotlib.image
+
+    report = build_report(synthetic_checkpoint, tmp_path / "report", max_samples=24, lava_samples=3, progress=False)
+    loaded = load_report(tmp_path / "report")
+    assert loaded == report
+    assert {"ladder", "lava", "synaptic_operations", "activation_sparsity", "firing_rates", "memory",
+            "calibration_peak", "test_samples", "plots"} <= set(loaded)
+    assert [rung["rung"] for rung in loaded["ladder"]] == ["continuous delays", "rounded delays (streaming)",
+                                                            "Loihi 2 integers", "Lava fixed point"]
+    assert all(0.0 <= rung["accuracy"] <= 1.0 for rung in loaded["ladder"])
+    assert loaded["test_samples"] == 24 and loaded["ladder"][-1]["samples"] == 3
+    assert loaded["lava"]["total_spike_mismatches"] == 0 and loaded["lava"]["readout_mismatches"] == 0
+    assert loaded["synaptic_operations"]["per_sample"] > 0
+    assert 0.0 < loaded["activation_sparsity"]["overall"] < 1.0
+    assert set(loaded["firing_rates"]) == {"hidden0", "hidden1"}
+    assert loaded["memory"]["weight_bytes"] == loaded["memory"]["synapses"]
+    assert "| Loihi 2 integers |" in (tmp_path / "report" / "report.md").read_text()
+    for name in PLOTS:
+        file = tmp_path / "report" / name
+        assert file.read_bytes()[:8] == PNG_SIGNATURE
+        image = matplotlib.image.imread(file)
+        assert image.ndim == 3 and min(image.shape[:2]) > 100
+
+
+def test_cli_report_prints_the_ladder(synthetic_checkpoint: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture) -> None:
+    output = tmp_path / "report"
+    assert main(["report", str(synthetic_checkpoint), "--max-samples", "16", "--lava-samples", "0", "--quiet",
+                 "-o", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy ladder (synthetic test split, 16 samples)" in printed and "Loihi 2 integers" in printed
+    assert load_report(output)["lava"] is None
+
+
+def _tiny_fixed() -> FixedNetwork:
+    """2 inputs -> 2 hidden -> 1 readout; input 0 has 2 nonzero synapses, input 1 has 1, hidden 0 has 1, hidden 1 none."""
+    hidden = FixedLayer("hidden0", np.array([[2, 0], [4, 6]]), 0, np.zeros((2, 2), dtype=np.int64), np.zeros(2),
+                        np.zeros(2), du=4095, dv=100, vth=10)
+    readout = FixedLayer("readout", np.array([[8, 0]]), 0, np.zeros((1, 2), dtype=np.int64), np.zeros(1), np.zeros(1),
+                         du=4095, dv=100, vth=131071)
+    return FixedNetwork(2, [hidden], readout)
+
+
+def test_synaptic_operations_and_sparsity_follow_neurobench() -> None:
+    fixed = _tiny_fixed()
+    payload = torch.tensor([[[1.0, 1.0]], [[0.0, 1.0]], [[1.0, 0.0]]])  # [T=3, B=1, 2]
+    spikes = torch.tensor([[[1.0, 1.0]], [[1.0, 0.0]], [[0.0, 0.0]]])
+    mask = torch.ones(3, 1, 1)
+    cost = _Cost()
+    _accumulate_cost(cost, fixed, payload, [spikes], mask)
+    # inputs: step 0 both (2 + 1), step 1 input 1 (1), step 2 input 0 (2) -> 6; spikes: hidden 0 twice (1 each) -> 2
+    assert cost.synops == {"hidden0": 6.0, "readout": 2.0}
+    assert cost.zeros["hidden0"] / cost.activations["hidden0"] == pytest.approx(3 / 6)
+    np.testing.assert_array_equal(cost.spikes_per_neuron["hidden0"], [2.0, 1.0])
+    # padding steps (mask 0) count neither operations nor activations
+    padded = _Cost()
+    _accumulate_cost(padded, fixed, payload, [spikes], torch.tensor([1.0, 1.0, 0.0])[:, None, None])
+    assert padded.synops == {"hidden0": 4.0, "readout": 2.0} and padded.activations["hidden0"] == 4.0
+
+
+def test_memory_counts_8_bit_weights_6_bit_delays_and_24_bit_state() -> None:
+    from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
+
+    fixed = _tiny_fixed()
+    network = Network(2, [SpikingLayer("hidden0", np.ones((2, 2)), np.zeros((2, 2), dtype=np.int64), np.zeros(2),
+                                       LIFNeuron(tau=2.0, threshold=1.0))],
+                      Readout("readout", np.ones((1, 2)), np.zeros((1, 2), dtype=np.int64), np.zeros(1), tau=2.0))
+    result = memory(fixed, network)
+    assert result["synapses"] == 4
+    assert result["weight_bytes"] == 4 and result["delay_bytes"] == 3 and result["neuron_state_bytes"] == 3 * 6
+    assert result["total_bytes"] == 4 + 3 + 18 and result["estimated_loihi2_cores"] == 2
