@@ -14,6 +14,7 @@ from delaydeploy.artifacts import load_artifact
 from delaydeploy.datasets import pad_collate
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 from delaydeploy.export import export
+from delaydeploy.report import build_report, format_ladder
 from delaydeploy.training import train_preset
 from delaydeploy.verify import compare, native_backend, oracle_backend, run_backend
 
@@ -55,4 +56,9 @@ def run_demo(output: Path, *, epochs: int | None = None, progress: bool = True) 
     export(artifact, "loihi2", output / "bundle_loihi2", inputs)
     ok &= _verify(output / "bundle_loihi2", inputs)
     print(f"bundles: {output / 'bundle_lava'} (float), {output / 'bundle_loihi2'} (Loihi 2 fixed point)")
+    print("== 5. deployment accuracy ladder on the synthetic test split")
+    report = build_report(model_path, output / "report", lava_samples=VERIFY_SAMPLES, progress=progress)
+    ok &= report["lava"]["total_spike_mismatches"] == 0 and report["lava"]["readout_mismatches"] == 0
+    print(format_ladder(report))
+    print(f"report: {output / 'report'} (report.json, report.md, plots)")
     return 0 if ok else 1
