@@ -28,14 +28,13 @@ import torch.nn.functional as F
 
 METHODS = ("auto", "direct", "fft", "dft")
 
-# Seconds-per-multiply-add ratios on the 2-core CPU, measured forward+backward on
-# 32 x {140, 256, 512} -> {20, 256, 512} layers with K = 25 / 31 (see the module tests'
-# companion numbers in the report): a DFT kernel transform is a thin GEMM (inner size K)
-# that writes the whole spectrum, so it runs at a few times the cost per multiply-add of the
-# square GEMMs; the signal transforms sit in between.
+# Cost per multiply-add relative to a square GEMM, fitted to forward+backward timings on the
+# 2-core CPU (batch 32, 20-512 channels, K = 3..31): the kernel transform is a thin GEMM
+# (inner size K) that writes the whole spectrum, so it is memory-bound.
 _KERNEL_TRANSFORM_COST = 3.0
 _SIGNAL_TRANSFORM_COST = 1.0
-# Below this estimated speed-up the direct path is kept (it is also the more precise one).
+# "dft" is taken only above this estimated speed-up: the estimate is optimistic for short
+# kernels (K = 5: 2.3 estimated, 1.0-1.3 measured; K = 7: 2.9 estimated, ~2 measured).
 _MIN_GAIN = 2.5
 
 
@@ -47,7 +46,7 @@ def gaussian_kernel(weight: torch.Tensor, positions: torch.Tensor, sigma: float 
     element per synapse: ``kern[o, i, k] = W * g_k / (sum_k g_k + 1e-7)``, ``g_k = exp(-((k -
     mu) / s)^2 / 2)``, ``mu = P + K//2``, ``s = |sigma| + 0.27``, without DCLS's 5-D index
     tensors and with a hand-written backward pass (a few fused passes over ``[O, Cin, K]``
-    instead of autograd's dozen; about 4x faster than DCLS's kernel construction).
+    instead of autograd's dozen; 5-7x faster than DCLS's construction, forward+backward).
     ``weight`` and ``positions`` are ``[O, Cin]``; ``sigma`` is a float or a tensor
     broadcastable to ``[O, Cin]``. Differentiable in all three.
     """
@@ -123,9 +122,11 @@ def select_method(batch: int, in_channels: int, out_channels: int, length: int, 
     """The method ``"auto"`` uses: ``"dft"`` where its estimated cost beats ``"direct"``.
 
     On CPU the estimate counts multiply-adds of forward + backward, weighting the thin kernel
-    and signal transforms by their measured relative cost. On CUDA ``"direct"`` (cuDNN,
-    tensor cores) is kept: the rule was not measured on a GPU. Half precision always
-    takes ``"direct"``.
+    and signal transforms by their measured relative cost; ``"dft"`` wins from K ~ 7 and is
+    3-6x faster at K = 25-31. ``"fft"`` is never chosen: at batch 32 its per-frequency
+    products are too thin and its kernel spectrum ``L/K`` times the kernel (measured no
+    faster than ``"direct"``). On CUDA ``"direct"`` (cuDNN, TF32 tensor cores by default) is
+    kept: the rule was not measured on a GPU. Half precision always takes ``"direct"``.
     """
     if torch.device(device).type != "cpu" or dtype not in (torch.float32, torch.float64):
         return "direct"
