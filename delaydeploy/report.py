@@ -18,6 +18,8 @@ Cost, of the deployed integer model on the test set (NeuroBench definitions):
 * effective synaptic operations per sample: every nonzero activation (input value or spike)
   counts its nonzero outgoing synapses (feedforward, and recurrent for a recurrent layer);
 * activation sparsity: the fraction of zero spiking-neuron outputs over neurons x steps;
+* quantisation spike changes: hidden spikes the integer model adds or drops against the
+  rounded float model (streaming), as a fraction of the float model's spikes;
 * memory: 8-bit weight + 6-bit delay per nonzero synapse, 24-bit ``u`` and ``v`` per neuron,
   plus the estimate of delay buffers and cores of :func:`delaydeploy.bundle.estimate_resources`.
 
@@ -173,19 +175,25 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
         names.append("rounded delays (streaming)")
     names.append("Loihi 2 integers")
     correct = dict.fromkeys(names, 0)
+    changed: dict[str, int] = {}  # hidden spikes the integer model adds or drops against the rounded float model
+    float_total: dict[str, int] = {}
     cost = _Cost()
     raster = None
     dtype = next(model.parameters()).dtype
     with torch.no_grad():
         for x, labels, lengths in tqdm(loader, desc="accuracy ladder", disable=not progress):
             x64 = x.double()
-            predictions = [predict(model(x.to(dtype), rounded=False).readout),
-                           simulate(network, x64, semantics=semantics).prediction()]
+            streaming = simulate(network, x64)
+            predictions = [predict(model(x.to(dtype), rounded=False).readout)]
             if semantics != "streaming":
-                predictions.append(simulate(network, x64).prediction())
+                predictions.append(simulate(network, x64, semantics=semantics).prediction())
+            predictions.append(streaming.prediction())
             traces = trace_fixed(fixed, x64)
             _check_no_overflow(fixed, traces, str(path))
             predictions.append(predict(traces[-1].v.to(torch.float64) / fixed.readout_scale))
+            for layer, float_spikes, trace in zip(fixed.layers, streaming.spikes, traces):
+                changed[layer.name] = changed.get(layer.name, 0) + int((float_spikes != trace.spikes).sum())
+                float_total[layer.name] = float_total.get(layer.name, 0) + int(float_spikes.sum())
             for name, prediction in zip(names, predictions):
                 correct[name] += int((prediction == labels).sum())
             spikes = [trace.spikes for trace in traces[:-1]]
@@ -210,6 +218,9 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
         "checkpoint": str(path), "preset": checkpoint.preset, "dataset": dataset, "semantics": semantics,
         "finetuned": "finetuned_from" in checkpoint.metrics, "test_samples": samples,
         "calibration_peak": float(peak), "ladder": ladder, "lava": lava,
+        "quantisation_spike_changes": {name: {"changed": changed[name], "float_spikes": float_total[name],
+                                              "fraction": changed[name] / max(float_total[name], 1)}
+                                       for name in changed},
         "synaptic_operations": {"per_sample": sum(cost.synops.values()) / max(cost.samples, 1),
                                 "per_sample_by_stage": {k: v / max(cost.samples, 1) for k, v in cost.synops.items()}},
         "activation_sparsity": {"overall": sum(cost.zeros.values()) / max(sum(cost.activations.values()), 1.0),
@@ -255,6 +266,8 @@ def _markdown(report: dict[str, Any]) -> str:
                       f"{lava['readout_mismatches']} readout mismatches on {lava['samples']} samples."]
     lines += ["", "## Cost of the Loihi 2 integer model", "",
               f"* effective synaptic operations per sample: {report['synaptic_operations']['per_sample']:.0f}",
+              "* hidden spikes changed by quantisation (vs rounded float): " + ", ".join(
+                  f"{k} {100 * v['fraction']:.2f}%" for k, v in report["quantisation_spike_changes"].items()),
               f"* activation sparsity: {report['activation_sparsity']['overall']:.4f} "
               + "(" + ", ".join(f"{k} {v:.4f}" for k, v in report["activation_sparsity"]["per_layer"].items()) + ")",
               f"* memory: {memory_info['synapses']} synapses, {memory_info['weight_bytes']:.0f} B weights + "

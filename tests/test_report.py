@@ -37,6 +37,7 @@ def test_report_files_written_and_read_back(synthetic_checkpoint: Path, tmp_path
     loaded = load_report(tmp_path / "report")
     assert loaded == report
     assert {"ladder", "lava", "synaptic_operations", "activation_sparsity", "firing_rates", "memory",
+            "quantisation_spike_changes",
             "calibration_peak", "test_samples", "plots"} <= set(loaded)
     assert [rung["rung"] for rung in loaded["ladder"]] == ["continuous delays", "rounded delays (streaming)",
                                                             "Loihi 2 integers", "Lava fixed point"]
@@ -46,6 +47,8 @@ def test_report_files_written_and_read_back(synthetic_checkpoint: Path, tmp_path
     assert loaded["synaptic_operations"]["per_sample"] > 0
     assert 0.0 < loaded["activation_sparsity"]["overall"] < 1.0
     assert set(loaded["firing_rates"]) == {"hidden0", "hidden1"}
+    changes = loaded["quantisation_spike_changes"]["hidden0"]
+    assert changes["float_spikes"] > 0 and 0.0 <= changes["fraction"] == changes["changed"] / changes["float_spikes"]
     assert loaded["memory"]["weight_bytes"] == loaded["memory"]["synapses"]
     assert "| Loihi 2 integers |" in (tmp_path / "report" / "report.md").read_text()
     for name in PLOTS:
