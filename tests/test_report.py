@@ -105,3 +105,26 @@ def test_memory_counts_8_bit_weights_6_bit_delays_and_24_bit_state() -> None:
     assert result["synapses"] == 4
     assert result["weight_bytes"] == 4 and result["delay_bytes"] == 3 and result["neuron_state_bytes"] == 3 * 6
     assert result["total_bytes"] == 4 + 3 + 18 and result["estimated_loihi2_cores"] == 2
+
+
+def test_fsdd_smoke_finetune_and_report_with_data_dir(fsdd_dir: Path, tmp_path: Path) -> None:
+    """Real FSDD recordings (spike counts, graded input): ``finetune`` and ``report`` with ``--data-dir``."""
+    import shutil
+
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for name in ("0_george_5.wav", "3_jackson_7.wav", "9_yweweler_49.wav", "0_george_0.wav", "7_lucas_2.wav"):
+        shutil.copyfile(fsdd_dir / name, folder / name)  # indices >= 5 train, 0..4 test
+    preset = get_preset("fsdd")
+    torch.manual_seed(0)
+    model = DelaySNN(preset.network).eval()
+    source = save_checkpoint(checkpoint_of(model, preset="fsdd", train_config=preset.train), tmp_path / "fsdd.pt")
+    tuned = tmp_path / "fsdd_ft.pt"
+    assert main(["finetune", str(source), "--data-dir", str(folder), "--epochs", "1", "--max-samples", "3",
+                 "--quiet", "-o", str(tuned)]) == 0
+    assert (tmp_path / "fsdd_ft.calibration.npy").is_file()
+    assert main(["report", str(tuned), "--data-dir", str(folder), "--max-samples", "2", "--lava-samples", "1",
+                 "--quiet", "-o", str(tmp_path / "report")]) == 0
+    report = load_report(tmp_path / "report")
+    assert report["dataset"] == "fsdd" and report["test_samples"] == 2 and report["calibration_peak"] > 1
+    assert report["lava"]["total_spike_mismatches"] == 0 and report["lava"]["readout_mismatches"] == 0
