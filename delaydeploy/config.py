@@ -202,6 +202,16 @@ def _synthetic() -> Preset:
     return Preset("synthetic", "synthetic", network, train, "embedded relative-timing task that needs delays")
 
 
+def _synthetic_delrec() -> Preset:
+    network = NetworkConfig(input_size=12, hidden_sizes=(71,), num_classes=8, tau=1.05, dropout=0.1,
+                            delay_stages=(False, False), recurrent_layers=(True,), recurrent_dropout=0.2,
+                            input_kind="binary", dt=0.001, tail_steps=36)
+    train = TrainConfig(epochs=15, batch_size=64, lr_weights=5e-3, lr_positions=5e-2, optimizer="adamw",
+                        recurrent_sigma_init=1.0)
+    return Preset("synthetic_delrec", "synthetic", network, train,
+                  "synthetic task with DelRec recurrent delays (12-71-8: as many parameters as `synthetic`)")
+
+
 def _fsdd() -> Preset:
     network = NetworkConfig(input_size=140, hidden_sizes=(128, 128), num_classes=10, kernel_size=25, tau=1.5,
                             dropout=0.2, input_kind="counts")
@@ -228,7 +238,7 @@ def _delrec_ssc() -> Preset:
 
 _PRESETS = {
     factory().name: factory
-    for factory in (_shd, _ssc, _gsc, _synthetic, _fsdd, _delrec_shd, _delrec_ssc)
+    for factory in (_shd, _ssc, _gsc, _synthetic, _synthetic_delrec, _fsdd, _delrec_shd, _delrec_ssc)
 }
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
 
