@@ -49,10 +49,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from delaydeploy.checkpoint import Checkpoint
-from delaydeploy.config import NetworkConfig
+from delaydeploy.checkpoint import Checkpoint, checkpoint_of, load_checkpoint, save_checkpoint
+from delaydeploy.config import NetworkConfig, get_preset
+from delaydeploy.datasets import load_dataset, pad_collate
 from delaydeploy.delay_ops import delayed_linear
 from delaydeploy.errors import DelayDeployError, IRValidationError
+from delaydeploy.fileio import atomic_path
 from delaydeploy.fixed_point import (
     ACTIVATION_SHIFT,
     DECAY_UNITY,
@@ -64,6 +66,7 @@ from delaydeploy.fixed_point import (
 )
 from delaydeploy.ir import Network, Readout, SpikingLayer
 from delaydeploy.layers import DelayLinear
+from delaydeploy.lowering import lower
 from delaydeploy.model import DelaySNN, loss_function
 from delaydeploy.quantize import quantize
 from delaydeploy.reference import predict, simulate
@@ -164,9 +167,6 @@ def model_from_network(network: Network, template: NetworkConfig) -> DelaySNN:
 def dataset_splits(checkpoint: Checkpoint, data_dir: str | os.PathLike | None,
                    max_samples: int | None = None) -> tuple[Dataset, Dataset, str]:
     """``(train, test, dataset name)`` of the dataset the checkpoint's preset trains on."""
-    from delaydeploy.config import get_preset
-    from delaydeploy.datasets import load_dataset
-
     if checkpoint.preset is None:
         raise DelayDeployError(f"{checkpoint.source}: the checkpoint names no preset, so its dataset is unknown")
     preset = get_preset(checkpoint.preset)
@@ -207,8 +207,6 @@ def calibration_samples(dataset: Dataset, peak: float, count: int = 4) -> np.nda
 
     Exported with these as inputs (test vectors), a model quantises exactly as in fine-tuning.
     """
-    from delaydeploy.datasets import pad_collate
-
     first = next((i for i in range(len(dataset)) if float(dataset[i][0].abs().max()) == peak), 0)
     indices = [first] + [i for i in range(min(count, len(dataset))) if i != first][: count - 1]
     return pad_collate([dataset[i] for i in indices])[0].double().numpy()
@@ -387,18 +385,19 @@ def single_thread() -> Iterator[None]:
 
 @dataclass
 class FinetuneEpoch:
+    """One epoch of fine-tuning: training loss and accuracy of the integer model, wall time."""
+
     epoch: int
     train_loss: float
     train_accuracy: float
     seconds: float
 
 
-def evaluate_fixed(model: QuantizedTrainingModel, loader: DataLoader, progress: bool = False,
-                   desc: str = "Loihi 2 integers") -> float:
+def evaluate_fixed(model: QuantizedTrainingModel, loader: DataLoader, progress: bool = False) -> float:
     """Accuracy of the deployed integer model (current parameters) on ``loader``."""
     correct = seen = 0
     with torch.no_grad():
-        for x, labels, _ in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        for x, labels, _ in tqdm(loader, desc="Loihi 2 integers", disable=not progress, leave=False):
             correct += int((model(x).prediction() == labels).sum())
             seen += len(labels)
     return correct / max(seen, 1)
@@ -409,8 +408,6 @@ def finetune(model: QuantizedTrainingModel, train_set: Dataset, *, epochs: int, 
     """Train ``model``'s float weights and biases through the integer forward (Adam, cosine schedule)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    from delaydeploy.datasets import pad_collate
-
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, collate_fn=pad_collate, generator=generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * len(loader)))
@@ -466,11 +463,6 @@ def finetune_checkpoint(path: str | Path, output: str | Path, *, target: str = "
 def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data_dir: str | None, epochs: int,
                          batch_size: int | None, lr: float, max_samples: int | None, seed: int,
                          progress: bool) -> FinetuneOutcome:
-    from delaydeploy.checkpoint import checkpoint_of, load_checkpoint, save_checkpoint
-    from delaydeploy.datasets import pad_collate
-    from delaydeploy.fileio import atomic_path
-    from delaydeploy.lowering import lower
-
     checkpoint = load_checkpoint(path)
     network = lower(checkpoint.build_model())
     train_set, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples)
@@ -489,7 +481,8 @@ def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data
                "calibration_peak": peak, "finetune_epochs": epochs, "finetune_lr": lr,
                "finetune_history": {"train_loss": [h.train_loss for h in history],
                                     "train_accuracy": [h.train_accuracy for h in history]},
-               "test_samples": len(test_set), **{f"test_accuracy_{key}": value for key, value in accuracy.items()}}
+               "test_samples": len(test_set), **{f"test_accuracy_{key}": value for key, value in accuracy.items()},
+               "source_metrics": checkpoint.metrics}
     save_checkpoint(checkpoint_of(tuned_model, preset=checkpoint.preset, train_config=checkpoint.train_config,
                                   metrics=metrics), output)
     calibration_path = Path(output).with_suffix(".calibration.npy")

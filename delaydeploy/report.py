@@ -40,13 +40,19 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from delaydeploy.bundle import estimate_resources
 from delaydeploy.checkpoint import load_checkpoint
+from delaydeploy.datasets import pad_collate
 from delaydeploy.errors import ConstraintError, DelayDeployError
 from delaydeploy.fileio import atomic_directory
+from delaydeploy.finetune import data_peak, dataset_splits, peak_calibration, single_thread
 from delaydeploy.fixed_point import FixedNetwork, effective_weights, input_payload
-from delaydeploy.fixed_reference import trace_fixed
+from delaydeploy.fixed_reference import simulate_fixed, trace_fixed
 from delaydeploy.ir import Network
+from delaydeploy.lowering import lower
+from delaydeploy.quantize import quantize
 from delaydeploy.reference import predict, simulate
+from delaydeploy.verify import compare
 
 REPORT_FILE = "report.json"
 PLOTS = ("ladder.png", "delays.png", "raster.png", "firing_rates.png")
@@ -96,8 +102,6 @@ def _accumulate_cost(cost: _Cost, fixed: FixedNetwork, payload: torch.Tensor, sp
 
 def memory(fixed: FixedNetwork, network: Network) -> dict[str, Any]:
     """Bytes a chip needs for weights, delays and neuron state, per stage and in total."""
-    from delaydeploy.bundle import estimate_resources
-
     per_stage = {}
     for stage in [*fixed.layers, fixed.readout]:
         synapses = int(np.count_nonzero(effective_weights(stage.weights)))
@@ -127,8 +131,6 @@ def _check_no_overflow(fixed: FixedNetwork, traces: list, where: str) -> None:
 
 def _lava_check(fixed: FixedNetwork, x: torch.Tensor, labels: torch.Tensor, progress: bool) -> dict[str, Any]:
     """Run Lava's bit-accurate models and compare every spike and the readout with the integer reference."""
-    from delaydeploy.fixed_reference import simulate_fixed
-    from delaydeploy.verify import compare
     from exporters.lava import simulate_lava
 
     expected = simulate_fixed(fixed, x)
@@ -147,19 +149,12 @@ def compute_report(path: str | os.PathLike, *, data_dir: str | os.PathLike | Non
                    max_samples: int | None = None, batch_size: int = 64,
                    progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """The report of the checkpoint at ``path`` as a JSON-ready dict, and the arrays its plots need."""
-    from delaydeploy.finetune import single_thread
-
     with single_thread():
         return _compute_report(path, data_dir, lava_samples, max_samples, batch_size, progress)
 
 
 def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None, lava_samples: int,
                     max_samples: int | None, batch_size: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    from delaydeploy.datasets import pad_collate
-    from delaydeploy.finetune import data_peak, dataset_splits, peak_calibration
-    from delaydeploy.lowering import lower
-    from delaydeploy.quantize import quantize
-
     checkpoint = load_checkpoint(path)
     model = checkpoint.build_model()
     network = lower(model)

@@ -204,6 +204,7 @@ def test_cli_finetune_writes_a_checkpoint(tmp_path: Path) -> None:
                  "--quiet", "-o", str(output)]) == 0
     metrics = load_checkpoint(output).metrics
     assert metrics["finetune_target"] == "loihi2" and metrics["test_samples"] == 32
+    assert metrics["source_metrics"] == load_checkpoint(source).metrics  # the trained model's history is kept
     assert 0.0 <= metrics["test_accuracy_loihi2_after"] <= 1.0
 
 
