@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -287,28 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _import_spikingjelly_without_slayer() -> None:
-    """Import spikingjelly while lava-dl's slayer is hidden from it.
-
-    spikingjelly imports slayer whenever lava-dl is installed (it is, for the netx target), only
-    for its own Lava backend, which delaydeploy never uses; that import costs seconds and prints
-    warnings on every command. Afterwards slayer imports normally (netx needs it).
-    """
-    slayer = "lava.lib.dl.slayer"
-    if slayer in sys.modules or "spikingjelly.activation_based.base" in sys.modules:
-        return
-    sys.modules[slayer] = None  # makes ``import lava.lib.dl.slayer`` raise ImportError, which spikingjelly catches
-    try:
-        import spikingjelly.activation_based.base  # noqa: F401
-    finally:
-        del sys.modules[slayer]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    # spikingjelly (pinned 0.0.0.0.14) scripts functions with torch.jit at import time
-    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     args = build_parser().parse_args(argv)
-    _import_spikingjelly_without_slayer()
     try:
         return args.handler(args)
     except DelayDeployError as error:

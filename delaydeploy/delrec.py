@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import delaydeploy.spikingjelly_env  # noqa: F401  (first: quiet, slayer-free import)
 import torch
 from spikingjelly.activation_based import layer
 from torch import nn

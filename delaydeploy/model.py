@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
+import delaydeploy.spikingjelly_env  # noqa: F401  (first: quiet, slayer-free import)
 import torch
 from spikingjelly.activation_based import layer, neuron, surrogate
 from torch import nn
