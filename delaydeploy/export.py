@@ -34,12 +34,13 @@ def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: n
         from delaydeploy.fixed_reference import simulate_fixed
         from delaydeploy.quantize import quantize
 
-        fixed = quantize(network, calibration=inputs)
         if target == "netx":
-            from exporters.netx import write_netx
+            from exporters.netx import NETX_BIAS_EXP, write_netx
 
-            write_netx(fixed, output)
+            # netx stores integer weights and biases in a_in units: it picks no exponents of ours
+            write_netx(quantize(network, calibration=inputs, weight_exp=0, bias_exp=NETX_BIAS_EXP), output)
             return Path(output)
+        fixed = quantize(network, calibration=inputs)
         return write_bundle(output, network, "loihi2", inputs, simulate_fixed(fixed, inputs), fixed=fixed,
                             extra_constraints={"overflow_checked_samples": int(np.asarray(inputs).shape[1])})
     raise DelayDeployError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")

@@ -42,6 +42,8 @@ its readout on those data. Nothing is clipped silently.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -123,8 +125,9 @@ def _drives(stage: SpikingLayer | Readout, peak: float, signed: bool) -> tuple[n
     return positive + np.clip(stage.bias, 0, None), negative + np.clip(-stage.bias, 0, None)
 
 
-def _scale_limits(stage: SpikingLayer | Readout, peak: float, signed: bool) -> tuple[float, float, np.ndarray]:
-    """``(S allowed by the state, S allowed by the bias, per-neuron membrane bound B)``."""
+def _scale_limits(stage: SpikingLayer | Readout, peak: float, signed: bool,
+                  fixed: "FixedExponents") -> tuple[float, float, np.ndarray]:
+    """``(S allowed by the state and the weights, S allowed by the bias, per-neuron membrane bound B)``."""
     positive, negative = _drives(stage, peak, signed)
     if isinstance(stage, SpikingLayer):
         theta, tau = stage.neuron.threshold, stage.neuron.tau
@@ -133,13 +136,25 @@ def _scale_limits(stage: SpikingLayer | Readout, peak: float, signed: bool) -> t
         bound = stage.tau * np.maximum(positive, negative)
     worst = float(bound.max(initial=0.0))
     by_state = VTH_MAX / (HEADROOM * worst) if worst > 0 else np.inf
+    if fixed.weight_exp is not None:
+        largest = max([float(np.abs(stage.weights).max(initial=0.0)) * fixed.payload_factor]
+                      + ([float(np.abs(stage.recurrent_weights).max(initial=0.0))]
+                         if isinstance(stage, SpikingLayer) and stage.is_recurrent else []))
+        if largest > 0:
+            by_state = min(by_state, (WEIGHT_GRID_MAX - 1) * 2.0**fixed.weight_exp / largest)
     largest_bias = float(np.abs(stage.bias).max(initial=0.0))
-    by_bias = BIAS_LIMIT / (2**ACTIVATION_SHIFT * largest_bias) if largest_bias > 0 else np.inf
+    bias_limit = BIAS_LIMIT if fixed.bias_exp is None else (BIAS_MANT_MAX - 1) << fixed.bias_exp
+    by_bias = bias_limit / (2**ACTIVATION_SHIFT * largest_bias) if largest_bias > 0 else np.inf
     return by_state, by_bias, bound
 
 
-def _weights(weights: np.ndarray, factor: float) -> tuple[np.ndarray, int]:
-    """``weights * factor`` as even 8-bit integers and a shared exponent using the whole range."""
+def _weights(weights: np.ndarray, factor: float, exponent: int | None = None) -> tuple[np.ndarray, int]:
+    """``weights * factor`` as even 8-bit integers and a shared exponent using the whole range.
+
+    A given ``exponent`` is used as it is (the caller has capped the scale so the weights fit).
+    """
+    if exponent is not None:
+        return (2 * np.round(np.ldexp(weights * factor, -exponent) / 2)).astype(np.int64), exponent
     peak = float(np.abs(weights).max(initial=0.0)) * factor
     if peak == 0:
         return np.zeros(weights.shape, dtype=np.int64), 0
@@ -151,10 +166,13 @@ def _weights(weights: np.ndarray, factor: float) -> tuple[np.ndarray, int]:
     return (2 * np.round(np.ldexp(weights * factor, -exponent) / 2)).astype(np.int64), exponent
 
 
-def _bias(bias: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """``round(b * 64 * S)`` as mantissa << exponent, per neuron the smallest exponent that fits."""
+def _bias(bias: np.ndarray, scale: float, exponent: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``round(b * 64 * S)`` as mantissa << exponent, per neuron the smallest exponent that fits.
+
+    A given ``exponent`` is used for every neuron (the caller has capped the scale so it fits).
+    """
     value = bias * 2**ACTIVATION_SHIFT * scale
-    exponents = np.arange(BIAS_EXP_MAX + 1)
+    exponents = np.arange(BIAS_EXP_MAX + 1) if exponent is None else np.array([exponent])
     mantissas = np.round(np.ldexp(value[:, None], -exponents[None, :]))
     fits = (mantissas >= BIAS_MANT_MIN) & (mantissas <= BIAS_MANT_MAX)  # exponent 7 always fits (S <= by_bias)
     chosen = np.argmax(fits, axis=1)
@@ -165,9 +183,9 @@ def _decay(tau: float) -> int:
     return int(min(round(DECAY_UNITY / tau), DECAY_UNITY - 1))
 
 
-def _spiking_scale(layer: SpikingLayer, peak: float, signed: bool) -> tuple[float, int]:
+def _spiking_scale(layer: SpikingLayer, peak: float, signed: bool, fixed: "FixedExponents") -> tuple[float, int]:
     """``(S, vth)`` of a spiking layer; raises when not even ``vth = 1`` fits the bias or state."""
-    by_state, by_bias, bound = _scale_limits(layer, peak, signed)
+    by_state, by_bias, bound = _scale_limits(layer, peak, signed, fixed)
     theta = layer.neuron.threshold
     vth = int(np.floor(min(by_state, by_bias) * theta))
     if vth >= 1:
@@ -187,14 +205,15 @@ def _spiking_scale(layer: SpikingLayer, peak: float, signed: bool) -> tuple[floa
         f"state holds at most {most:.0f} thresholds even with the smallest threshold vth = 1: reduce the weights")
 
 
-def _fixed_stage(stage: SpikingLayer | Readout, scale: float, payload_scale: float, vth: int) -> FixedLayer:
-    weights, weight_exp = _weights(stage.weights, scale / payload_scale)
-    bias_mant, bias_exp = _bias(stage.bias, scale)
+def _fixed_stage(stage: SpikingLayer | Readout, scale: float, payload_scale: float, vth: int,
+                 fixed: "FixedExponents") -> FixedLayer:
+    weights, weight_exp = _weights(stage.weights, scale / payload_scale, fixed.weight_exp)
+    bias_mant, bias_exp = _bias(stage.bias, scale, fixed.bias_exp)
     extra = {}
     if isinstance(stage, SpikingLayer):
         tau, reset = stage.neuron.tau, stage.neuron.reset
         if stage.is_recurrent:
-            recurrent, recurrent_exp = _weights(stage.recurrent_weights, scale)
+            recurrent, recurrent_exp = _weights(stage.recurrent_weights, scale, fixed.weight_exp)
             extra = dict(recurrent_weights=recurrent, recurrent_weight_exp=recurrent_exp,
                          recurrent_delays=stage.recurrent_delays)
     else:
@@ -203,13 +222,29 @@ def _fixed_stage(stage: SpikingLayer | Readout, scale: float, payload_scale: flo
                       dv=_decay(tau), vth=vth, reset=reset, scale=scale, **extra)
 
 
+@dataclass(frozen=True)
+class FixedExponents:
+    """Exponents a target imposes instead of letting quantisation choose them.
+
+    lava-dl netx, for one, stores integer weights (``weight_exp = 0``) and biases in ``a_in``
+    units (``bias_exp = 6``). A fixed exponent caps the scale ``S`` so every value still fits.
+    """
+
+    weight_exp: int | None = None
+    bias_exp: int | None = None
+    payload_factor: float = 1.0  # 1 / input_scale for the first stage: its weights divide by it
+
+
 def quantize(network: Network, *, calibration: np.ndarray | torch.Tensor | None = None,
-             input_scale: float | None = None) -> FixedNetwork:
+             input_scale: float | None = None, weight_exp: int | None = None,
+             bias_exp: int | None = None) -> FixedNetwork:
     """Map ``network`` to Loihi 2 integers by the rules in the module docstring.
 
     ``calibration`` (``[T, B, input_size]``, optional) sets the input peak (counts, analog),
     chooses ``input_scale`` for analog inputs when none is given, and is run through
-    :func:`check_overflow`. Raises :class:`ConstraintError` for what the chip cannot hold.
+    :func:`check_overflow`. ``weight_exp``/``bias_exp`` force those exponents for every stage
+    (targets that cannot hold others, such as netx). Raises :class:`ConstraintError` for what
+    the chip cannot hold.
     """
     check_delays(network)
     if isinstance(calibration, torch.Tensor):
@@ -221,14 +256,16 @@ def quantize(network: Network, *, calibration: np.ndarray | torch.Tensor | None 
     stages = []
     for index, layer in enumerate(network.layers):
         first = index == 0
-        scale, vth = _spiking_scale(layer, peak if first else 1.0, signed and first)
-        stages.append(_fixed_stage(layer, scale, payload_scale if first else 1.0, vth))
+        fixed = FixedExponents(weight_exp, bias_exp, 1.0 / payload_scale if first else 1.0)
+        scale, vth = _spiking_scale(layer, peak if first else 1.0, signed and first, fixed)
+        stages.append(_fixed_stage(layer, scale, payload_scale if first else 1.0, vth, fixed))
     first = not network.layers
-    by_state, by_bias, _ = _scale_limits(network.readout, peak if first else 1.0, signed and first)
+    fixed = FixedExponents(weight_exp, bias_exp, 1.0 / payload_scale if first else 1.0)
+    by_state, by_bias, _ = _scale_limits(network.readout, peak if first else 1.0, signed and first, fixed)
     scale = min(by_state, by_bias)
     if not np.isfinite(scale):  # a readout without weights or bias: any scale is exact
         scale = 1.0
-    readout = _fixed_stage(network.readout, scale, payload_scale if first else 1.0, VTH_MAX)
+    readout = _fixed_stage(network.readout, scale, payload_scale if first else 1.0, VTH_MAX, fixed)
     fixed = FixedNetwork(network.input_size, stages, readout, input_kind=network.input_kind,
                          input_scale=payload_scale, readout_scale=2**ACTIVATION_SHIFT * scale, dt=network.dt,
                          tail_steps=network.tail_steps, metadata=dict(network.metadata))

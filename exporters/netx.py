@@ -18,8 +18,9 @@ The root's attributes record the time step, input kind and scales (netx ignores 
   (``optimize_weight_bits``), so it holds effective weights ``w * 2**weight_exp`` that are
   integers in Loihi's 8-bit range [-256, 254] (mixed signs), [0, 255] or [-255, 0]; a
   negative ``weight_exp`` over weights it does not divide (a floor of each group's sum) or a
-  positive one that leaves the 8-bit range cannot be written. Quantised models normally use
-  all 8 bits *with* an exponent (:mod:`delaydeploy.quantize`), so they usually fail here;
+  positive one that leaves the 8-bit range cannot be written. ``delaydeploy export --target
+  netx`` therefore quantises with ``weight_exp = 0`` and ``bias_exp = 6``
+  (:func:`delaydeploy.quantize.quantize`), which caps the scale so everything fits;
 * bias: ``bias_mant << bias_exp`` must be a multiple of 64 whose quotient fits 13 bits;
 * delays: at most 62, which every :class:`FixedNetwork` already respects (netx would clamp
   larger ones with only a warning; :func:`delaydeploy.quantize.quantize` refuses them with a
@@ -52,6 +53,7 @@ from delaydeploy.fileio import atomic_path
 from delaydeploy.fixed_point import ACTIVATION_SHIFT, FixedLayer, FixedNetwork, effective_weights
 
 NETX_BIAS_MIN, NETX_BIAS_MAX = -4096, 4095  # netx's bias is the 13-bit bias_mant (bias_exp fixed at 6)
+NETX_BIAS_EXP = ACTIVATION_SHIFT  # netx fixes bias_exp = 6: its bias is in a_in units
 
 
 def _weight_range(weights: np.ndarray) -> tuple[int, int]:

@@ -167,3 +167,15 @@ def test_export_netx_refuses_delays_above_62(tmp_path: Path, capsys: pytest.Capt
     assert not (tmp_path / "out.net").exists()
     error = capsys.readouterr().err
     assert "hidden0" in error and "[1, 2]" in error and "63" in error
+
+
+def test_trained_model_exports_to_netx(tmp_path: Path, conformance_model) -> None:
+    """A real (official, BatchNorm-folded) model quantised with netx's exponents runs exactly in netx."""
+    from delaydeploy.quantize import quantize
+    from exporters.netx import NETX_BIAS_EXP
+
+    network, x = conformance_model
+    fixed = quantize(network, calibration=x, weight_exp=0, bias_exp=NETX_BIAS_EXP)
+    assert all(stage.weight_exp == 0 and set(stage.bias_exp) <= {NETX_BIAS_EXP}
+               for stage in [*fixed.layers, fixed.readout])
+    _assert_netx_matches_integer_reference(tmp_path, fixed, x[:, :2])

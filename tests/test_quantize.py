@@ -269,3 +269,18 @@ def test_readout_in_float_units() -> None:
     expected = simulate(network, x).readout
     error = (readout_to_float(fixed, simulate_fixed(fixed, x).readout) - expected).abs().max()
     assert float(error) < 0.01 * float(expected.abs().max())
+
+
+def test_forced_exponents_keep_every_value_in_range():
+    """netx's exponents (weights 0, biases 6) cap the scale instead of overflowing the fields."""
+    rng = np.random.default_rng(5)
+    neuron = LIFNeuron(tau=2.0, threshold=1.0)
+    layer = SpikingLayer("hidden0", rng.normal(0, 3, (6, 5)), rng.integers(0, 4, (6, 5)), rng.normal(0, 2, 6), neuron)
+    network = Network(5, [layer], Readout("readout", rng.normal(0, 1, (2, 6)), np.zeros((2, 6), int), np.zeros(2),
+                                          tau=2.0))
+    fixed = quantize(network, weight_exp=0, bias_exp=6)
+    for stage in [*fixed.layers, fixed.readout]:
+        assert stage.weight_exp == 0 and np.all(stage.bias_exp == 6)
+        assert np.abs(stage.weights).max() <= 254
+    free = quantize(network)
+    assert free.layers[0].vth >= fixed.layers[0].vth  # the cap only ever lowers the scale
