@@ -13,6 +13,9 @@ from DCLS.construct.modules import Dcls1d
 from torch import nn
 
 from delaydeploy.delay_ops import delayed_linear
+from delaydeploy.fast_dcls import METHODS, gaussian_kernel, temporal_conv
+
+CONV_METHODS = ("reference", *METHODS)
 
 
 class DelayLinear(nn.Module):
@@ -22,6 +25,12 @@ class DelayLinear(nn.Module):
     many steps longer than its input); 0 gives the causal, streaming layer. With
     ``learn_delays=False`` the random initial positions are rounded and frozen: the
     "fixed random delays" rung of the DCLS ablation.
+
+    ``conv_method`` picks how the continuous kernel is applied: ``"reference"`` is the DCLS
+    package's kernel construction and ``F.conv1d`` (the authors' computation, kept as the
+    reference); the others build the same Gaussian kernel with
+    :func:`delaydeploy.fast_dcls.gaussian_kernel` and apply it with
+    :func:`delaydeploy.fast_dcls.temporal_conv` (``"auto"``: chosen by size and device).
     """
 
     def __init__(self, in_features: int, out_features: int, kernel_size: int, *, right_padding: int = 0,
@@ -34,6 +43,7 @@ class DelayLinear(nn.Module):
         self.dcls = Dcls1d(in_features, out_features, kernel_count=1, dilated_kernel_size=kernel_size,
                            bias=bias, version="gauss")
         self.learn_delays = learn_delays
+        self.conv_method = "auto"
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -87,8 +97,10 @@ class DelayLinear(nn.Module):
         return (self.kernel_size // 2 - torch.round(self.position.detach())).long()
 
     def kernel(self) -> torch.Tensor:
-        """The continuous (Gaussian) kernel ``[out, in, K]`` built by the DCLS package."""
-        return self.dcls.DCK(self.dcls.weight, self.dcls.P, self.dcls.SIG)
+        """The continuous (Gaussian) kernel ``[out, in, K]``."""
+        if self.conv_method == "reference":
+            return self.dcls.DCK(self.dcls.weight, self.dcls.P, self.dcls.SIG)
+        return gaussian_kernel(self.weight, self.position, self.dcls.SIG[0, :, :, 0], self.kernel_size)
 
     def forward(self, x: torch.Tensor, rounded: bool = False) -> torch.Tensor:
         if rounded or not self.learn_delays:
@@ -96,7 +108,8 @@ class DelayLinear(nn.Module):
             out = delayed_linear(x, self.weight, self.integer_delays())
         else:
             padded = nn.functional.pad(x.permute(1, 2, 0), (self.kernel_size - 1, self.right_padding))
-            out = nn.functional.conv1d(padded, self.kernel()).permute(2, 0, 1)
+            method = "direct" if self.conv_method == "reference" else self.conv_method
+            out = temporal_conv(padded, self.kernel(), method).permute(2, 0, 1)
         return out if self.bias is None else out + self.bias
 
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from delaydeploy.config import NetworkConfig
 from delaydeploy.delrec import RecurrentDelayLIF
-from delaydeploy.layers import DelayLinear, Linear
+from delaydeploy.layers import CONV_METHODS, DelayLinear, Linear
 
 READOUT_THRESHOLD = 1e9  # the readout LIF never fires: its membrane is the output
 
@@ -123,6 +123,13 @@ class DelaySNN(nn.Module):
             module.clamp_positions()
         for module in self.recurrent_layers():
             module.clamp_delays()
+
+    def set_conv_method(self, method: str) -> None:
+        """How DCLS layers apply their continuous kernels (see :class:`delaydeploy.layers.DelayLinear`)."""
+        if method not in CONV_METHODS:
+            raise ValueError(f"conv method {method!r}; choose one of {', '.join(CONV_METHODS)}")
+        for module in self.delay_layers():
+            module.conv_method = method
 
     def set_sigma(self, value: float) -> None:
         """Width of the DCLS Gaussian kernels (all layers share one schedule)."""
