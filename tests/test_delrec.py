@@ -153,7 +153,7 @@ def test_clamping_keeps_trained_delays_within_the_cap():
           config, device=torch.device("cpu"), progress=False)
     delays = layer.recurrent_delays.detach()
     assert not torch.equal(delays, initial)
-    assert delays.min() >= 0 and delays.max() <= cap
+    assert delays.min() >= 0 and delays.max() == cap  # some were pushed up and held at the cap
     assert lower(model).max_recurrent_delay <= cap
 
 
