@@ -1,0 +1,88 @@
+"""Delay learning at the speed of a delay-free network: seconds per training step and per inference batch.
+
+For the SHD-size (140-256-256-20, K = 25) and SSC-size (140-512-512-512-35, K = 31) networks,
+batch 32, 100 input steps of 5 % spikes: one training step (forward, backward, both
+optimiser steps, clamping) with the reference DCLS path (the DCLS package's kernel and
+``conv1d``), with the fast path, and for a delay-free network of the same shape; and one
+inference batch with rounded integer delays against the delay-free network. Median of a few
+repetitions after a warm-up step.
+
+Run: ``python -m benchmarks training_bench``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+from delaydeploy.config import NetworkConfig, TrainConfig, get_preset
+from delaydeploy.model import DelaySNN, loss_function
+from delaydeploy.training import Trainer
+
+BATCH = 32
+STEPS = 100
+SIZES = {"shd": get_preset("shd").network, "ssc": get_preset("ssc").network}
+
+
+def _median_seconds(work: Callable[[], None], repeats: int) -> float:
+    work()  # warm-up: allocations, kernel selection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _train_step(config: NetworkConfig, method: str, x: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
+    model = DelaySNN(config)
+    model.set_conv_method(method)
+    trainer = Trainer(model, TrainConfig(epochs=10, batch_size=BATCH), torch.device("cpu"))
+    model.train()
+
+    def step() -> None:
+        trainer.weight_optimizer.zero_grad()
+        if trainer.delay_optimizer is not None:
+            trainer.delay_optimizer.zero_grad()
+        loss_function(model(x).readout, labels).backward()
+        trainer.weight_optimizer.step()
+        if trainer.delay_optimizer is not None:
+            trainer.delay_optimizer.step()
+        model.clamp_delays()
+
+    return step
+
+
+def _inference(config: NetworkConfig, x: torch.Tensor) -> Callable[[], None]:
+    model = DelaySNN(config).eval()
+
+    def batch() -> None:
+        with torch.no_grad():
+            model(x, rounded=True)
+
+    return batch
+
+
+def run(repeats: int = 3) -> dict[str, dict[str, float]]:
+    torch.manual_seed(0)
+    results = {}
+    for name, config in SIZES.items():
+        x = torch.bernoulli(torch.full((STEPS, BATCH, config.input_size), 0.05))
+        labels = torch.randint(0, config.num_classes, (BATCH,))
+        flat = dataclasses.replace(config, delays="none")
+        results[name] = {
+            "train_s_reference": _median_seconds(_train_step(config, "reference", x, labels), repeats),
+            "train_s_fast": _median_seconds(_train_step(config, "auto", x, labels), repeats),
+            "train_s_no_delay": _median_seconds(_train_step(flat, "auto", x, labels), repeats),
+            "infer_s_rounded": _median_seconds(_inference(config, x), repeats),
+            "infer_s_no_delay": _median_seconds(_inference(flat, x), repeats),
+        }
+        row = results[name]
+        row["train_speedup_fast_vs_reference"] = row["train_s_reference"] / row["train_s_fast"]
+        row["train_fast_vs_no_delay"] = row["train_s_fast"] / row["train_s_no_delay"]
+        row["infer_rounded_vs_no_delay"] = row["infer_s_rounded"] / row["infer_s_no_delay"]
+    return results
