@@ -82,10 +82,13 @@ def check_delays(network: Network) -> None:
             raise ConstraintError(f"{where} synapse {index} has delay {stage.delays[tuple(index)]} > {DELAY_MAX} "
                                   "(Loihi 2 limit)")
         if isinstance(stage, SpikingLayer) and stage.is_recurrent and stage.recurrent_delays.max() > DELAY_MAX:
-            index = _first(stage.recurrent_delays > DELAY_MAX)
-            raise ConstraintError(f"{where} recurrent synapse {index} has delay "
-                                  f"{stage.recurrent_delays[tuple(index)]} > {DELAY_MAX} (Loihi 2 limit; the synapse "
-                                  "adds its own step)")
+            delays = stage.recurrent_delays
+            index = _first(delays > DELAY_MAX)
+            # DelRec: one delay per presynaptic neuron (every row alike); name the neuron, not a synapse
+            source = (f"recurrent delay of presynaptic neuron [{index[1]}]" if np.all(delays == delays[:1])
+                      else f"recurrent synapse {index}")
+            raise ConstraintError(f"{where} {source} is {delays[tuple(index)]} > {DELAY_MAX} (Loihi 2 limit; the "
+                                  "synapse adds its own step)")
 
 
 def _choose_input_scale(network: Network, calibration: np.ndarray | None, input_scale: float | None) -> float:

@@ -171,7 +171,7 @@ def test_recurrent_delay_above_the_loihi2_limit_is_refused_at_export(tmp_path, c
         assert main(["export", str(checkpoint), "--target", target, "-o", str(output)]) == 2
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and error.startswith("error: ")
-        assert "'hidden0'" in error and "3]" in error and "70" in error and "62" in error, error
+        assert "'hidden0'" in error and "presynaptic neuron [3]" in error and "70" in error and "62" in error, error
         assert not output.exists()
     assert main(["export", str(checkpoint), "--target", "nir", "-o", str(tmp_path / "m.nir")]) == 0  # no such limit
 

@@ -67,7 +67,7 @@ def test_delay_above_limit_names_layer_synapse_and_limit() -> None:
 def test_recurrent_and_readout_delays_above_limit() -> None:
     network = _network(recurrent=True)
     network.layers[0].recurrent_delays[2, 4] = 63
-    with pytest.raises(ConstraintError, match=r"layer 'hidden0' recurrent synapse \[2, 4\] has delay 63 > 62"):
+    with pytest.raises(ConstraintError, match=r"layer 'hidden0' recurrent synapse \[2, 4\] is 63 > 62"):
         quantize(network)
     network = _network()
     network.readout.delays[1, 0] = 100
