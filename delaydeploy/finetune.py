@@ -59,6 +59,7 @@ from delaydeploy.fixed_point import (
     ACTIVATION_SHIFT,
     DECAY_UNITY,
     STATE_MAX,
+    WRAP_LIMIT,
     FixedLayer,
     FixedNetwork,
     effective_weights,
@@ -71,7 +72,6 @@ from delaydeploy.model import DelaySNN, loss_function
 from delaydeploy.quantize import quantize
 from delaydeploy.reference import predict, simulate
 
-WRAP_LIMIT = 2**23  # Lava keeps u in (-2**23, 2**23] with one correction of 2**24
 FINETUNE_TARGETS = ("loihi2",)
 
 

@@ -51,6 +51,7 @@ BIAS_MANT_MIN, BIAS_MANT_MAX = -4096, 4095  # 13-bit signed mantissa
 BIAS_EXP_MAX = 7  # 3-bit exponent
 VTH_MAX = 2**17 - 1  # 17-bit threshold, compared as vth << 6
 STATE_MAX = 2**23 - 1  # u, v are 24-bit signed
+WRAP_LIMIT = 2**23  # Lava keeps u in (-2**23, 2**23] with one correction of 2**24
 ACTIVATION_SHIFT = 6
 GRADED_PAYLOAD_MAX = 2**23 - 1  # graded spikes carry a 24-bit signed payload (Lava: num_message_bits = 24)
 INPUT_KINDS = ("binary", "counts", "analog")

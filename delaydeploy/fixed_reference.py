@@ -27,6 +27,7 @@ from delaydeploy.fixed_point import (
     ACTIVATION_SHIFT,
     DECAY_UNITY,
     STATE_MAX,
+    WRAP_LIMIT,
     FixedLayer,
     FixedNetwork,
     effective_weights,
@@ -34,7 +35,6 @@ from delaydeploy.fixed_point import (
 )
 from delaydeploy.reference import Simulation, predict
 
-WRAP_LIMIT = 2**23  # Lava keeps u in (-2**23, 2**23] with one correction of 2**24
 
 
 class FixedLIFParams(NamedTuple):

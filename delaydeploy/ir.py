@@ -73,6 +73,34 @@ def _delay_matrix(where: str, name: str, value: object, shape: tuple[int, ...]) 
     return delays
 
 
+class _Stage:
+    """What spiking layers and the readout share: delayed synapses ``[out, in]`` and a bias."""
+
+    name: str
+    weights: np.ndarray
+    delays: np.ndarray
+    bias: np.ndarray
+    official_tail: int
+
+    def _validate_synapses(self, where: str) -> None:
+        self.weights = _float_matrix(where, "weights", self.weights)
+        if self.weights.ndim != 2:
+            raise IRValidationError(f"{where}: weights must be [out, in], got shape {self.weights.shape}")
+        self.delays = _delay_matrix(where, "delays", self.delays, self.weights.shape)
+        self.bias = _float_matrix(where, "bias", self.bias, (self.size,))
+        if int(self.official_tail) < 0:
+            raise IRValidationError(f"{where}: official_tail = {self.official_tail} is negative")
+        self.official_tail = int(self.official_tail)
+
+    @property
+    def size(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def in_size(self) -> int:
+        return int(self.weights.shape[1])
+
+
 @dataclass(frozen=True)
 class LIFNeuron:
     """Leaky integrate-and-fire constants (time constant in steps, see module equations)."""
@@ -99,7 +127,7 @@ class LIFNeuron:
 
 
 @dataclass
-class SpikingLayer:
+class SpikingLayer(_Stage):
     """LIF neurons fed by delayed synapses (and optionally delayed recurrent synapses).
 
     ``weights``/``delays`` are ``[out, in]``; ``recurrent_weights``/``recurrent_delays``
@@ -119,28 +147,13 @@ class SpikingLayer:
 
     def __post_init__(self) -> None:
         where = f"layer {self.name!r}"
-        self.weights = _float_matrix(where, "weights", self.weights)
-        if self.weights.ndim != 2:
-            raise IRValidationError(f"{where}: weights must be [out, in], got shape {self.weights.shape}")
-        self.delays = _delay_matrix(where, "delays", self.delays, self.weights.shape)
-        self.bias = _float_matrix(where, "bias", self.bias, (self.size,))
+        self._validate_synapses(where)
         if (self.recurrent_weights is None) != (self.recurrent_delays is None):
             raise IRValidationError(f"{where}: recurrent weights and delays must be given together")
         if self.recurrent_weights is not None:
             square = (self.size, self.size)
             self.recurrent_weights = _float_matrix(where, "recurrent_weights", self.recurrent_weights, square)
             self.recurrent_delays = _delay_matrix(where, "recurrent_delays", self.recurrent_delays, square)
-        if int(self.official_tail) < 0:
-            raise IRValidationError(f"{where}: official_tail = {self.official_tail} is negative")
-        self.official_tail = int(self.official_tail)
-
-    @property
-    def size(self) -> int:
-        return int(self.weights.shape[0])
-
-    @property
-    def in_size(self) -> int:
-        return int(self.weights.shape[1])
 
     @property
     def is_recurrent(self) -> bool:
@@ -148,7 +161,7 @@ class SpikingLayer:
 
 
 @dataclass
-class Readout:
+class Readout(_Stage):
     """Non-spiking leaky integrator fed by delayed synapses; its membrane is the output."""
 
     name: str
@@ -160,24 +173,9 @@ class Readout:
 
     def __post_init__(self) -> None:
         where = f"readout {self.name!r}"
-        self.weights = _float_matrix(where, "weights", self.weights)
-        if self.weights.ndim != 2:
-            raise IRValidationError(f"{where}: weights must be [out, in], got shape {self.weights.shape}")
-        self.delays = _delay_matrix(where, "delays", self.delays, self.weights.shape)
-        self.bias = _float_matrix(where, "bias", self.bias, (self.size,))
+        self._validate_synapses(where)
         if not (np.isfinite(self.tau) and self.tau >= 1.0):
             raise IRValidationError(f"{where}: tau = {self.tau} steps; it must be finite and >= 1")
-        if int(self.official_tail) < 0:
-            raise IRValidationError(f"{where}: official_tail = {self.official_tail} is negative")
-        self.official_tail = int(self.official_tail)
-
-    @property
-    def size(self) -> int:
-        return int(self.weights.shape[0])
-
-    @property
-    def in_size(self) -> int:
-        return int(self.weights.shape[1])
 
     @property
     def decay(self) -> float:
