@@ -221,17 +221,3 @@ def fixed_network_from_bytes(data: bytes, source: str = "<bytes>") -> FixedNetwo
         tail_steps=header["tail_steps"], metadata=header["metadata"],
     )
 
-
-def save_fixed_network(network: FixedNetwork, path: str | os.PathLike) -> Path:
-    """Write a fixed-point network to ``path`` atomically and return the path."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(fixed_network_to_bytes(network))
-    return Path(path)
-
-
-def load_fixed_network(path: str | os.PathLike) -> FixedNetwork:
-    """Read a file written by :func:`save_fixed_network`."""
-    path = Path(path)
-    if not path.is_file():
-        raise IRValidationError(f"{path}: no such fixed-point network file")
-    return fixed_network_from_bytes(path.read_bytes(), source=str(path))
