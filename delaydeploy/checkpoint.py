@@ -101,14 +101,6 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def is_checkpoint_file(path: str | os.PathLike) -> bool:
-    """True when ``path`` looks like a torch checkpoint (a torch zip archive or legacy pickle)."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    return zipfile.is_zipfile(path) and any(name.endswith("data.pkl") for name in zipfile.ZipFile(path).namelist())
-
-
 def load_raw_state(path: str | os.PathLike) -> Any:
     """``torch.load(path, weights_only=True)`` with errors turned into one clear line."""
     path = Path(path)
