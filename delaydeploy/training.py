@@ -249,13 +249,14 @@ def train_preset(
     device: str | None = "auto",
     seed: int | None = None,
     delays: str | None = None,
+    hidden_sizes: tuple[int, ...] | None = None,
     progress: bool = True,
     dataset_options: dict | None = None,
     max_samples: int | None = None,
 ) -> TrainOutcome:
     """Train the preset's network on its dataset, report both accuracies, save a checkpoint.
 
-    Under ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves.
+    ``delays`` and ``hidden_sizes`` override the preset's network (for ablations). Under ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves.
     """
     from delaydeploy import distributed
     from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
@@ -264,7 +265,9 @@ def train_preset(
     from delaydeploy.errors import DatasetError
 
     preset = get_preset(preset_name)
-    network = preset.network if delays is None else dataclasses.replace(preset.network, delays=delays)
+    network_changes = {key: value for key, value in (("delays", delays), ("hidden_sizes", hidden_sizes))
+                       if value is not None}
+    network = dataclasses.replace(preset.network, **network_changes)
     changes = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed))
                if value is not None}
     config = dataclasses.replace(preset.train, **changes)

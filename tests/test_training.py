@@ -11,7 +11,7 @@ from delaydeploy.cli import main
 from delaydeploy.config import get_preset
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 from delaydeploy.model import DelaySNN
-from delaydeploy.training import dcls_sigma, recurrent_sigma, seed_everything, train
+from delaydeploy.training import dcls_sigma, recurrent_sigma, seed_everything, train, train_preset
 
 CHANCE = 1 / SyntheticTimingDataset.num_classes
 
@@ -59,3 +59,13 @@ def test_cli_train_writes_a_loadable_checkpoint(tmp_path, capsys):
     assert checkpoint.preset == "synthetic" and checkpoint.train_config.epochs == 1
     assert set(checkpoint.metrics) >= {"history", "test_accuracy_continuous", "test_accuracy_rounded"}
     assert 0.0 <= checkpoint.metrics["test_accuracy_rounded"] <= 1.0
+
+
+def test_train_preset_overrides_delay_mode_and_widths(tmp_path):
+    output = tmp_path / "ablation.pt"
+    outcome = train_preset("synthetic", output=str(output), epochs=1, max_samples=64, delays="none",
+                           hidden_sizes=(8, 8), progress=False)
+    assert outcome.model.config.hidden_sizes == (8, 8)
+    config = load_checkpoint(output).config
+    assert config.delays == "none" and config.hidden_sizes == (8, 8)
+    assert load_checkpoint(output).build_model().readout.weight.shape == (8, 8)
