@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from delaydeploy.checkpoint import load_checkpoint
+from delaydeploy.cli import main
 from delaydeploy.datasets import FSDD, load_dataset
 from delaydeploy.datasets import fsdd
 from delaydeploy.datasets.fsdd import fsdd_split_files
@@ -101,3 +103,12 @@ def test_errors(small_dir: Path) -> None:
     (small_dir / "3_jackson_7.wav").rename(small_dir / "three.wav")
     with pytest.raises(DatasetError, match=r"three\.wav: not an FSDD file name"):
         FSDD(small_dir, "test")
+
+
+def test_fsdd_preset_trains_from_a_wav_folder(small_dir: Path, tmp_path: Path) -> None:
+    output = tmp_path / "fsdd.pt"
+    assert main(["train", "--preset", "fsdd", "--data-dir", str(small_dir), "--epochs", "1", "--quiet",
+                 "-o", str(output)]) == 0
+    checkpoint = load_checkpoint(output)
+    assert checkpoint.preset == "fsdd" and checkpoint.metrics["dataset"] == "fsdd"
+    assert checkpoint.config.input_size == 140 and checkpoint.config.num_classes == 10
