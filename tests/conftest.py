@@ -8,33 +8,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import CONFORMANCE, SHARED, require_file
 
 # The tests run many tiny tensor operations: one intra-op thread is faster than two and
 # keeps timings stable on a 2-core CI machine.
 torch.set_num_threads(1)
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-CONFORMANCE = SHARED / "conformance"
-
-
-def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is not available on this machine")
-    return path
-
 
 @pytest.fixture(scope="session")
 def snn_delays_vectors() -> dict[str, np.ndarray]:
     """The official SNN-delays conformance file (rounded and continuous states, outputs)."""
-    with np.load(_require(CONFORMANCE / "snn_delays_shd_small.npz")) as data:
+    with np.load(require_file(CONFORMANCE / "snn_delays_shd_small.npz")) as data:
         return {key: data[key] for key in data.files}
 
 
 @pytest.fixture(scope="session")
 def delrec_vectors() -> dict[str, np.ndarray]:
     """The official DelRec conformance file (SHD model, float64)."""
-    with np.load(_require(CONFORMANCE / "delrec_shd.npz")) as data:
+    with np.load(require_file(CONFORMANCE / "delrec_shd.npz")) as data:
         return {key: data[key] for key in data.files}
 
 
@@ -51,4 +42,4 @@ def state_dict_from():
 
 @pytest.fixture(scope="session")
 def fsdd_dir() -> Path:
-    return _require(SHARED / "data" / "fsdd" / "recordings")
+    return require_file(SHARED / "data" / "fsdd" / "recordings")

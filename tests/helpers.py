@@ -1,10 +1,24 @@
-"""Small networks shared by several test modules."""
+"""Small networks and paths to the shared data, used by several test modules."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
+
+# Next to the checkout, not in it: the conformance vectors and FSDD recordings are not committed.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CONFORMANCE = SHARED / "conformance"
+
+
+def require_file(path: Path) -> Path:
+    """``path``, or skip the calling test with the reason that it is missing on this machine."""
+    if not path.exists():
+        pytest.skip(f"{path} is not available on this machine")
+    return path
 
 
 def make_network(seed: int = 0, recurrent: bool = True) -> Network:

@@ -6,16 +6,14 @@ state dicts exactly as the conformance README describes.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nir
 import numpy as np
 from hypothesis import strategies as st
 
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from exporters.nir import EULER_DT
+from helpers import CONFORMANCE, require_file
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 SHD_SMALL = CONFORMANCE / "snn_delays_shd_small.npz"
 DELREC = CONFORMANCE / "delrec_shd.npz"
 BN_EPS = 1e-5
@@ -30,7 +28,7 @@ def _bn_scale(state: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np
 
 def shd_small() -> tuple[Network, np.ndarray, np.lib.npyio.NpzFile]:
     """The SNN-delays conformance model (rounded delays, BatchNorm folded), its input and the archive."""
-    data = np.load(SHD_SMALL)
+    data = np.load(require_file(SHD_SMALL))
     prefix = "state_disc/"
     state = {key[len(prefix):]: data[key].astype(np.float64) for key in data.files if key.startswith(prefix)}
     tau = float(data["meta/tau"])
@@ -49,7 +47,7 @@ def shd_small() -> tuple[Network, np.ndarray, np.lib.npyio.NpzFile]:
 
 def delrec() -> tuple[Network, np.ndarray, np.lib.npyio.NpzFile]:
     """The DelRec conformance model (recurrent delays per presynaptic neuron), its input and the archive."""
-    data = np.load(DELREC)
+    data = np.load(require_file(DELREC))
     state = {key[len("state/"):]: data[key] for key in data.files if key.startswith("state/")}
     tau = 1.05
     layers = []

@@ -17,8 +17,9 @@ from delaydeploy.datasets import FSDD, load_dataset
 from delaydeploy.datasets import fsdd
 from delaydeploy.datasets.fsdd import fsdd_split_files
 from delaydeploy.errors import DatasetError
+from helpers import SHARED
 
-RECORDINGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fsdd" / "recordings"
+RECORDINGS = SHARED / "data" / "fsdd" / "recordings"
 needs_recordings = pytest.mark.skipif(not RECORDINGS.is_dir(), reason=f"FSDD recordings not found at {RECORDINGS}")
 SAMPLE_FILES = ["0_george_0.wav", "0_george_5.wav", "3_jackson_7.wav", "7_lucas_2.wav", "9_yweweler_49.wav"]
 
@@ -48,13 +49,11 @@ def test_real_test_split_encoding_is_sparse_and_informative() -> None:
 
 
 @pytest.fixture
-def small_dir(tmp_path: Path) -> Path:
-    if not RECORDINGS.is_dir():
-        pytest.skip(f"FSDD recordings not found at {RECORDINGS}")
+def small_dir(fsdd_dir: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "recordings"
     folder.mkdir()
     for name in SAMPLE_FILES:
-        shutil.copyfile(RECORDINGS / name, folder / name)
+        shutil.copyfile(fsdd_dir / name, folder / name)
     return folder
 
 
