@@ -256,7 +256,8 @@ def train_preset(
 ) -> TrainOutcome:
     """Train the preset's network on its dataset, report both accuracies, save a checkpoint.
 
-    ``delays`` and ``hidden_sizes`` override the preset's network (for ablations). Under ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves.
+    ``delays`` and ``hidden_sizes`` override the preset's network (for ablations). Under
+    ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves.
     """
     from delaydeploy import distributed
     from delaydeploy.checkpoint import checkpoint_of, save_checkpoint

@@ -17,16 +17,12 @@ from delaydeploy.datasets import FSDD, load_dataset
 from delaydeploy.datasets import fsdd
 from delaydeploy.datasets.fsdd import fsdd_split_files
 from delaydeploy.errors import DatasetError
-from helpers import SHARED
 
-RECORDINGS = SHARED / "data" / "fsdd" / "recordings"
-needs_recordings = pytest.mark.skipif(not RECORDINGS.is_dir(), reason=f"FSDD recordings not found at {RECORDINGS}")
 SAMPLE_FILES = ["0_george_0.wav", "0_george_5.wav", "3_jackson_7.wav", "7_lucas_2.wav", "9_yweweler_49.wav"]
 
 
-@needs_recordings
-def test_official_split_of_the_real_recordings() -> None:
-    train, test = fsdd_split_files(RECORDINGS, "train"), fsdd_split_files(RECORDINGS, "test")
+def test_official_split_of_the_real_recordings(fsdd_dir: Path) -> None:
+    train, test = fsdd_split_files(fsdd_dir, "train"), fsdd_split_files(fsdd_dir, "test")
     assert (len(train), len(test)) == (2250, 250)  # 5 speakers x 10 digits x 45 / x 5
     for files, per_digit, indices in ((train, 225, set(range(5, 50))), (test, 25, set(range(5)))):
         assert Counter(label for _, label in files) == {d: per_digit for d in range(10)}
@@ -35,12 +31,11 @@ def test_official_split_of_the_real_recordings() -> None:
         assert Counter(name.split("_")[1] for name in names) == {
             s: 10 * per_digit // 5 for s in ("george", "jackson", "lucas", "nicolas", "yweweler")}
         assert all(label == int(path.name[0]) for path, label in files)
-    assert fsdd_split_files(RECORDINGS.parent, "test") == test  # the FSDD folder works too
+    assert fsdd_split_files(fsdd_dir.parent, "test") == test  # the FSDD folder works too
 
 
-@needs_recordings
-def test_real_test_split_encoding_is_sparse_and_informative() -> None:
-    data = FSDD(RECORDINGS, "test")
+def test_real_test_split_encoding_is_sparse_and_informative(fsdd_dir: Path) -> None:
+    data = FSDD(fsdd_dir, "test")
     assert (len(data), data.num_channels, data.num_classes, data.input_kind, data.dt) == (250, 140, 10, "counts", 0.01)
     counts = torch.cat([x for x, _ in data])
     assert 0.1 < counts.mean() < 1.0 and 0.1 < (counts > 0).float().mean() < 0.7
@@ -75,14 +70,14 @@ def test_encoding_shapes_labels_and_determinism(small_dir: Path) -> None:
     assert all(torch.equal(a[0], b[0]) for a, b in zip(train, again))
 
 
-def test_cache(small_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache(small_dir: Path, fsdd_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     first = FSDD(small_dir, "train", cache_dir=cache)
     monkeypatch.setattr(fsdd, "encode_files", lambda *args: pytest.fail("encoded although cached"))
     second = FSDD(small_dir, "train", cache_dir=cache)
     assert all(torch.equal(a[0], b[0]) and a[1] == b[1] for a, b in zip(first, second))
     changed = small_dir / "3_jackson_7.wav"
-    shutil.copyfile(RECORDINGS / "3_jackson_8.wav", changed)  # another size and mtime: the cache is stale
+    shutil.copyfile(fsdd_dir / "3_jackson_8.wav", changed)  # another size and mtime: the cache is stale
     with pytest.raises(pytest.fail.Exception, match="encoded although cached"):
         FSDD(small_dir, "train", cache_dir=cache)
     monkeypatch.undo()
