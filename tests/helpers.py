@@ -6,8 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from delaydeploy.config import NetworkConfig
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
+from delaydeploy.model import DelaySNN
 
 # Next to the checkout, not in it: the conformance vectors and FSDD recordings are not committed.
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -32,3 +35,58 @@ def make_network(seed: int = 0, recurrent: bool = True) -> Network:
     readout = Readout("readout", rng.normal(size=(2, 4)), rng.integers(0, 7, (2, 4)), rng.normal(size=2), tau=3.0)
     return Network(3, [hidden0, hidden1], readout, input_kind="counts", dt=0.01, tail_steps=6,
                    metadata={"source": "test", "kernel_size": 7})
+
+
+def moderate_network(seed: int = 0, sizes: tuple[int, ...] = (20, 30, 25, 5), *, input_kind: str = "binary",
+                     reset: str = "hard", threshold_rule: str = ">=", recurrent: bool = False, max_delay: int = 6,
+                     tau: float = 2.0, threshold: float = 1.0, readout_tau: float = 3.0) -> Network:
+    """A benign float network whose layers fire at moderate rates, delays 0..max_delay; ``recurrent``
+    adds DelRec-like recurrence (one delay per presynaptic neuron) to every hidden layer."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for index, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1])):
+        extra = {}
+        if recurrent:
+            extra = dict(recurrent_weights=rng.normal(0.0, 0.4, (n_out, n_out)),
+                         recurrent_delays=np.tile(rng.integers(0, 4, n_out), (n_out, 1)))
+        layers.append(SpikingLayer(f"hidden{index}", rng.normal(0.25, 0.7, (n_out, n_in)),
+                                   rng.integers(0, max_delay + 1, (n_out, n_in)), rng.normal(0.1, 0.2, n_out),
+                                   LIFNeuron(tau=tau, threshold=threshold, reset=reset, threshold_rule=threshold_rule),
+                                   **extra))
+    readout = Readout("readout", rng.normal(0.0, 0.5, (sizes[-1], sizes[-2])),
+                      rng.integers(0, max_delay + 1, (sizes[-1], sizes[-2])), rng.normal(0.0, 0.1, sizes[-1]),
+                      tau=readout_tau)
+    return Network(sizes[0], layers, readout, input_kind=input_kind, tail_steps=5)
+
+
+def warmed_model(config: NetworkConfig, seed: int, warm_batches: int = 1) -> DelaySNN:
+    """A float64 model in eval mode with realistic state: positions spread, BatchNorm statistics
+    warmed on ``warm_batches`` random batches and non-trivial affine parameters."""
+    torch.manual_seed(seed)
+    model = DelaySNN(config).double().train()
+    with torch.no_grad():
+        for _ in range(warm_batches):
+            model(torch.bernoulli(torch.full((30, 8, config.input_size), 0.2, dtype=torch.float64)))
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.4)
+    return model.eval()
+
+
+def assert_same_network(a: Network, b: Network) -> None:
+    """Every array equal (dtype included) and every constant identical (names, tails, metadata)."""
+    assert (a.input_size, a.input_kind, a.dt, a.tail_steps, a.metadata) == (
+        b.input_size, b.input_kind, b.dt, b.tail_steps, b.metadata)
+    assert len(a.layers) == len(b.layers)
+    for x, y in zip(a.layers, b.layers):
+        assert (x.name, x.neuron, x.official_tail) == (y.name, y.neuron, y.official_tail)
+        for field in ("weights", "delays", "bias", "recurrent_weights", "recurrent_delays"):
+            left, right = getattr(x, field), getattr(y, field)
+            assert (left is None and right is None) or (
+                np.array_equal(left, right) and left.dtype == right.dtype), (x.name, field)
+    ra, rb = a.readout, b.readout
+    assert (ra.name, ra.tau, ra.official_tail) == (rb.name, rb.tau, rb.official_tail)
+    for field in ("weights", "delays", "bias"):
+        left, right = getattr(ra, field), getattr(rb, field)
+        assert np.array_equal(left, right) and left.dtype == right.dtype, field

@@ -18,26 +18,10 @@ from delaydeploy.fixed_reference import simulate_fixed
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.ir_file import save_network
 from delaydeploy.lowering import lower
-from delaydeploy.model import DelaySNN
 from delaydeploy.quantize import quantize
+from helpers import assert_same_network, moderate_network, warmed_model
 
-
-def _network(seed: int, *, input_kind: str = "binary", recurrent: bool = False, reset: str = "hard") -> Network:
-    """A small float IR (12-20-16-5, delays 0..6) whose layers fire at moderate rates."""
-    rng = np.random.default_rng(seed)
-    sizes = (12, 20, 16, 5)
-    layers = []
-    for index, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1])):
-        extra = {}
-        if recurrent:
-            extra = dict(recurrent_weights=rng.normal(0.0, 0.4, (n_out, n_out)),
-                         recurrent_delays=np.tile(rng.integers(0, 4, n_out), (n_out, 1)))
-        layers.append(SpikingLayer(f"hidden{index}", rng.normal(0.25, 0.7, (n_out, n_in)),
-                                   rng.integers(0, 7, (n_out, n_in)), rng.normal(0.1, 0.2, n_out),
-                                   LIFNeuron(tau=2.0, threshold=1.0, reset=reset), **extra))
-    readout = Readout("readout", rng.normal(0.0, 0.5, (5, 16)), rng.integers(0, 7, (5, 16)), rng.normal(0.0, 0.1, 5),
-                      tau=2.0)
-    return Network(12, layers, readout, input_kind=input_kind, tail_steps=5)
+SIZES = (12, 20, 16, 5)  # small enough to fine-tune in seconds
 
 
 def _inputs(kind: str, seed: int = 1, shape: tuple[int, int, int] = (24, 4, 12)) -> np.ndarray:
@@ -56,7 +40,7 @@ def _inputs(kind: str, seed: int = 1, shape: tuple[int, int, int] = (24, 4, 12))
     dict(input_kind="analog"),  # weight_exp < 0 in the first layer: every delay group floored on its own
 ], ids=["binary", "recurrent-soft-reset", "counts", "analog"])
 def test_forward_is_the_integer_reference_bit_for_bit(options: dict) -> None:
-    network = _network(0, **options)
+    network = moderate_network(0, SIZES, readout_tau=2.0, **options)
     x = _inputs(network.input_kind)
     calibration = peak_calibration(network, float(np.abs(x).max()))
     model = QuantizedTrainingModel(network, calibration)
@@ -73,7 +57,7 @@ def test_forward_is_the_integer_reference_bit_for_bit(options: dict) -> None:
 
 
 def test_gradients_reach_every_parameter() -> None:
-    network = _network(1, recurrent=True)
+    network = moderate_network(1, SIZES, readout_tau=2.0, recurrent=True)
     x = _inputs("binary", seed=2)
     model = QuantizedTrainingModel(network, peak_calibration(network, 1.0))
     out = model(x)
@@ -81,38 +65,6 @@ def test_gradients_reach_every_parameter() -> None:
     loss.backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and float(parameter.grad.abs().sum()) > 0, name
-
-
-def _trained_like(config: NetworkConfig, seed: int) -> DelaySNN:
-    """A float64 model with spread positions and warmed, non-trivial BatchNorm."""
-    torch.manual_seed(seed)
-    model = DelaySNN(config).double().train()
-    with torch.no_grad():
-        model(torch.bernoulli(torch.full((30, 8, config.input_size), 0.2, dtype=torch.float64)))
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.4)
-    return model.eval()
-
-
-def _assert_same_network(a: Network, b: Network) -> None:
-    assert (a.input_size, a.input_kind, a.dt, a.tail_steps) == (b.input_size, b.input_kind, b.dt, b.tail_steps)
-    for x, y in zip([*a.layers, a.readout], [*b.layers, b.readout]):
-        assert type(x) is type(y) and x.name == y.name and x.official_tail == y.official_tail
-        np.testing.assert_array_equal(x.weights, y.weights)
-        np.testing.assert_array_equal(x.delays, y.delays)
-        np.testing.assert_array_equal(x.bias, y.bias)
-        if isinstance(x, SpikingLayer):
-            assert x.neuron == y.neuron
-            for name in ("recurrent_weights", "recurrent_delays"):
-                left, right = getattr(x, name), getattr(y, name)
-                assert (left is None) == (right is None)
-                if left is not None:
-                    np.testing.assert_array_equal(left, right)
-        else:
-            assert x.tau == y.tau
-    assert len(a.layers) == len(b.layers)
 
 
 @pytest.mark.parametrize("config", [
@@ -123,19 +75,19 @@ def _assert_same_network(a: Network, b: Network) -> None:
     NetworkConfig(input_size=10, hidden_sizes=(16,), num_classes=4, delays="none", bias=True),
 ], ids=["dcls", "dcls-official", "delrec", "no-delays"])
 def test_raise_then_lower_is_the_identity(config: NetworkConfig, tmp_path: Path) -> None:
-    network = lower(_trained_like(config, seed=3))
+    network = lower(warmed_model(config, seed=3))
     raised = model_from_network(network, config)
     assert not raised.config.batchnorm and raised.config.bias
-    _assert_same_network(lower(raised), network)
+    assert_same_network(lower(raised), network)
     path = save_checkpoint(checkpoint_of(raised), tmp_path / "raised.pt")  # float64 survives the checkpoint
-    _assert_same_network(lower(load_checkpoint(path).build_model()), network)
+    assert_same_network(lower(load_checkpoint(path).build_model()), network)
 
 
 def test_raise_refuses_an_ir_the_template_cannot_hold() -> None:
     from delaydeploy.errors import IRValidationError
 
     config = NetworkConfig(input_size=10, hidden_sizes=(16, 12), num_classes=4, kernel_size=9, tau=1.5)
-    network = lower(_trained_like(config, seed=4))
+    network = lower(warmed_model(config, seed=4))
     network.layers[0].delays[0, 0] = 9  # the kernel holds delays 0..8
     with pytest.raises(IRValidationError, match="hidden0"):
         model_from_network(network, config)
@@ -144,14 +96,14 @@ def test_raise_refuses_an_ir_the_template_cannot_hold() -> None:
 def _synthetic_checkpoint(path: Path) -> Path:
     """An untrained synthetic-preset checkpoint with warmed BatchNorm (its layers fire)."""
     preset = get_preset("synthetic")
-    model = _trained_like(preset.network, seed=5).float()
+    model = warmed_model(preset.network, seed=5).float()
     return save_checkpoint(checkpoint_of(model, preset="synthetic", train_config=preset.train), path)
 
 
 def test_finetune_steps_change_weights_and_stay_exact() -> None:
     from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 
-    network = lower(_trained_like(get_preset("synthetic").network, seed=6))
+    network = lower(warmed_model(get_preset("synthetic").network, seed=6))
     model = QuantizedTrainingModel(network, peak_calibration(network, 1.0))
     before = quantize(network, calibration=peak_calibration(network, 1.0))
     history = finetune(model, SyntheticTimingDataset("train", num_samples=32), epochs=2, batch_size=16, lr=1e-3,
@@ -179,7 +131,7 @@ def test_finetuned_checkpoint_exports_the_trained_integers_and_verifies_on_lava(
     assert set(outcome.accuracy) == {"rounded_before", "loihi2_before", "rounded_after", "loihi2_after"}
     checkpoint = load_checkpoint(output)
     assert checkpoint.preset == "synthetic" and checkpoint.metrics["calibration_peak"] == 1.0
-    _assert_same_network(lower(checkpoint.build_model()), outcome.network)
+    assert_same_network(lower(checkpoint.build_model()), outcome.network)
     calibration = np.load(tmp_path / "finetuned.calibration.npy")
     assert calibration.shape[1:] == (4, 12) and calibration.max() == 1.0
 
@@ -209,7 +161,7 @@ def test_cli_finetune_writes_a_checkpoint(tmp_path: Path) -> None:
 
 
 def test_cli_finetune_without_preset_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    model = _trained_like(NetworkConfig(input_size=10, hidden_sizes=(8,), num_classes=3, kernel_size=5), seed=7)
+    model = warmed_model(NetworkConfig(input_size=10, hidden_sizes=(8,), num_classes=3, kernel_size=5), seed=7)
     source = save_checkpoint(checkpoint_of(model), tmp_path / "nopreset.pt")
     assert main(["finetune", str(source), "-o", str(tmp_path / "ft.pt")]) == 2
     assert "names no preset" in capsys.readouterr().err

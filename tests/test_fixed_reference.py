@@ -33,15 +33,6 @@ from delaydeploy.fixed_reference import predict_fixed, readout_to_float, simulat
 from delaydeploy.reference import predict
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny products: one torch thread avoids OpenMP hand-offs that cost ~30 ms each on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @implements(proc=LIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")

@@ -9,35 +9,21 @@ import pytest
 
 from delaydeploy.errors import IRValidationError
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork
-from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
-from helpers import make_network
+from delaydeploy.ir import LIFNeuron, Network, SpikingLayer
 from delaydeploy.ir_file import (
     fixed_network_from_bytes,
     fixed_network_to_bytes,
     load_network,
-    network_from_bytes,
     network_to_bytes,
     save_network,
 )
-
-
-def _assert_networks_equal(a: Network, b: Network) -> None:
-    assert (a.input_size, a.input_kind, a.dt, a.tail_steps, a.metadata) == (
-        b.input_size, b.input_kind, b.dt, b.tail_steps, b.metadata)
-    for x, y in zip([*a.layers, a.readout], [*b.layers, b.readout]):
-        for name in ("weights", "delays", "bias", "recurrent_weights", "recurrent_delays"):
-            left, right = getattr(x, name, None), getattr(y, name, None)
-            assert (left is None) == (right is None)
-            if left is not None:
-                np.testing.assert_array_equal(left, right)
-                assert left.dtype == right.dtype
-        assert getattr(x, "neuron", None) == getattr(y, "neuron", None)
+from helpers import assert_same_network, make_network
 
 
 def test_file_round_trip_is_exact_and_deterministic(tmp_path):
     network = make_network()
     path = save_network(network, tmp_path / "net.ddn")
-    _assert_networks_equal(network, load_network(path))
+    assert_same_network(network, load_network(path))
     first = hashlib.sha256(path.read_bytes()).hexdigest()
     again = save_network(load_network(path), tmp_path / "again.ddn")
     assert hashlib.sha256(again.read_bytes()).hexdigest() == first

@@ -10,23 +10,8 @@ import torch
 
 from delaydeploy.config import NetworkConfig
 from delaydeploy.lowering import lower
-from delaydeploy.model import DelaySNN
 from delaydeploy.reference import simulate
-
-
-def _trained_like(config: NetworkConfig, seed: int) -> DelaySNN:
-    """A model with random but realistic state: positions spread, BatchNorm statistics warmed."""
-    torch.manual_seed(seed)
-    model = DelaySNN(config).double()
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.bernoulli(torch.full((30, 8, config.input_size), 0.2, dtype=torch.float64)))
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.4)
-    return model.eval()
+from helpers import warmed_model
 
 
 CONFIGS = {
@@ -44,7 +29,7 @@ CONFIGS = {
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_rounded_model_equals_reference_of_its_ir(name):
     config = CONFIGS[name]
-    model = _trained_like(config, seed=3)
+    model = warmed_model(config, seed=3, warm_batches=3)
     network = lower(model)
     x = torch.bernoulli(torch.full((25, 5, config.input_size), 0.3, dtype=torch.float64))
     with torch.no_grad():
@@ -60,7 +45,7 @@ def test_rounded_model_equals_reference_of_its_ir(name):
 
 def test_lowering_folds_batchnorm_and_rounds_delays():
     config = CONFIGS["dcls_streaming"]
-    model = _trained_like(config, seed=1)
+    model = warmed_model(config, seed=1, warm_batches=3)
     network = lower(model)
     block = model.blocks[0]
     norm = block.norm
@@ -76,7 +61,7 @@ def test_lowering_folds_batchnorm_and_rounds_delays():
 
 
 def test_recurrent_delays_are_per_presynaptic_neuron():
-    model = _trained_like(CONFIGS["delrec_soft_reset"], seed=2)
+    model = warmed_model(CONFIGS["delrec_soft_reset"], seed=2, warm_batches=3)
     network = lower(model)
     delays = network.layers[1].recurrent_delays
     assert np.all(delays == delays[0:1])  # every row the same: one delay per source neuron
@@ -86,7 +71,7 @@ def test_recurrent_delays_are_per_presynaptic_neuron():
 
 def test_round_delays_makes_recurrent_continuous_equal_rounded():
     config = dataclasses.replace(CONFIGS["delrec_soft_reset"], delays="none")
-    model = _trained_like(config, seed=4)
+    model = warmed_model(config, seed=4, warm_batches=3)
     model.set_recurrent_sigma(2.0)
     x = torch.bernoulli(torch.full((20, 3, 10), 0.3, dtype=torch.float64))
     with torch.no_grad():

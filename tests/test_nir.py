@@ -12,34 +12,10 @@ from delaydeploy.errors import NIRFormatError
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.reference import simulate
 from exporters.nir import EULER_DT, network_to_nir, nir_to_network, read_nir, write_nir
+from helpers import assert_same_network
 from nir_fixtures import (
     delays_on_both_sides_graph, delrec, li_node, lif_node, random_networks, shd_small, third_party_graph,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Tiny float64 matmuls crawl with several BLAS threads on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def assert_same_network(a: Network, b: Network) -> None:
-    """Every array equal and every constant identical (names, tails, metadata included)."""
-    assert (a.input_size, a.input_kind, a.dt, a.tail_steps, a.metadata) == (
-        b.input_size, b.input_kind, b.dt, b.tail_steps, b.metadata)
-    assert len(a.layers) == len(b.layers)
-    for x, y in zip(a.layers, b.layers):
-        assert (x.name, x.neuron, x.official_tail) == (y.name, y.neuron, y.official_tail)
-        for field in ("weights", "delays", "bias", "recurrent_weights", "recurrent_delays"):
-            left, right = getattr(x, field), getattr(y, field)
-            assert (left is None and right is None) or np.array_equal(left, right), (x.name, field)
-    ra, rb = a.readout, b.readout
-    assert (ra.name, ra.tau, ra.official_tail) == (rb.name, rb.tau, rb.official_tail)
-    for field in ("weights", "delays", "bias"):
-        assert np.array_equal(getattr(ra, field), getattr(rb, field)), field
 
 
 # --------------------------------------------------------------------------- conformance fixtures

@@ -16,15 +16,6 @@ from exporters.nir_executor import simulate_nir
 from nir_fixtures import delays_on_both_sides_graph, delrec, lif_node, random_networks, shd_small, third_party_graph
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Tiny float64 matmuls crawl with several BLAS threads on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def assert_agree(reference: Simulation, executed: Simulation) -> None:
     assert len(executed.spikes) == len(reference.spikes)
     for layer, (expected, got) in enumerate(zip(reference.spikes, executed.spikes)):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from delaydeploy.errors import ConstraintError, IRValidationError
 from delaydeploy.fixed_point import (
@@ -19,35 +18,7 @@ from delaydeploy.fixed_reference import predict_fixed, readout_to_float, simulat
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.quantize import check_overflow, quantize
 from delaydeploy.reference import simulate
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny products: one torch thread avoids OpenMP hand-offs that cost ~30 ms each on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _network(seed: int = 0, sizes: tuple[int, ...] = (20, 30, 25, 5), *, input_kind: str = "binary",
-             reset: str = "hard", threshold_rule: str = ">=", recurrent: bool = False, max_delay: int = 6,
-             tau: float = 2.0, threshold: float = 1.0) -> Network:
-    """A benign float network: moderate firing rates, delays 0..max_delay."""
-    rng = np.random.default_rng(seed)
-    layers = []
-    for index, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1])):
-        extra = {}
-        if recurrent:
-            extra = dict(recurrent_weights=rng.normal(0.0, 0.4, (n_out, n_out)),
-                         recurrent_delays=np.tile(rng.integers(0, 4, n_out), (n_out, 1)))
-        layers.append(SpikingLayer(f"hidden{index}", rng.normal(0.25, 0.7, (n_out, n_in)),
-                                   rng.integers(0, max_delay + 1, (n_out, n_in)), rng.normal(0.1, 0.2, n_out),
-                                   LIFNeuron(tau=tau, threshold=threshold, reset=reset, threshold_rule=threshold_rule),
-                                   **extra))
-    readout = Readout("readout", rng.normal(0.0, 0.5, (sizes[-1], sizes[-2])),
-                      rng.integers(0, max_delay + 1, (sizes[-1], sizes[-2])), rng.normal(0.0, 0.1, sizes[-1]), tau=3.0)
-    return Network(sizes[0], layers, readout, input_kind=input_kind, tail_steps=5)
+from helpers import moderate_network
 
 
 def _spikes(seed: int, steps: int, batch: int, channels: int, rate: float = 0.2) -> np.ndarray:
@@ -57,7 +28,7 @@ def _spikes(seed: int, steps: int, batch: int, channels: int, rate: float = 0.2)
 # -- limits ---------------------------------------------------------------------------------------
 
 def test_delay_above_limit_names_layer_synapse_and_limit() -> None:
-    network = _network(sizes=(20, 30, 25, 5))
+    network = moderate_network(sizes=(20, 30, 25, 5))
     network.layers[1].delays[3, 17] = 70
     with pytest.raises(ConstraintError) as error:
         quantize(network)
@@ -65,25 +36,25 @@ def test_delay_above_limit_names_layer_synapse_and_limit() -> None:
 
 
 def test_recurrent_and_readout_delays_above_limit() -> None:
-    network = _network(recurrent=True)
+    network = moderate_network(recurrent=True)
     network.layers[0].recurrent_delays[2, 4] = 63
     with pytest.raises(ConstraintError, match=r"layer 'hidden0' recurrent synapse \[2, 4\] is 63 > 62"):
         quantize(network)
-    network = _network()
+    network = moderate_network()
     network.readout.delays[1, 0] = 100
     with pytest.raises(ConstraintError, match=r"readout 'readout' synapse \[1, 0\] has delay 100 > 62"):
         quantize(network)
 
 
 def test_unrepresentable_bias() -> None:
-    network = _network()
+    network = moderate_network()
     network.layers[0].bias[7] = 9000.0  # 9000 thresholds: beyond 4095 << 7 = 8190 x 64 even at vth = 1
     with pytest.raises(ConstraintError, match=r"layer 'hidden0' neuron \[7\] has bias 9000 .*cannot represent"):
         quantize(network)
 
 
 def test_drive_too_large_for_the_state() -> None:
-    network = _network()
+    network = moderate_network()
     network.layers[1].weights[4] = 5e4  # one step can drive neuron 4 to ~1.5e6 thresholds
     with pytest.raises(ConstraintError, match=r"layer 'hidden1' neuron \[4\] can reach a membrane .*24-bit"):
         quantize(network)
@@ -91,7 +62,7 @@ def test_drive_too_large_for_the_state() -> None:
 
 def test_overflow_on_given_data_is_explained() -> None:
     """Counts quantised without calibration assume a peak of 1; far larger counts wrap ``u``."""
-    network = _network(input_kind="counts")
+    network = moderate_network(input_kind="counts")
     fixed = quantize(network)
     x = _spikes(1, 12, 2, 20)
     check_overflow(fixed, x)  # counts <= 1: within the design
@@ -117,7 +88,7 @@ def test_saturation_and_readout_threshold_are_reported() -> None:
 
 
 def test_payload_beyond_graded_spikes_is_refused_by_calibration() -> None:
-    network = _network(input_kind="analog")
+    network = moderate_network(input_kind="analog")
     x = np.random.default_rng(3).normal(0.0, 2.0, (10, 2, 20))
     with pytest.raises(ConstraintError, match="24 bits"):
         quantize(network, calibration=x, input_scale=2.0**22)
@@ -143,7 +114,7 @@ def test_fixed_network_validation_rejects_out_of_range_integers() -> None:
 # -- rules ----------------------------------------------------------------------------------------
 
 def test_integer_ranges_are_used_and_respected() -> None:
-    network = _network(recurrent=True)
+    network = moderate_network(recurrent=True)
     fixed = quantize(network)
     for layer in [*fixed.layers, fixed.readout]:
         for weights in (layer.weights, layer.recurrent_weights if layer.is_recurrent else None):
@@ -162,7 +133,7 @@ def test_integer_ranges_are_used_and_respected() -> None:
 
 
 def test_bias_mapping_is_best_precision() -> None:
-    network = _network()
+    network = moderate_network()
     network.layers[0].bias[:4] = [1e-3, -0.37, 5.0, -60.0]
     fixed = quantize(network)
     layer, scale = fixed.layers[0], fixed.layers[0].scale
@@ -173,7 +144,7 @@ def test_bias_mapping_is_best_precision() -> None:
 
 
 def test_analog_input_scale_fills_the_graded_payload() -> None:
-    network = _network(input_kind="analog")
+    network = moderate_network(input_kind="analog")
     x = np.random.default_rng(5).normal(0.0, 1.5, (16, 4, 20))
     fixed = quantize(network, calibration=x)
     peak = np.abs(x).max()
@@ -185,19 +156,19 @@ def test_analog_input_scale_fills_the_graded_payload() -> None:
     with pytest.raises(ValueError, match="input_scale"):
         quantize(network)
     with pytest.raises(ValueError, match="as they are"):
-        quantize(_network(input_kind="counts"), input_scale=4.0)
+        quantize(moderate_network(input_kind="counts"), input_scale=4.0)
     for fixed_network in (fixed, given):
         mismatch = _mismatch(network, fixed_network, x)
         assert max(mismatch) < 0.05, mismatch
 
 
 def test_decay_near_one_step_is_clamped_to_twelve_bits() -> None:
-    fixed = quantize(_network(tau=1.0001))
+    fixed = quantize(moderate_network(tau=1.0001))
     assert fixed.layers[0].dv == 4095
 
 
 def test_deterministic() -> None:
-    network = _network(recurrent=True, input_kind="counts")
+    network = moderate_network(recurrent=True, input_kind="counts")
     x = _spikes(2, 10, 2, 20) * 3
     first, second = quantize(network, calibration=x), quantize(network, calibration=x)
     assert (first.input_scale, first.readout_scale) == (second.input_scale, second.readout_scale)
@@ -220,7 +191,7 @@ def _mismatch(network: Network, fixed: FixedNetwork, x: np.ndarray) -> list[floa
                          ids=["hard", "soft", "recurrent"])
 def test_fixed_network_keeps_most_float_spikes(options: dict) -> None:
     """Integer rounding flips a few spikes (and recurrence spreads each flip): measured, not forbidden."""
-    network = _network(11, **options)
+    network = moderate_network(11, **options)
     x = _spikes(12, 40, 16, 20)
     fixed = quantize(network, calibration=x)
     mismatch = _mismatch(network, fixed, x)
@@ -251,7 +222,7 @@ def _dequantised(network: Network, fixed: FixedNetwork) -> Network:
 def test_integers_are_the_dequantised_float_network(recurrent: bool) -> None:
     """All of the float-vs-fixed difference is the parameter grid: the integer dynamics (truncating
     decays, floors) add almost nothing to the float network of the dequantised parameters."""
-    network = _network(13, recurrent=recurrent)
+    network = moderate_network(13, recurrent=recurrent)
     x = _spikes(14, 40, 16, 20)
     fixed = quantize(network, calibration=x)
     mismatch = _mismatch(_dequantised(network, fixed), fixed, x)
