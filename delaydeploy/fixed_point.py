@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from delaydeploy.errors import ConstraintError, IRValidationError
+from delaydeploy.ir import INPUT_KINDS, check_binary_input
 
 WEIGHT_MIN, WEIGHT_MAX = -256, 254  # 8-bit mixed-sign weights: lossless grid is even integers
 DELAY_MAX = 62  # per-synapse delay (6 bits on Loihi 2; lava-dl netx accepts up to 62)
@@ -53,8 +54,13 @@ VTH_MAX = 2**17 - 1  # 17-bit threshold, compared as vth << 6
 STATE_MAX = 2**23 - 1  # u, v are 24-bit signed
 WRAP_LIMIT = 2**23  # Lava keeps u in (-2**23, 2**23] with one correction of 2**24
 ACTIVATION_SHIFT = 6
-GRADED_PAYLOAD_MAX = 2**23 - 1  # graded spikes carry a 24-bit signed payload (Lava: num_message_bits = 24)
-INPUT_KINDS = ("binary", "counts", "analog")
+GRADED_MESSAGE_BITS = 24  # num_message_bits of a synapse fed graded input (24-bit payloads)
+GRADED_PAYLOAD_MAX = 2**(GRADED_MESSAGE_BITS - 1) - 1  # the largest signed graded payload
+
+
+def input_message_bits(input_kind: str) -> int:
+    """``num_message_bits`` of the first synapses: 0 for binary spikes, 24 for graded input."""
+    return 0 if input_kind == "binary" else GRADED_MESSAGE_BITS
 
 
 def effective_weights(weights: np.ndarray) -> np.ndarray:
@@ -77,10 +83,7 @@ def input_payload(network: FixedNetwork, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     input_scale = network.input_scale
     if network.input_kind == "binary":
-        bad = (x != 0) & (x != 1)
-        if np.any(bad):
-            index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"input{list(index)} = {x[index]}, but the network takes binary spikes (0 or 1)")
+        check_binary_input(x)
         return x.astype(np.int64)
     if not np.all(np.isfinite(x)):
         raise ValueError("input contains a non-finite value")

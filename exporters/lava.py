@@ -38,9 +38,9 @@ from lava.proc.dense.process import DelayDense
 from lava.proc.io.source import RingBuffer
 from tqdm import tqdm
 
-from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_payload
+from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
 from delaydeploy.fixed_reference import FixedSimulation
-from delaydeploy.ir import Network, Readout, SpikingLayer
+from delaydeploy.ir import Network, Readout, SpikingLayer, check_binary_input
 from delaydeploy.reference import Simulation
 from exporters.lava_processes import (
     PROBE_PIPE_BLOCKS,
@@ -52,7 +52,6 @@ from exporters.lava_processes import (
 )
 
 SYNAPSES = ("fast", "stock")
-GRADED_MESSAGE_BITS = 24  # num_message_bits of a synapse fed graded input (Loihi 2: 24-bit payloads)
 PROBE_BLOCK = 64  # steps per block that a probing population sends to the host
 FAST_DELAY_DENSE = {"floating_pt": PyFastDelayDenseModelFloat, "fixed_pt": PyFastDelayDenseModelBitAcc}
 FRAMED_LIF = {"floating_pt": PyFramedLifModelFloat, "fixed_pt": PyFramedLifModelBitAcc}
@@ -95,7 +94,6 @@ class LavaGraph:
     """A built, not yet compiled Lava graph of one network and its input samples."""
 
     source: RingBuffer
-    synapses: list[DelayDense]
     neurons: list[FramedLIF]  # hidden layers probe their spikes, the readout its membrane
     run_cfg: Loihi2SimCfg
     layout: FrameLayout
@@ -127,13 +125,12 @@ def _fixed_stage(layer: FixedLayer) -> _Stage:
 
 def _input_payload(network: Network | FixedNetwork, x: np.ndarray) -> tuple[np.ndarray, int]:
     """Input values as Lava sends them, and the first synapse's ``num_message_bits``."""
-    graded_bits = 0 if network.input_kind == "binary" else GRADED_MESSAGE_BITS
+    message_bits = input_message_bits(network.input_kind)
     if isinstance(network, FixedNetwork):
-        return input_payload(network, x), graded_bits
-    if network.input_kind == "binary" and not np.all((x == 0) | (x == 1)):
-        bad = tuple(int(i) for i in np.argwhere((x != 0) & (x != 1))[0])
-        raise ValueError(f"input{list(bad)} = {x[bad]}, but the network takes binary spikes (0 or 1)")
-    return x.astype(np.float64), graded_bits
+        return input_payload(network, x), message_bits
+    if network.input_kind == "binary":
+        check_binary_input(x)
+    return x.astype(np.float64), message_bits
 
 
 def _drain_gap(stages: list[_Stage]) -> int:
@@ -179,7 +176,6 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
         """Frame kwargs of a fast ``DelayDense`` fed by a source lagging ``source_lag`` steps."""
         return dict(frame_steps=layout.frame_steps, frame_offset=source_lag, loop=loop) if synapse == "fast" else {}
 
-    synapses: list[DelayDense] = []
     neurons: list[FramedLIF] = []
     previous = source.s_out
     for lag, stage in enumerate(stages, start=1):
@@ -191,14 +187,12 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
                            name=f"{stage.name}.synapses", **stage.synapse_kwargs, **flush(lag - 1))
         previous.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
-        synapses.append(dense)
         if stage.recurrent is not None:
             weights, delays, kwargs = stage.recurrent
             loop = DelayDense(weights=weights, delays=delays, name=f"{stage.name}.recurrent", **kwargs,
                               **flush(lag, loop=True))
             neuron.s_out.connect(loop.s_in)
             loop.a_out.connect(neuron.a_in)
-            synapses.append(loop)
         neurons.append(neuron)
         previous = neuron.s_out
         message_bits = 0
@@ -210,7 +204,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
     # import every module of the ``exporters`` package.
     models.update({neuron: FRAMED_LIF[tag] for neuron in neurons})
     run_cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models)
-    return LavaGraph(source, synapses, neurons, run_cfg, layout, network.readout_scale if fixed else None)
+    return LavaGraph(source, neurons, run_cfg, layout, network.readout_scale if fixed else None)
 
 
 def run_lava_graph(graph: LavaGraph, *, progress: bool = False,

@@ -99,6 +99,13 @@ class FramedLIF(AbstractLIF):
         return self.probe_out.external_pipe_csp_recv_port.recv()
 
 
+def frame_position(time_step: int, frame_offset: int, frame_steps: int) -> int | None:
+    """Position of Lava step ``time_step`` in the frames of a process lagging ``frame_offset``
+    steps, or None before its first frame."""
+    position = time_step - 1 - frame_offset
+    return None if position < 0 else position % frame_steps
+
+
 class _FramedLifBehaviour:
     """Framing, reset and probe logic shared by the float and fixed models of :class:`FramedLIF`."""
 
@@ -111,14 +118,9 @@ class _FramedLifBehaviour:
     subthr_dynamics: ty.Callable[..., None]  # from Lava's LIF models
     _block: np.ndarray | None = None
 
-    def frame_position(self) -> int | None:
-        """Position in the current frame, or None before the population's first frame."""
-        position = self.time_step - 1 - self.proc_params["frame_offset"]
-        return None if position < 0 else position % self.proc_params["frame_steps"]
-
     def update(self, a_in: np.ndarray, threshold: ty.Any, soft_reset_amount: ty.Any) -> None:
         """One step: frame reset, ``subthr_dynamics``, ``v > threshold``, reset, send, record."""
-        position = self.frame_position()
+        position = frame_position(self.time_step, self.proc_params["frame_offset"], self.proc_params["frame_steps"])
         spikes = np.zeros(self.v.shape, dtype=bool)
         if position is not None:
             if position == 0:
@@ -217,10 +219,8 @@ class _FastDelayDense(PyLoihiProcessModel):
 
     def _flush_due(self) -> bool:
         frame_steps = self.proc_params.get("frame_steps", 0)
-        if not frame_steps:
-            return False
-        position = self.time_step - 1 - self.proc_params.get("frame_offset", 0)
-        return position >= 0 and position % frame_steps == 0
+        return bool(frame_steps) and frame_position(self.time_step, self.proc_params.get("frame_offset", 0),
+                                                    frame_steps) == 0
 
     def run_spk(self) -> None:
         if self._weights_t is None:

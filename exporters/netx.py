@@ -50,9 +50,16 @@ import numpy as np
 
 from delaydeploy.errors import ConstraintError
 from delaydeploy.fileio import atomic_path
-from delaydeploy.fixed_point import ACTIVATION_SHIFT, FixedLayer, FixedNetwork, effective_weights
+from delaydeploy.fixed_point import (
+    ACTIVATION_SHIFT,
+    BIAS_MANT_MAX,
+    BIAS_MANT_MIN,
+    FixedLayer,
+    FixedNetwork,
+    effective_weights,
+    input_message_bits,
+)
 
-NETX_BIAS_MIN, NETX_BIAS_MAX = -4096, 4095  # netx's bias is the 13-bit bias_mant (bias_exp fixed at 6)
 NETX_BIAS_EXP = ACTIVATION_SHIFT  # netx fixes bias_exp = 6: its bias is in a_in units
 
 
@@ -103,36 +110,34 @@ def netx_bias(layer: FixedLayer) -> np.ndarray:
             f"bias_exp {layer.bias_exp[index]}) is not a multiple of 64; netx fixes bias_exp = 6, so it holds "
             "biases in a_in units only")
     bias = bias // unit
-    if bias.size and (bias.min() < NETX_BIAS_MIN or bias.max() > NETX_BIAS_MAX):
-        index = int(np.argmax((bias < NETX_BIAS_MIN) | (bias > NETX_BIAS_MAX)))
+    if bias.size and (bias.min() < BIAS_MANT_MIN or bias.max() > BIAS_MANT_MAX):
+        index = int(np.argmax((bias < BIAS_MANT_MIN) | (bias > BIAS_MANT_MAX)))
         raise ConstraintError(f"layer {layer.name!r} neuron [{index}]: bias {bias[index]} a_in units is outside "
-                              f"netx's 13-bit bias_mant [{NETX_BIAS_MIN}, {NETX_BIAS_MAX}]")
+                              f"netx's 13-bit bias_mant [{BIAS_MANT_MIN}, {BIAS_MANT_MAX}]")
     return bias
 
 
-def check_netx(network: FixedNetwork) -> None:
-    """Raise :class:`ConstraintError` for the first thing netx cannot express (see module docstring)."""
-    for layer in [*network.layers, network.readout]:
-        where = f"layer {layer.name!r}"
-        if layer.is_recurrent:
-            raise ConstraintError(f"{where} is recurrent; netx's dense_rec layer has no recurrent delays and shares "
-                                  "one weight exponent with the feedforward weights: netx cannot express DelRec layers")
-        if layer.reset == "soft":
-            raise ConstraintError(f"{where} uses the soft reset (v -= threshold); netx's CUBA neuron resets v to 0")
-        netx_weights(layer)
-        netx_bias(layer)
+def netx_arrays(layer: FixedLayer) -> tuple[np.ndarray, np.ndarray]:
+    """netx's weights and bias for ``layer``; :class:`ConstraintError` for what netx cannot express."""
+    where = f"layer {layer.name!r}"
+    if layer.is_recurrent:
+        raise ConstraintError(f"{where} is recurrent; netx's dense_rec layer has no recurrent delays and shares "
+                              "one weight exponent with the feedforward weights: netx cannot express DelRec layers")
+    if layer.reset == "soft":
+        raise ConstraintError(f"{where} uses the soft reset (v -= threshold); netx's CUBA neuron resets v to 0")
+    return netx_weights(layer), netx_bias(layer)
 
 
 def _string(group: h5py.Group, name: str, value: str) -> None:
     group.create_dataset(name, (1,), f"S{len(value)}", [value.encode("ascii")])
 
 
-def _write_layer(group: h5py.Group, layer: FixedLayer) -> None:
+def _write_layer(group: h5py.Group, layer: FixedLayer, weights: np.ndarray, bias: np.ndarray) -> None:
     _string(group, "type", "dense")
     group.create_dataset("shape", data=np.array([layer.size], dtype=np.int64))
-    group.create_dataset("weight", data=netx_weights(layer).astype(np.int64))
+    group.create_dataset("weight", data=weights.astype(np.int64))
     group.create_dataset("delay", data=layer.delays.astype(np.int64))
-    group.create_dataset("bias", data=netx_bias(layer).astype(np.int64))
+    group.create_dataset("bias", data=bias.astype(np.int64))
     neuron = group.create_group("neuron")
     _string(neuron, "type", "CUBA")
     neuron.create_dataset("iDecay", data=layer.du + 1)  # netx passes du = iDecay - 1 to Lava's LIF
@@ -144,15 +149,16 @@ def _write_layer(group: h5py.Group, layer: FixedLayer) -> None:
 
 def write_netx(fixed: FixedNetwork, path: str | os.PathLike) -> Path:
     """Write ``fixed`` as a lava-dl netx HDF5 file (atomically); refuse what netx cannot express."""
-    check_netx(fixed)
+    stages = [*fixed.layers, fixed.readout]
+    arrays = [netx_arrays(layer) for layer in stages]  # every check passes before anything is written
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as handle:
             attrs = {"format": "delaydeploy-netx", "dt": fixed.dt, "tail_steps": fixed.tail_steps,
                      "input_kind": fixed.input_kind, "input_scale": fixed.input_scale,
                      "readout_scale": fixed.readout_scale,
-                     "input_message_bits": 0 if fixed.input_kind == "binary" else 24}
+                     "input_message_bits": input_message_bits(fixed.input_kind)}
             handle.attrs.update(attrs)
             layers = handle.create_group("layer")
-            for index, layer in enumerate([*fixed.layers, fixed.readout]):
-                _write_layer(layers.create_group(str(index)), layer)
+            for index, (layer, (weights, bias)) in enumerate(zip(stages, arrays)):
+                _write_layer(layers.create_group(str(index)), layer, weights, bias)
     return Path(path)

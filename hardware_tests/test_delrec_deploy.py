@@ -21,7 +21,7 @@ from delaydeploy.config import get_preset
 from delaydeploy.datasets import pad_collate
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 from delaydeploy.fixed_reference import simulate_fixed
-from delaydeploy.ir import LIFNeuron, Network
+from delaydeploy.ir import Network
 from delaydeploy.lowering import lower
 from delaydeploy.model import DelaySNN
 from delaydeploy.quantize import quantize

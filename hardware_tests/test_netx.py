@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from delaydeploy.errors import ConstraintError
-from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_payload
+from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
 from delaydeploy.fixed_reference import simulate_fixed
 
 pytest.importorskip("lava.lib.dl.netx", reason="lava-dl is not installed (see the Makefile's install recipe)")
@@ -48,8 +48,7 @@ def _run_netx(path: Path, network: FixedNetwork, x: np.ndarray) -> tuple[list[np
 
     payload = input_payload(network, x[:, None, :])[:, 0]
     steps = x.shape[0] + network.tail_steps
-    bits = 0 if network.input_kind == "binary" else 24
-    net = hdf5.Network(net_config=str(path), input_message_bits=bits)
+    net = hdf5.Network(net_config=str(path), input_message_bits=input_message_bits(network.input_kind))
     stages = list(net.layers)
     run_steps = steps + len(stages)
     data = np.zeros((network.input_size, run_steps), dtype=np.int64)
