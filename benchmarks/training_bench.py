@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from delaydeploy.config import NetworkConfig, TrainConfig, get_preset
-from delaydeploy.model import DelaySNN, loss_function
+from delaydeploy.model import DelaySNN
 from delaydeploy.training import Trainer
 
 BATCH = 32
@@ -28,7 +28,7 @@ STEPS = 100
 SIZES = {"shd": get_preset("shd").network, "ssc": get_preset("ssc").network}
 
 
-def _median_seconds(work: Callable[[], None], repeats: int) -> float:
+def _median_seconds(work: Callable[[], object], repeats: int) -> float:
     work()  # warm-up: allocations, kernel selection
     times = []
     for _ in range(repeats):
@@ -38,26 +38,15 @@ def _median_seconds(work: Callable[[], None], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _train_step(config: NetworkConfig, method: str, x: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
+def _train_step(config: NetworkConfig, method: str, x: torch.Tensor, labels: torch.Tensor) -> Callable[[], object]:
     model = DelaySNN(config)
     model.set_conv_method(method)
     trainer = Trainer(model, TrainConfig(epochs=10, batch_size=BATCH), torch.device("cpu"))
     model.train()
-
-    def step() -> None:
-        trainer.weight_optimizer.zero_grad()
-        if trainer.delay_optimizer is not None:
-            trainer.delay_optimizer.zero_grad()
-        loss_function(model(x).readout, labels).backward()
-        trainer.weight_optimizer.step()
-        if trainer.delay_optimizer is not None:
-            trainer.delay_optimizer.step()
-        model.clamp_delays()
-
-    return step
+    return lambda: trainer.step(x, labels)
 
 
-def _inference(config: NetworkConfig, x: torch.Tensor) -> Callable[[], None]:
+def _inference(config: NetworkConfig, x: torch.Tensor) -> Callable[[], object]:
     model = DelaySNN(config).eval()
 
     def batch() -> None:

@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from delaydeploy.checkpoint import Checkpoint, checkpoint_of, load_checkpoint, save_checkpoint
 from delaydeploy.config import NetworkConfig, get_preset
-from delaydeploy.datasets import load_dataset, pad_collate
+from delaydeploy.datasets import pad_collate
 from delaydeploy.delay_ops import delayed_linear
 from delaydeploy.errors import DelayDeployError, IRValidationError
 from delaydeploy.fileio import atomic_path
@@ -71,6 +71,7 @@ from delaydeploy.lowering import lower
 from delaydeploy.model import DelaySNN, loss_function
 from delaydeploy.quantize import quantize
 from delaydeploy.reference import predict, simulate
+from delaydeploy.training import make_loader, preset_splits
 
 FINETUNE_TARGETS = ("loihi2",)
 
@@ -170,18 +171,14 @@ def dataset_splits(checkpoint: Checkpoint, data_dir: str | os.PathLike | None,
     if checkpoint.preset is None:
         raise DelayDeployError(f"{checkpoint.source}: the checkpoint names no preset, so its dataset is unknown")
     preset = get_preset(checkpoint.preset)
-    splits = [load_dataset(preset.dataset, data_dir, split, **preset.dataset_options) for split in ("train", "test")]
-    if max_samples is not None:
-        splits = [torch.utils.data.Subset(split, range(min(max_samples, len(split)))) for split in splits]
-    return splits[0], splits[1], preset.dataset
+    return (*preset_splits(preset, data_dir, max_samples), preset.dataset)
 
 
-def evaluate_reference(network: Network, loader: DataLoader, progress: bool = False,
-                       semantics: str = "streaming") -> float:
-    """Accuracy of the float reference simulator (rounded delays) on ``loader``."""
+def evaluate_reference(network: Network, loader: DataLoader, progress: bool = False) -> float:
+    """Accuracy of the float reference simulator (rounded delays, streaming) on ``loader``."""
     correct = seen = 0
-    for x, labels, _ in tqdm(loader, desc=f"rounded delays ({semantics})", disable=not progress, leave=False):
-        correct += int((simulate(network, x.double(), semantics=semantics).prediction() == labels).sum())
+    for x, labels, _ in tqdm(loader, desc="rounded delays (streaming)", disable=not progress, leave=False):
+        correct += int((simulate(network, x.double(), semantics="streaming").prediction() == labels).sum())
         seen += len(labels)
     return correct / max(seen, 1)
 
@@ -407,8 +404,7 @@ def finetune(model: QuantizedTrainingModel, train_set: Dataset, *, epochs: int, 
              lr: float = 1e-4, seed: int = 0, progress: bool = True) -> list[FinetuneEpoch]:
     """Train ``model``'s float weights and biases through the integer forward (Adam, cosine schedule)."""
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, collate_fn=pad_collate, generator=generator)
+    loader = make_loader(train_set, batch_size, shuffle=True, seed=seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * len(loader)))
     history = []
@@ -468,7 +464,7 @@ def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data
     train_set, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples)
     peak = data_peak(train_set, progress)
     batch = batch_size or (checkpoint.train_config.batch_size if checkpoint.train_config else 64)
-    test_loader = DataLoader(test_set, batch_size=batch, shuffle=False, collate_fn=pad_collate)
+    test_loader = make_loader(test_set, batch, shuffle=False)
     model = QuantizedTrainingModel(network, peak_calibration(network, peak), checkpoint.config.surrogate_alpha)
     accuracy = {"rounded_before": evaluate_reference(network, test_loader, progress),
                 "loihi2_before": evaluate_fixed(model, test_loader, progress)}

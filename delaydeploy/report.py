@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from delaydeploy.bundle import estimate_resources
@@ -47,11 +46,12 @@ from delaydeploy.errors import ConstraintError, DelayDeployError
 from delaydeploy.fileio import atomic_directory
 from delaydeploy.finetune import data_peak, dataset_splits, peak_calibration, single_thread
 from delaydeploy.fixed_point import FixedNetwork, effective_weights, input_payload
-from delaydeploy.fixed_reference import simulate_fixed, trace_fixed
+from delaydeploy.fixed_reference import readout_to_float, simulate_fixed, trace_fixed
 from delaydeploy.ir import Network
 from delaydeploy.lowering import lower
 from delaydeploy.quantize import quantize
 from delaydeploy.reference import predict, simulate
+from delaydeploy.training import make_loader
 from delaydeploy.verify import compare
 
 REPORT_FILE = "report.json"
@@ -164,7 +164,7 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
     if peak is None:
         peak = data_peak(train_set, progress)
     fixed = quantize(network, calibration=peak_calibration(network, peak))
-    loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
+    loader = make_loader(test_set, batch_size, shuffle=False)
     names = ["continuous delays", f"rounded delays ({semantics})"]
     if semantics != "streaming":
         names.append("rounded delays (streaming)")
@@ -185,7 +185,7 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
             predictions.append(streaming.prediction())
             traces = trace_fixed(fixed, x64)
             _check_no_overflow(fixed, traces, str(path))
-            predictions.append(predict(traces[-1].v.to(torch.float64) / fixed.readout_scale))
+            predictions.append(predict(readout_to_float(fixed, traces[-1].v)))
             for layer, float_spikes, trace in zip(fixed.layers, streaming.spikes, traces):
                 changed[layer.name] = changed.get(layer.name, 0) + int((float_spikes != trace.spikes).sum())
                 float_total[layer.name] = float_total.get(layer.name, 0) + int(float_spikes.sum())

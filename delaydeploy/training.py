@@ -21,9 +21,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from delaydeploy.config import TrainConfig
-from delaydeploy.datasets import pad_collate
+from delaydeploy.config import Preset, TrainConfig
+from delaydeploy.datasets import load_dataset, pad_collate
 from delaydeploy.distributed import ProcessGroup, broadcast_buffers, sum_across
+from delaydeploy.errors import DatasetError
 from delaydeploy.model import DelaySNN, loss_function
 from delaydeploy.reference import predict
 
@@ -108,24 +109,30 @@ class Trainer:
         self.model.set_sigma(self.sigma)
         self.model.set_recurrent_sigma(recurrent_sigma(self.config, epochs_done))
 
+    def step(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step on a batch (forward, backward, both optimisers, clamping);
+        returns the loss and the detached readout."""
+        self.weight_optimizer.zero_grad()
+        if self.delay_optimizer is not None:
+            self.delay_optimizer.zero_grad()
+        readout = self.forward(x).readout
+        loss = loss_function(readout, labels)
+        loss.backward()
+        self.weight_optimizer.step()
+        if self.delay_optimizer is not None:
+            self.delay_optimizer.step()
+        self.model.clamp_delays()
+        return loss.detach(), readout.detach()
+
     def train_epoch(self, loader: DataLoader, progress: tqdm | None = None) -> tuple[float, float]:
         """One pass over ``loader``; returns mean loss and accuracy (continuous model, train mode)."""
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
         for x, labels, _ in loader:
             x, labels = x.to(self.device), labels.to(self.device)
-            self.weight_optimizer.zero_grad()
-            if self.delay_optimizer is not None:
-                self.delay_optimizer.zero_grad()
-            readout = self.forward(x).readout
-            loss = loss_function(readout, labels)
-            loss.backward()
-            self.weight_optimizer.step()
-            if self.delay_optimizer is not None:
-                self.delay_optimizer.step()
-            self.model.clamp_delays()
+            loss, readout = self.step(x, labels)
             total_loss += loss.item() * len(labels)
-            correct += int((predict(readout.detach()) == labels).sum())
+            correct += int((predict(readout) == labels).sum())
             seen += len(labels)
             if progress is not None:
                 progress.update(1)
@@ -239,6 +246,18 @@ class TrainOutcome:
     test_accuracy_rounded: float
 
 
+def preset_splits(preset: Preset, data_dir: str | None, max_samples: int | None = None) -> tuple[Dataset, Dataset]:
+    """The train and test splits of the preset's dataset, each cut to ``max_samples``; a
+    :class:`DatasetError` when the data's channels do not fit the preset's network."""
+    splits = [load_dataset(preset.dataset, data_dir, split, **preset.dataset_options) for split in ("train", "test")]
+    if splits[0].num_channels != preset.network.input_size:
+        raise DatasetError(f"{preset.dataset}: {splits[0].num_channels} input channels, "
+                           f"preset {preset.name!r} expects {preset.network.input_size}")
+    if max_samples is not None:
+        splits = [torch.utils.data.Subset(split, range(min(max_samples, len(split)))) for split in splits]
+    return splits[0], splits[1]
+
+
 def train_preset(
     preset_name: str,
     *,
@@ -251,7 +270,6 @@ def train_preset(
     delays: str | None = None,
     hidden_sizes: tuple[int, ...] | None = None,
     progress: bool = True,
-    dataset_options: dict | None = None,
     max_samples: int | None = None,
 ) -> TrainOutcome:
     """Train the preset's network on its dataset, report both accuracies, save a checkpoint.
@@ -262,8 +280,6 @@ def train_preset(
     from delaydeploy import distributed
     from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
     from delaydeploy.config import get_preset
-    from delaydeploy.datasets import load_dataset
-    from delaydeploy.errors import DatasetError
 
     preset = get_preset(preset_name)
     network_changes = {key: value for key, value in (("delays", delays), ("hidden_sizes", hidden_sizes))
@@ -272,15 +288,7 @@ def train_preset(
     changes = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed))
                if value is not None}
     config = dataclasses.replace(preset.train, **changes)
-    options = {**preset.dataset_options, **(dataset_options or {})}
-    train_set = load_dataset(preset.dataset, data_dir, "train", **options)
-    test_set = load_dataset(preset.dataset, data_dir, "test", **options)
-    if train_set.num_channels != network.input_size:
-        raise DatasetError(f"{preset.dataset}: {train_set.num_channels} input channels, "
-                           f"preset {preset_name!r} expects {network.input_size}")
-    if max_samples is not None:
-        train_set = torch.utils.data.Subset(train_set, range(min(max_samples, len(train_set))))
-        test_set = torch.utils.data.Subset(test_set, range(min(max_samples, len(test_set))))
+    train_set, test_set = preset_splits(preset, data_dir, max_samples)
     device = resolve_device(device)
     group = None
     if distributed.launched_by_torchrun():
