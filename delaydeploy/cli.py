@@ -188,12 +188,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.output), epochs=args.epochs, progress=not args.quiet)
 
 
-def _add_input_options(parser: argparse.ArgumentParser, samples_default: int | None = None) -> None:
+# verify.BACKENDS, spelled out so that ``--help`` does not import torch (a test keeps them equal)
+BACKENDS = ("reference", "torch", "nir", "lava-cpu", "fixed-reference")
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--input", help="input array .npy, time first [T, B, C]")
-    group.add_argument("--samples", type=int, default=samples_default, help="number of random test inputs")
+    group.add_argument("--samples", type=int, help="number of random test inputs")
     parser.add_argument("--steps", type=int, default=50, help="time steps of random inputs (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random inputs")
+
+
+def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="dataset folder (not needed for synthetic)")
+    parser.add_argument("--max-samples", type=int, help="use at most this many samples of each split (quick runs)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,12 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-o", "--output", default="model.pt")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
-    train.add_argument("--data-dir", help="dataset folder (not needed for synthetic)")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     train.add_argument("--seed", type=int)
     train.add_argument("--delays", choices=("learned", "fixed", "none"), help="ablation: delay mode")
-    train.add_argument("--max-samples", type=int, help="use at most this many samples of each split (quick runs)")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_dataset_options(train)
     train.set_defaults(handler=cmd_train)
 
     imp = commands.add_parser("import", help="import an official checkpoint (raw state_dict)")
@@ -240,14 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser("simulate", help="simulate an artifact on a backend")
     sim.add_argument("artifact")
-    sim.add_argument("--backend", choices=("reference", "torch", "nir", "lava-cpu", "fixed-reference"))
+    sim.add_argument("--backend", choices=BACKENDS)
     sim.add_argument("-o", "--output", required=True)
     _add_input_options(sim)
     sim.set_defaults(handler=cmd_simulate)
 
     verify = commands.add_parser("verify", help="check an artifact spike for spike against the reference")
     verify.add_argument("artifact")
-    verify.add_argument("--backend", choices=("reference", "torch", "nir", "lava-cpu", "fixed-reference"))
+    verify.add_argument("--backend", choices=BACKENDS)
     verify.add_argument("--tolerance", type=float, default=1e-9, help="readout tolerance (float64)")
     _add_input_options(verify)
     verify.set_defaults(handler=cmd_verify)
@@ -259,22 +267,18 @@ def build_parser() -> argparse.ArgumentParser:
     finetune = commands.add_parser("finetune", help="quantisation-aware fine-tuning of a checkpoint for Loihi 2")
     finetune.add_argument("model", help="a delaydeploy checkpoint (.pt)")
     finetune.add_argument("--target", choices=("loihi2",), default="loihi2")
-    finetune.add_argument("--data-dir", help="dataset folder (not needed for synthetic)")
     finetune.add_argument("--epochs", type=int, default=5)
     finetune.add_argument("--batch-size", type=int, help="default: the checkpoint's training batch size")
     finetune.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (cosine schedule)")
-    finetune.add_argument("--max-samples", type=int, help="use at most this many samples of each split (quick runs)")
     finetune.add_argument("--seed", type=int, default=0)
-    finetune.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_dataset_options(finetune)
     finetune.add_argument("-o", "--output", required=True)
     finetune.set_defaults(handler=cmd_finetune)
 
     report = commands.add_parser("report", help="accuracy ladder, cost and plots of a checkpoint on its test set")
     report.add_argument("model", help="a delaydeploy checkpoint (.pt)")
-    report.add_argument("--data-dir", help="dataset folder (not needed for synthetic)")
     report.add_argument("--lava-samples", type=int, default=16, help="test samples run on Lava (0: none)")
-    report.add_argument("--max-samples", type=int, help="use at most this many samples of each split (quick runs)")
-    report.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_dataset_options(report)
     report.add_argument("-o", "--output", required=True, help="report directory")
     report.set_defaults(handler=cmd_report)
 

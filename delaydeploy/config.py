@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from delaydeploy.errors import CheckpointError
+from delaydeploy.ir import INPUT_KINDS
 
 DELAY_MODES = ("learned", "fixed", "none")
 SEMANTICS = ("streaming", "official")
@@ -80,8 +81,8 @@ class NetworkConfig:
             problems.append("official semantics fixes the tail to one half kernel per delay stage")
         if self.tail_steps is not None and self.tail_steps < 0:
             problems.append(f"tail_steps = {self.tail_steps} must be >= 0")
-        if self.input_kind not in ("binary", "counts", "analog"):
-            problems.append(f"input_kind = {self.input_kind!r} must be binary, counts or analog")
+        if self.input_kind not in INPUT_KINDS:
+            problems.append(f"input_kind = {self.input_kind!r} must be one of {', '.join(INPUT_KINDS)}")
         if not 0 <= self.max_recurrent_delay:
             problems.append(f"max_recurrent_delay = {self.max_recurrent_delay} must be >= 0")
         if problems:

@@ -138,7 +138,6 @@ GSC_HOP = 80
 GSC_MELS = 140
 GSC_F_MIN = 50.0
 GSC_F_MAX = 14000.0
-_GSC_FILTERBANK: dict[torch.dtype, torch.Tensor] = {}
 
 
 def gsc_features(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -152,10 +151,13 @@ def gsc_features(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
     waveform = F.pad(waveform[:one_second], (0, max(0, one_second - waveform.shape[-1])))
     waveform = resample(waveform, sample_rate, GSC_SAMPLE_RATE)
     power = power_spectrogram(waveform, GSC_N_FFT, GSC_HOP)
-    if waveform.dtype not in _GSC_FILTERBANK:
-        fb = mel_filterbank(GSC_N_FFT // 2 + 1, GSC_F_MIN, GSC_F_MAX, GSC_MELS, GSC_SAMPLE_RATE)
-        _GSC_FILTERBANK[waveform.dtype] = fb.to(waveform.dtype)
-    return amplitude_to_db(power.transpose(-1, -2) @ _GSC_FILTERBANK[waveform.dtype])
+    return amplitude_to_db(power.transpose(-1, -2) @ _gsc_filterbank(waveform.dtype))
+
+
+@lru_cache(maxsize=4)
+def _gsc_filterbank(dtype: torch.dtype) -> torch.Tensor:
+    """The GSC mel filterbank ``[129, 140]``, built once per dtype."""
+    return mel_filterbank(GSC_N_FFT // 2 + 1, GSC_F_MIN, GSC_F_MAX, GSC_MELS, GSC_SAMPLE_RATE).to(dtype)
 
 
 def erb_rate(freq: np.ndarray | float) -> np.ndarray:

@@ -17,7 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,9 +25,7 @@ from torch.utils.data import Dataset
 
 from delaydeploy.errors import DatasetError
 from delaydeploy.fileio import atomic_path
-
-InputKind = Literal["binary", "counts", "analog"]
-
+from delaydeploy.ir import InputKind
 
 def pad_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batch items of different lengths: ``(x [T_max, B, C] zero-padded at the end, labels, lengths)``."""
