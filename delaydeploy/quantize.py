@@ -61,7 +61,7 @@ from delaydeploy.fixed_point import (
     FixedLayer,
     FixedNetwork,
 )
-from delaydeploy.fixed_reference import trace_fixed
+from delaydeploy.fixed_reference import FixedTrace, trace_fixed
 from delaydeploy.ir import Network, Readout, SpikingLayer
 
 WEIGHT_GRID_MAX = 254  # even weights in [-254, 254] are lossless in every Lava sign mode
@@ -282,8 +282,13 @@ def check_overflow(network: FixedNetwork, x: np.ndarray | torch.Tensor, *,
     """Run the integer reference on ``x`` and raise :class:`ConstraintError` at the first stage,
     then step, sample and neuron where ``u`` would wrap, ``v`` would saturate, or the readout
     would reach its threshold (or where an input payload exceeds 24 bits)."""
+    check_traces(network, trace_fixed(network, x, device=device))
+
+
+def check_traces(network: FixedNetwork, traces: list[FixedTrace]) -> None:
+    """:func:`check_overflow` on traces already computed with :func:`trace_fixed`."""
     stages = [*network.layers, network.readout]
-    for stage, trace in zip(stages, trace_fixed(network, x, device=device)):
+    for stage, trace in zip(stages, traces):
         readout = stage is network.readout
         events = trace.u_wrapped | trace.v_saturated
         if readout:

@@ -49,7 +49,7 @@ from delaydeploy.fixed_point import FixedNetwork, effective_weights, input_paylo
 from delaydeploy.fixed_reference import readout_to_float, simulate_fixed, trace_fixed
 from delaydeploy.ir import Network
 from delaydeploy.lowering import lower
-from delaydeploy.quantize import quantize
+from delaydeploy.quantize import check_traces, quantize
 from delaydeploy.reference import predict, simulate
 from delaydeploy.training import make_loader
 from delaydeploy.verify import compare
@@ -118,17 +118,6 @@ def memory(fixed: FixedNetwork, network: Network) -> dict[str, Any]:
             "estimated_loihi2_cores": resources["estimated_loihi2_cores"]}
 
 
-def _check_no_overflow(fixed: FixedNetwork, traces: list, where: str) -> None:
-    for stage, trace in zip([*fixed.layers, fixed.readout], traces):
-        events = trace.u_wrapped | trace.v_saturated
-        if stage is fixed.readout:
-            events = events | trace.spikes.bool()
-        if bool(events.any()):
-            raise ConstraintError(f"{where}: the Loihi 2 integer model overflows its 24-bit state in {stage.name!r} "
-                                  f"on the test data ({int(events.sum())} events); the calibration peak does not "
-                                  "cover them (see delaydeploy.quantize.check_overflow)")
-
-
 def _lava_check(fixed: FixedNetwork, x: torch.Tensor, labels: torch.Tensor, progress: bool) -> dict[str, Any]:
     """Run Lava's bit-accurate models and compare every spike and the readout with the integer reference."""
     from exporters.lava import simulate_lava
@@ -176,7 +165,7 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
     raster = None
     dtype = next(model.parameters()).dtype
     with torch.no_grad():
-        for x, labels, lengths in tqdm(loader, desc="accuracy ladder", disable=not progress):
+        for batch, (x, labels, lengths) in enumerate(tqdm(loader, desc="accuracy ladder", disable=not progress)):
             x64 = x.double()
             streaming = simulate(network, x64)
             predictions = [predict(model(x.to(dtype), rounded=False).readout)]
@@ -184,7 +173,11 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
                 predictions.append(simulate(network, x64, semantics=semantics).prediction())
             predictions.append(streaming.prediction())
             traces = trace_fixed(fixed, x64)
-            _check_no_overflow(fixed, traces, str(path))
+            try:
+                check_traces(fixed, traces)
+            except ConstraintError as error:
+                raise ConstraintError(f"{path}: test batch {batch} (samples counted from the batch start), which "
+                                      f"the calibration peak does not cover: {error}") from None
             predictions.append(predict(readout_to_float(fixed, traces[-1].v)))
             for layer, float_spikes, trace in zip(fixed.layers, streaming.spikes, traces):
                 changed[layer.name] = changed.get(layer.name, 0) + int((float_spikes != trace.spikes).sum())

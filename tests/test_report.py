@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from delaydeploy import report as report_module
 from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
 from delaydeploy.cli import main
 from delaydeploy.config import get_preset
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork
 from delaydeploy.model import DelaySNN
+from delaydeploy.quantize import quantize
 from delaydeploy.report import PLOTS, _accumulate_cost, _Cost, build_report, load_report, memory
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -128,3 +131,23 @@ def test_fsdd_smoke_finetune_and_report_with_data_dir(fsdd_dir: Path, tmp_path: 
     report = load_report(tmp_path / "report")
     assert report["dataset"] == "fsdd" and report["test_samples"] == 2 and report["calibration_peak"] > 1
     assert report["lava"]["total_spike_mismatches"] == 0 and report["lava"]["readout_mismatches"] == 0
+
+
+def test_report_explains_an_overflow_on_the_test_data(synthetic_checkpoint: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Quantised with weights 2**12 times too strong, the first layer's current leaves 24 bits on
+    the test data: the report names the file, the layer and the limit, and writes nothing."""
+    def too_strong(network, **kwargs):
+        fixed = quantize(network, **kwargs)
+        first = dataclasses.replace(fixed.layers[0], weight_exp=fixed.layers[0].weight_exp + 12)
+        return dataclasses.replace(fixed, layers=[first, *fixed.layers[1:]])
+
+    monkeypatch.setattr(report_module, "quantize", too_strong)
+    output = tmp_path / "report"
+    assert main(["report", str(synthetic_checkpoint), "--max-samples", "16", "--lava-samples", "0", "--quiet",
+                 "-o", str(output)]) == 2
+    message = capsys.readouterr().err
+    assert str(synthetic_checkpoint) in message and "test batch 0" in message
+    assert "layer 'hidden0'" in message and "24-bit range" in message
+    assert not output.exists()
