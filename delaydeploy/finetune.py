@@ -63,7 +63,7 @@ from delaydeploy.fixed_point import (
     FixedLayer,
     FixedNetwork,
     effective_weights,
-    input_payload,
+    padded_payload,
 )
 from delaydeploy.ir import Network, Readout, SpikingLayer
 from delaydeploy.layers import DelayLinear
@@ -325,8 +325,7 @@ class QuantizedTrainingModel(nn.Module):
         """Run the integer model on ``x`` ``[T, B, C]`` (streaming: ``tail_steps`` zeros appended)."""
         fixed = self.quantized()
         x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-        payload = np.pad(input_payload(fixed, x), ((0, fixed.tail_steps), (0, 0), (0, 0)))
-        signal = torch.as_tensor(payload, dtype=torch.float64)
+        signal = torch.as_tensor(padded_payload(fixed, x), dtype=torch.float64)
         spikes: list[torch.Tensor] = []
         for index, layer in enumerate(fixed.layers):
             signal, _ = self._stage(index, layer, signal, fixed.input_scale if index == 0 else 1.0)

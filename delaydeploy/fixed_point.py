@@ -99,6 +99,12 @@ def input_payload(network: FixedNetwork, x: np.ndarray) -> np.ndarray:
     return payload.astype(np.int64)
 
 
+def padded_payload(network: FixedNetwork, x: np.ndarray) -> np.ndarray:
+    """:func:`input_payload` followed by ``tail_steps`` silent steps: the whole streaming input
+    ``[T + tail, B, C]`` the chip receives."""
+    return np.pad(input_payload(network, x), ((0, network.tail_steps), (0, 0), (0, 0)))
+
+
 def _integer_array(where: str, name: str, value: object, low: int, high: int,
                    shape: tuple[int, ...] | None = None) -> np.ndarray:
     array = np.asarray(value)

@@ -31,10 +31,9 @@ from delaydeploy.fixed_point import (
     FixedLayer,
     FixedNetwork,
     effective_weights,
-    input_payload,
+    padded_payload,
 )
 from delaydeploy.reference import Simulation, predict
-
 
 
 class FixedLIFParams(NamedTuple):
@@ -100,18 +99,11 @@ def fixed_lif_step(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, params: Fi
     return FixedStep(spikes, u, v, high | low, saturated)
 
 
-class _DelayGroups(NamedTuple):
+def _delay_groups(weights: np.ndarray, delays: np.ndarray, device: torch.device) -> list[tuple[int, torch.Tensor]]:
     """Effective weights split by delay: ``(delay, weights[:, delay == d].T)`` as float64."""
-
-    groups: list[tuple[int, torch.Tensor]]
-    exponent: int
-
-
-def _delay_groups(weights: np.ndarray, delays: np.ndarray, exponent: int, device: torch.device) -> _DelayGroups:
     weights = effective_weights(weights)
-    groups = [(int(d), torch.as_tensor(np.where(delays == d, weights, 0).T, dtype=torch.float64, device=device))
-              for d in np.unique(delays)]
-    return _DelayGroups(groups, exponent)
+    return [(int(d), torch.as_tensor(np.where(delays == d, weights, 0).T, dtype=torch.float64, device=device))
+            for d in np.unique(delays)]
 
 
 def _group_sum(x: torch.Tensor, weights_t: torch.Tensor, exponent: int) -> torch.Tensor:
@@ -124,10 +116,9 @@ def feedforward_activation(x: torch.Tensor, layer: FixedLayer) -> torch.Tensor:
     steps = x.shape[0]
     x = x.to(torch.float64)
     a = torch.zeros(steps, x.shape[1], layer.size, dtype=torch.int64, device=x.device)
-    synapses = _delay_groups(layer.weights, layer.delays, layer.weight_exp, x.device)
-    for delay, weights_t in synapses.groups:
+    for delay, weights_t in _delay_groups(layer.weights, layer.delays, x.device):
         if delay < steps:
-            a[delay:] += _group_sum(x[: steps - delay], weights_t, synapses.exponent)
+            a[delay:] += _group_sum(x[: steps - delay], weights_t, layer.weight_exp)
     return a
 
 
@@ -136,8 +127,8 @@ def run_fixed_layer(layer: FixedLayer, x: torch.Tensor) -> FixedTrace:
     device = x.device
     a = feedforward_activation(x, layer)
     params = FixedLIFParams.from_layer(layer, device)
-    recurrence = (_delay_groups(layer.recurrent_weights, layer.recurrent_delays, layer.recurrent_weight_exp, device)
-                  if layer.is_recurrent else None)
+    recurrence = (_delay_groups(layer.recurrent_weights, layer.recurrent_delays, device)
+                  if layer.is_recurrent else [])
     steps, batch = a.shape[:2]
     spikes = torch.zeros(steps, batch, layer.size, dtype=torch.float64, device=device)
     u_trace, v_trace = torch.empty_like(a), torch.empty_like(a)
@@ -145,10 +136,9 @@ def run_fixed_layer(layer: FixedLayer, x: torch.Tensor) -> FixedTrace:
     v_saturated = torch.empty_like(u_wrapped)
     u = v = torch.zeros(batch, layer.size, dtype=torch.int64, device=device)
     for t in range(steps):
-        if recurrence is not None:
-            for delay, weights_t in recurrence.groups:
-                if t - 1 - delay >= 0:
-                    a[t] += _group_sum(spikes[t - 1 - delay], weights_t, recurrence.exponent)
+        for delay, weights_t in recurrence:
+            if t - 1 - delay >= 0:
+                a[t] += _group_sum(spikes[t - 1 - delay], weights_t, layer.recurrent_weight_exp)
         step = fixed_lif_step(a[t], u, v, params)
         u, v = step.u, step.v
         spikes[t], u_trace[t], v_trace[t] = step.spikes.to(torch.float64), u, v
@@ -163,8 +153,7 @@ def trace_fixed(network: FixedNetwork, x: torch.Tensor | np.ndarray, *,
     x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     if x.ndim != 3 or x.shape[2] != network.input_size:
         raise ValueError(f"input has shape {tuple(x.shape)}, expected [T, B, {network.input_size}]")
-    payload = np.pad(input_payload(network, x), ((0, network.tail_steps), (0, 0), (0, 0)))
-    signal = torch.as_tensor(payload, dtype=torch.int64, device=device)
+    signal = torch.as_tensor(padded_payload(network, x), dtype=torch.int64, device=device)
     traces = []
     for layer in [*network.layers, network.readout]:
         traces.append(run_fixed_layer(layer, signal))

@@ -45,7 +45,7 @@ from delaydeploy.datasets import pad_collate
 from delaydeploy.errors import ConstraintError, DelayDeployError
 from delaydeploy.fileio import atomic_directory
 from delaydeploy.finetune import data_peak, dataset_splits, peak_calibration, single_thread
-from delaydeploy.fixed_point import FixedNetwork, effective_weights, input_payload
+from delaydeploy.fixed_point import FixedNetwork, effective_weights, padded_payload
 from delaydeploy.fixed_reference import readout_to_float, simulate_fixed, trace_fixed
 from delaydeploy.ir import Network
 from delaydeploy.lowering import lower
@@ -185,8 +185,7 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
             for name, prediction in zip(names, predictions):
                 correct[name] += int((prediction == labels).sum())
             spikes = [trace.spikes for trace in traces[:-1]]
-            payload = torch.nn.functional.pad(torch.as_tensor(input_payload(fixed, x64.numpy()), dtype=torch.float64),
-                                              (0, 0, 0, 0, 0, fixed.tail_steps))
+            payload = torch.as_tensor(padded_payload(fixed, x64.numpy()), dtype=torch.float64)
             steps = torch.arange(payload.shape[0])[:, None, None]
             mask = (steps < (lengths + fixed.tail_steps)[None, :, None]).to(torch.float64)
             _accumulate_cost(cost, fixed, payload, spikes, mask)
