@@ -37,7 +37,7 @@ import torch
 
 from delaydeploy.errors import NIRFormatError
 from delaydeploy.reference import Simulation
-from exporters.nir import check_node_types, delay_steps, euler_dt, neuron_rules, read_graph
+from exporters.nir import check_node_types, delay_steps, euler_dt, neuron_rules, node_size, read_graph
 
 
 def _buffer(value: object, size: int) -> torch.Tensor:
@@ -77,9 +77,8 @@ class _Delay(torch.nn.Module):
 class _Integrator(torch.nn.Module):
     """``LI``: ``v += dt/tau * ((v_leak - v) + r x)``; ``I``: ``v += dt * r * x``. Output and state: ``v``."""
 
-    def __init__(self, node: nir.LI | nir.I, dt: float) -> None:
+    def __init__(self, node: nir.LI | nir.I, size: int, dt: float) -> None:
         super().__init__()
-        size = np.asarray(node.r).shape[0]
         self.leaky = isinstance(node, nir.LI)
         self.register_buffer("r", _buffer(node.r, size))
         self.register_buffer("alpha", _buffer(dt / np.asarray(node.tau, dtype=np.float64) if self.leaky else dt, size))
@@ -101,9 +100,8 @@ class _SpikingState(NamedTuple):
 class _Spiking(torch.nn.Module):
     """``LIF`` or ``CubaLIF`` (current updated first), with the metadata's threshold rule and reset."""
 
-    def __init__(self, node: nir.LIF | nir.CubaLIF, dt: float, rule: str, reset: str) -> None:
+    def __init__(self, node: nir.LIF | nir.CubaLIF, size: int, dt: float, rule: str, reset: str) -> None:
         super().__init__()
-        size = np.asarray(node.r).shape[0]
         self.cuba = isinstance(node, nir.CubaLIF)
         tau = node.tau_mem if self.cuba else node.tau
         self.register_buffer("alpha", _buffer(dt / np.asarray(tau, dtype=np.float64), size))
@@ -154,9 +152,12 @@ def _node_map(
         built[names[id(node)]] = module
         return module
 
+    def size(node: nir.NIRNode) -> int:
+        return node_size(names[id(node)], node, where)
+
     def spiking(node: nir.LIF | nir.CubaLIF) -> torch.nn.Module:
         rule, reset = neuron_rules(node, graph, names[id(node)], where)
-        return keep(node, _Spiking(node, dt, rule, reset))
+        return keep(node, _Spiking(node, size(node), dt, rule, reset))
 
     return {
         nir.Input: lambda node: torch.nn.Identity(),
@@ -166,8 +167,8 @@ def _node_map(
         nir.Delay: lambda node: keep(node, _Delay(delay_steps(names[id(node)], node, dt, where))),
         nir.LIF: spiking,
         nir.CubaLIF: spiking,
-        nir.LI: lambda node: keep(node, _Integrator(node, dt)),
-        nir.I: lambda node: keep(node, _Integrator(node, dt)),
+        nir.LI: lambda node: keep(node, _Integrator(node, size(node), dt)),
+        nir.I: lambda node: keep(node, _Integrator(node, size(node), dt)),
     }
 
 
@@ -210,13 +211,13 @@ def simulate_nir(
     state_key = {id(child): key for key, child in module.named_children()}
 
     x = torch.as_tensor(x, dtype=dtype)
-    size = int(np.atleast_1d(graph.nodes[inputs[0]].input_type["input"])[0])
+    size = node_size(inputs[0], graph.nodes[inputs[0]], where)
     if x.ndim != 3 or x.shape[2] != size:
         raise ValueError(f"input has shape {tuple(x.shape)}, expected [T, B, {size}]")
     steps = x.shape[0] + int((graph.metadata or {}).get("tail_steps", 0))
     x = torch.nn.functional.pad(x, (0, 0, 0, 0, 0, steps - x.shape[0]))
-    spikes = [x.new_zeros(steps, x.shape[1], np.asarray(graph.nodes[name].r).shape[0]) for name in spiking]
-    readout = x.new_zeros(steps, x.shape[1], np.asarray(graph.nodes[readouts[0]].r).shape[0])
+    spikes = [x.new_zeros(steps, x.shape[1], node_size(name, graph.nodes[name], where)) for name in spiking]
+    readout = x.new_zeros(steps, x.shape[1], node_size(readouts[0], graph.nodes[readouts[0]], where))
     state = None
     with torch.no_grad():
         for t in range(steps):
