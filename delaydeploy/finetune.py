@@ -327,12 +327,10 @@ class QuantizedTrainingModel(nn.Module):
         x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         signal = torch.as_tensor(padded_payload(fixed, x), dtype=torch.float64)
         spikes: list[torch.Tensor] = []
-        for index, layer in enumerate(fixed.layers):
-            signal, _ = self._stage(index, layer, signal, fixed.input_scale if index == 0 else 1.0)
+        for index, stage in enumerate([*fixed.layers, fixed.readout]):
+            signal, v = self._stage(index, stage, signal, fixed.input_scale if index == 0 else 1.0)
             spikes.append(signal)
-        first = not fixed.layers
-        _, readout = self._stage(len(fixed.layers), fixed.readout, signal, fixed.input_scale if first else 1.0)
-        return FixedForward(spikes, readout, fixed)
+        return FixedForward(spikes[:-1], v, fixed)
 
     def _stage(self, index: int, layer: FixedLayer, x: torch.Tensor,
                payload_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
