@@ -57,14 +57,12 @@ from delaydeploy.errors import DelayDeployError, IRValidationError
 from delaydeploy.fileio import atomic_path
 from delaydeploy.fixed_point import (
     ACTIVATION_SHIFT,
-    DECAY_UNITY,
-    STATE_MAX,
-    WRAP_LIMIT,
     FixedLayer,
     FixedNetwork,
     effective_weights,
     padded_payload,
 )
+from delaydeploy.fixed_reference import FixedLIFParams, fixed_lif_step, straight_through
 from delaydeploy.ir import Network, Readout, SpikingLayer
 from delaydeploy.layers import DelayLinear
 from delaydeploy.lowering import lower
@@ -211,34 +209,29 @@ def calibration_samples(dataset: Dataset, peak: float, count: int = 4) -> np.nda
 
 # -- straight-through integer dynamics ---------------------------------------------------------------
 
-def _straight(exact: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
-    """``exact`` in the forward (to the bit), the gradient of ``surrogate`` in the backward."""
-    return exact + (surrogate - surrogate.detach())
-
-
-def _trunc(x: torch.Tensor) -> torch.Tensor:
-    return _straight(torch.trunc(x.detach()), x)
-
-
 def _shift(x: torch.Tensor, exponent: int) -> torch.Tensor:
     """``x << e``, or the flooring right shift for ``e < 0`` (identity gradient)."""
     scaled = x * 2.0**exponent
-    return scaled if exponent >= 0 else _straight(torch.floor(scaled.detach()), scaled)
+    return scaled if exponent >= 0 else straight_through(torch.floor(scaled.detach()), scaled)
 
 
 def _spike(h: torch.Tensor, threshold: float, unit: float, alpha: float) -> torch.Tensor:
     """``h > threshold`` with spikingjelly's ATan surrogate gradient in float units (``unit = 64 S``)."""
     x = (h - threshold) / unit
     surrogate = torch.atan(math.pi / 2 * alpha * x) / math.pi
-    return _straight((h.detach() > threshold).to(h.dtype), surrogate)
+    return straight_through((h.detach() > threshold).to(h.dtype), surrogate)
 
 
 def _lif(a: torch.Tensor, layer: FixedLayer, bias: torch.Tensor, alpha: float,
          recurrence: list[tuple[int, torch.Tensor]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lava's bit-accurate LIF over ``a`` ``[T, B, N]``: ``(spikes, v after each step)``."""
-    u_keep, v_keep = DECAY_UNITY - layer.du - 1, DECAY_UNITY - layer.dv
-    threshold = float(layer.vth << ACTIVATION_SHIFT)
+    """Lava's bit-accurate LIF (:func:`fixed_lif_step`) over ``a`` ``[T, B, N]`` with the
+    straight-through ``bias`` and the ATan surrogate: ``(spikes, v after each step)``."""
+    params = FixedLIFParams.from_layer(layer, a.device)._replace(bias=bias)
     unit = 2.0**ACTIVATION_SHIFT * layer.scale
+
+    def spike(voltage: torch.Tensor) -> torch.Tensor:
+        return _spike(voltage, params.threshold, unit, alpha)
+
     u = v = torch.zeros_like(a[0])
     spikes, trace = [], []
     for t in range(a.shape[0]):
@@ -246,14 +239,9 @@ def _lif(a: torch.Tensor, layer: FixedLayer, bias: torch.Tensor, alpha: float,
         for delay, weights_t in recurrence or ():
             if t - 1 - delay >= 0:
                 a_t = a_t + _shift(spikes[t - 1 - delay] @ weights_t, layer.recurrent_weight_exp)
-        current = _trunc(u * (u_keep / DECAY_UNITY)) + a_t * 2.0**ACTIVATION_SHIFT
-        wrap = (current.detach() > WRAP_LIMIT).to(a.dtype) - (current.detach() <= -WRAP_LIMIT).to(a.dtype)
-        u = current - wrap * (2 * WRAP_LIMIT)
-        h = _trunc(v * (v_keep / DECAY_UNITY)) + u + bias
-        h = _straight(h.detach().clamp(-STATE_MAX, STATE_MAX), h)
-        s = _spike(h, threshold, unit, alpha)
-        v = h - threshold * s.detach() if layer.reset == "soft" else h * (1.0 - s.detach())
-        spikes.append(s)
+        step = fixed_lif_step(a_t, u, v, params, spike)
+        u, v = step.u, step.v
+        spikes.append(step.spikes)
         trace.append(v)
     return torch.stack(spikes), torch.stack(trace)
 
@@ -336,14 +324,14 @@ class QuantizedTrainingModel(nn.Module):
                payload_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         """``(spikes, v)`` of stage ``index`` (integers ``layer``) driven by ``x``, straight-through to the floats."""
         factor = layer.scale * 2.0**-layer.weight_exp / payload_scale
-        weights = _straight(torch.as_tensor(effective_weights(layer.weights), dtype=torch.float64),
+        weights = straight_through(torch.as_tensor(effective_weights(layer.weights), dtype=torch.float64),
                             self.weights[index] * factor)
-        bias = _straight(torch.as_tensor(layer.bias_mant << layer.bias_exp, dtype=torch.float64),
+        bias = straight_through(torch.as_tensor(layer.bias_mant << layer.bias_exp, dtype=torch.float64),
                          self.biases[index] * (2.0**ACTIVATION_SHIFT * layer.scale))
         recurrence = None
         if layer.is_recurrent:
             factor = layer.scale * 2.0**-layer.recurrent_weight_exp
-            recurrent = _straight(torch.as_tensor(effective_weights(layer.recurrent_weights), dtype=torch.float64),
+            recurrent = straight_through(torch.as_tensor(effective_weights(layer.recurrent_weights), dtype=torch.float64),
                                   self.recurrent[str(index)] * factor)
             recurrence = [(delay, (recurrent * mask).T) for delay, mask in self._recurrent_masks[str(index)]]
         return _lif(self._activation(x, weights, index, layer), layer, bias, self.surrogate_alpha, recurrence)

@@ -9,16 +9,18 @@ spike after ``1 + e`` steps, and every bias from ``t = 0``. Lava's own lag of on
 synapse and its bias timing are the Lava exporter's business, not this module's.
 
 Functional core as in :mod:`delaydeploy.reference`: :func:`fixed_lif_step` is a pure step
-function, :func:`run_fixed_layer` threads it through time. Everything is int64 and batched, on
-CPU or CUDA. Synaptic sums are matrix products in float64, which are exact here: every
-product ``|w| * |x| <= 2**8 * 2**23`` and every partial sum of fewer than ``2**21`` of them is
-an integer below ``2**53``.
+function, :func:`run_fixed_layer` threads it through time. Inputs, activations and traces are
+int64 and batched, on CPU or CUDA. Synaptic sums are matrix products in float64, which are exact
+here: every product ``|w| * |x| <= 2**8 * 2**23`` and every partial sum of fewer than ``2**21``
+of them is an integer below ``2**53``. The LIF step also runs in float64 on integer values (all
+below ``2**36``, so exact), with straight-through rounding: the same function is the
+differentiable integer forward of quantisation-aware fine-tuning (:mod:`delaydeploy.finetune`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -41,13 +43,13 @@ class FixedLIFParams(NamedTuple):
 
     u_keep: int  # 4096 - du - 1 (Lava adds 1 to du)
     v_keep: int  # 4096 - dv
-    bias: torch.Tensor  # bias_mant << bias_exp, [N] int64
+    bias: torch.Tensor  # bias_mant << bias_exp, [N] float64 (integer values)
     threshold: int  # vth << 6
     soft_reset: bool
 
     @classmethod
     def from_layer(cls, layer: FixedLayer, device: torch.device) -> "FixedLIFParams":
-        bias = torch.as_tensor(layer.bias_mant << layer.bias_exp, dtype=torch.int64, device=device)
+        bias = torch.as_tensor(layer.bias_mant << layer.bias_exp, dtype=torch.float64, device=device)
         return cls(DECAY_UNITY - layer.du - 1, DECAY_UNITY - layer.dv, bias, layer.vth << ACTIVATION_SHIFT,
                    layer.reset == "soft")
 
@@ -55,7 +57,7 @@ class FixedLIFParams(NamedTuple):
 class FixedStep(NamedTuple):
     """One step's result: spikes, the new state, and where the 24-bit state overflowed."""
 
-    spikes: torch.Tensor  # bool
+    spikes: torch.Tensor  # 0/1 in the state's dtype
     u: torch.Tensor
     v: torch.Tensor
     u_wrapped: torch.Tensor  # bool: u left (-2**23, 2**23] and was wrapped
@@ -78,25 +80,38 @@ def shift(values: torch.Tensor, exponent: int) -> torch.Tensor:
     return values << exponent if exponent >= 0 else values >> -exponent
 
 
-def decay(values: torch.Tensor, keep: int) -> torch.Tensor:
-    """``trunc0(values * keep / 4096)``: Lava's decay, truncating toward zero."""
-    return torch.div(values * keep, DECAY_UNITY, rounding_mode="trunc")
+def straight_through(exact: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
+    """``exact`` in the forward (to the bit), the gradient of ``surrogate`` in the backward."""
+    return exact + (surrogate - surrogate.detach())
 
 
-def fixed_lif_step(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, params: FixedLIFParams) -> FixedStep:
-    """One step of Lava's bit-accurate LIF for activation ``a`` (int64), from state ``u, v``."""
-    current = decay(u, params.u_keep) + (a << ACTIVATION_SHIFT)
-    high, low = current > WRAP_LIMIT, current <= -WRAP_LIMIT
+def trunc(values: torch.Tensor) -> torch.Tensor:
+    """Truncation toward zero with an identity gradient."""
+    return straight_through(torch.trunc(values.detach()), values)
+
+
+def fixed_lif_step(a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, params: FixedLIFParams,
+                   spike_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> FixedStep:
+    """One step of Lava's bit-accurate LIF for activation ``a`` from state ``u, v`` (float64
+    tensors holding integers).
+
+    The decays truncate toward zero (``trunc(x * keep / 4096)``, exact: ``keep / 4096`` is
+    dyadic), ``u`` wraps into ``(-2**23, 2**23]``, ``v`` saturates at 24 bits, a spike is
+    ``v > threshold``. Every rounding passes gradients straight through; ``spike_fn(v)`` gives
+    the spikes with a surrogate gradient (default: the plain comparison, as 0/1).
+    """
+    current = trunc(u * (params.u_keep / DECAY_UNITY)) + a * 2.0**ACTIVATION_SHIFT
+    high, low = current.detach() > WRAP_LIMIT, current.detach() <= -WRAP_LIMIT
     u = current - (high.to(current.dtype) - low.to(current.dtype)) * (2 * WRAP_LIMIT)
-    voltage = decay(v, params.v_keep) + u + params.bias
-    saturated = voltage.abs() > STATE_MAX
-    voltage = voltage.clamp(-STATE_MAX, STATE_MAX)
-    spikes = voltage > params.threshold
-    if params.soft_reset:
-        v = voltage - spikes.to(voltage.dtype) * params.threshold
+    voltage = trunc(v * (params.v_keep / DECAY_UNITY)) + u + params.bias
+    saturated = voltage.detach().abs() > STATE_MAX
+    voltage = straight_through(voltage.detach().clamp(-STATE_MAX, STATE_MAX), voltage)
+    if spike_fn is None:
+        spikes = (voltage.detach() > params.threshold).to(voltage.dtype)
     else:
-        v = torch.where(spikes, torch.zeros_like(voltage), voltage)
-    return FixedStep(spikes, u, v, high | low, saturated)
+        spikes = spike_fn(voltage)
+    reset = params.threshold if params.soft_reset else voltage
+    return FixedStep(spikes, u, voltage - reset * spikes.detach(), high | low, saturated)
 
 
 def _delay_groups(weights: np.ndarray, delays: np.ndarray, device: torch.device) -> list[tuple[int, torch.Tensor]]:
@@ -134,14 +149,14 @@ def run_fixed_layer(layer: FixedLayer, x: torch.Tensor) -> FixedTrace:
     u_trace, v_trace = torch.empty_like(a), torch.empty_like(a)
     u_wrapped = torch.empty(a.shape, dtype=torch.bool, device=device)
     v_saturated = torch.empty_like(u_wrapped)
-    u = v = torch.zeros(batch, layer.size, dtype=torch.int64, device=device)
+    u = v = torch.zeros(batch, layer.size, dtype=torch.float64, device=device)
     for t in range(steps):
         for delay, weights_t in recurrence:
             if t - 1 - delay >= 0:
                 a[t] += _group_sum(spikes[t - 1 - delay], weights_t, layer.recurrent_weight_exp)
-        step = fixed_lif_step(a[t], u, v, params)
+        step = fixed_lif_step(a[t].to(torch.float64), u, v, params)
         u, v = step.u, step.v
-        spikes[t], u_trace[t], v_trace[t] = step.spikes.to(torch.float64), u, v
+        spikes[t], u_trace[t], v_trace[t] = step.spikes, u, v
         u_wrapped[t], v_saturated[t] = step.u_wrapped, step.v_saturated
     return FixedTrace(spikes, a, u_trace, v_trace, u_wrapped, v_saturated)
 
