@@ -4,21 +4,29 @@
 ``t = 0``) for a whole sequence at once. It is the rounded-delay (deployed) form of a DCLS
 layer and the synaptic stage of the reference simulator: one implementation serves both.
 
-Cost. One masked dense product per delay value costs ``n_delays`` delay-free products. Here
-the synapses are grouped by delay and each group goes one of two ways:
+Cost. One masked dense product per delay value costs ``n_delays`` delay-free products. Two
+exact ways avoid that, chosen per call by :func:`_uses_events`:
 
-* dense: one GEMM of the time-shifted input restricted to the group's rows and columns --
-  cheapest where the group fills its block (few distinct delays, delays clustered on a few
-  values, a small readout);
-* sparse: one multiply-add per synapse and sample in a sparse (COO) times dense product over
-  the input unfolded along delays. The unfolding is an overlapping strided view of the
-  padded input, so nothing of size ``n_delays x input`` is built. A synapse-sample costs
-  about :data:`_SPARSE_COST` dense GEMM multiply-adds, so a group goes sparse when its block
-  is less than ``1 / _SPARSE_COST`` full: uniform random delays over more than ~6 values.
+* events (CPU, sparse input): every nonzero input ``x[t, b, i]`` adds ``x * W[:, i]`` to the
+  outputs ``D[:, i]`` steps later, in a compiled (numba) loop. It costs one scattered
+  multiply-add per nonzero input and output, independent of the number of delay values, so it
+  wins wherever activity is sparse -- spikes, which is what deployed layers see.
+* grouped: the synapses are grouped by delay and each group goes one of two ways:
+
+  - dense: one GEMM of the time-shifted input restricted to the group's rows and columns --
+    cheapest where the group fills its block (few distinct delays, delays clustered on a few
+    values, a small readout);
+  - sparse: one multiply-add per synapse and sample in a sparse (COO) times dense product over
+    the input unfolded along delays. The unfolding is an overlapping strided view of the
+    padded input, so nothing of size ``n_delays x input`` is built. A synapse-sample costs
+    about :data:`_SPARSE_COST` dense GEMM multiply-adds, so a group goes sparse when its block
+    is less than ``1 / _SPARSE_COST`` full: uniform random delays over more than ~6 values.
+
   On CUDA every group is dense (GPU GEMMs are cheap; this rule was not measured there).
 
-Both are exact: every output is the same sum of the same products, added in another order
+All are exact: every output is the same sum of the same products, added in another order
 (float64 agrees with the per-delay masked loop to ~1e-15 relative). The backward pass
+always takes the grouped path: its input, the upstream gradient, is dense. It
 reuses the product for ``dL/dx`` (delays become advances) and correlates ``dL/dy`` with the
 shifted input, one GEMM per delay group, for ``dL/dW``.
 
@@ -28,9 +36,12 @@ Internally sequences are channel-major, ``[C, T * B]``: a delay is then a column
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
+import numpy as np
 import torch
 
 # Dense GEMM multiply-adds per synapse-sample of the sparse product: the measured crossover
@@ -41,6 +52,23 @@ _CHUNK = 4096
 # Bytes of shifted input one batch tile of the sparse product spans (``C x (span+1) x tile``):
 # small enough to stay in cache while each input row is reused; 2 MiB measured best of 1-16 MiB.
 _CACHE_BYTES = 2 << 20
+# Dense GEMM multiply-adds per scattered multiply-add of the event path (2-core EPYC, float32 and
+# float64, 140-512 inputs): events win below a density of ~min(n_delays, _SPARSE_COST) / _EVENT_COST,
+# 30 % for uniform delays.
+_EVENT_COST = 20.0
+
+# Worker pools by (process id, torch thread count): starting threads costs about a millisecond
+# per call, and a forked child inherits the dict but none of its parent's threads.
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    """This process's pool of ``torch.get_num_threads()`` workers for the single-threaded kernels
+    (they release the GIL)."""
+    key = (os.getpid(), max(1, torch.get_num_threads()))
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(max_workers=key[1])
+    return _POOLS[key]
 
 
 @dataclass(frozen=True)
@@ -79,23 +107,77 @@ class _DelayedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> torch.Tensor:
         steps, batch, _ = x.shape
-        groups = _plan(delays.to(device=x.device), steps)
-        x_rows = _channel_major(x)
-        ctx.save_for_backward(x_rows, weights)
-        ctx.groups, ctx.steps, ctx.batch = groups, steps, batch
-        return _time_major(_product(groups, x_rows, weights, steps, batch, transpose=False), steps, batch)
+        delays = delays.to(device=x.device)
+        ctx.save_for_backward(x, weights, delays)
+        ctx.groups = None
+        if _uses_events(x, weights, delays):
+            return _event_product(x, weights, delays)
+        ctx.groups = _plan(delays, steps)
+        return _time_major(_product(ctx.groups, _channel_major(x), weights, steps, batch, transpose=False),
+                           steps, batch)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        x_rows, weights = ctx.saved_tensors
+        x, weights, delays = ctx.saved_tensors
+        steps, batch, _ = x.shape
+        groups = ctx.groups if ctx.groups is not None else _plan(delays, steps)
         grad_rows = _channel_major(grad)
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            grad_x = _time_major(_product(ctx.groups, grad_rows, weights, ctx.steps, ctx.batch, transpose=True),
-                                 ctx.steps, ctx.batch)
+            grad_x = _time_major(_product(groups, grad_rows, weights, steps, batch, transpose=True), steps, batch)
         if ctx.needs_input_grad[1]:
-            grad_w = _correlation(ctx.groups, grad_rows, x_rows, weights, ctx.batch)
+            grad_w = _correlation(groups, grad_rows, _channel_major(x), weights, batch)
         return grad_x, grad_w, None
+
+
+def _uses_events(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> bool:
+    """Whether the event path is expected to beat the grouped one (CPU, float32/64, sparse input)."""
+    if (x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or weights.dtype != x.dtype
+            or x.numel() == 0):
+        return False
+    distinct_delays = int((torch.bincount(delays.flatten().clamp(max=x.shape[0])) > 0).sum())
+    density = float(torch.count_nonzero(x)) / x.numel()
+    return density * _EVENT_COST < min(distinct_delays, _SPARSE_COST)
+
+
+def _event_product(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> torch.Tensor:
+    """``[T, B, out]`` by scattering each nonzero input along its synapses' delays (CPU).
+
+    Each sample accumulates in its own ``[T + span, out]`` block, small enough to stay in
+    cache while an input's delays spread its contributions over ``span`` steps; what lands
+    past ``T`` (delays are clipped to ``T``, which lands them there too) is cut off. Batch
+    slices run on a thread pool; each output element receives its terms in (step, input)
+    order whatever the slicing, so results do not depend on the thread count.
+    """
+    steps, batch, _ = x.shape
+    outputs = weights.shape[0]
+    span = min(int(delays.max()), steps) if delays.numel() else 0
+    offsets = (delays.clamp(max=steps).T * outputs + torch.arange(outputs)).contiguous().numpy()
+    source = x.detach().contiguous().numpy()
+    columns = weights.detach().T.contiguous().numpy()
+    blocks = np.zeros((batch, (steps + span) * outputs), dtype=source.dtype)  # numpy: no OpenMP threads spinning
+    workers = max(1, min(batch, torch.get_num_threads()))
+    bounds = [batch * k // workers for k in range(workers + 1)]
+    list(_thread_pool().map(lambda k: _scatter_events(source, columns, offsets, blocks, bounds[k], bounds[k + 1]),
+                            range(workers)))
+    return torch.from_numpy(blocks[:, : steps * outputs]).view(batch, steps, outputs).transpose(0, 1).contiguous()
+
+
+@numba.njit(nogil=True, cache=True)
+def _scatter_events(x: np.ndarray, columns: np.ndarray, offsets: np.ndarray, blocks: np.ndarray,
+                    first: int, stop: int) -> None:
+    """``blocks[b, t * O + offsets[i, o]] += x[t, b, i] * columns[i, o]`` for ``first <= b < stop``."""
+    steps, _, inputs = x.shape
+    outputs = columns.shape[1]
+    for b in range(first, stop):
+        block = blocks[b]
+        for t in range(steps):
+            start = t * outputs
+            for i in range(inputs):
+                value = x[t, b, i]
+                if value != 0:
+                    for o in range(outputs):
+                        block[start + offsets[i, o]] += value * columns[i, o]
 
 
 def _channel_major(sequence: torch.Tensor) -> torch.Tensor:
@@ -188,8 +270,7 @@ def _sparse_product(source: torch.Tensor, dst: torch.Tensor, src: torch.Tensor, 
             piece = torch.sparse.mm(matrix, view[:, start:start + chunk]).view(size, -1, width)
             out[:, start // width:start // width + piece.shape[1], first:first + width] = piece
 
-    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-        list(pool.map(tile_product, range(0, batch, tile)))
+    list(_thread_pool().map(tile_product, range(0, batch, tile)))
     return out.view(size, steps * batch)
 
 

@@ -1,9 +1,11 @@
 """``delayed_linear`` equals the per-delay masked loop (its definition) in value and gradient,
-on its dense path, its sparse path and mixtures, in float64 to 1e-12 and float32 to 1e-5."""
+on its event path, its dense path, its sparse path and mixtures, in float64 to 1e-12 and
+float32 to 1e-5."""
 
 from __future__ import annotations
 
 import math
+import multiprocessing
 
 import pytest
 import torch
@@ -37,9 +39,11 @@ def masked_loop(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) ->
     return out
 
 
-@pytest.fixture(params=["auto", "dense", "sparse", "sparse-tiny-tiles"])
+@pytest.fixture(params=["auto", "events", "dense", "sparse", "sparse-tiny-tiles"])
 def path(request, monkeypatch):
-    """Force every delay group onto one path (or leave the cost rule to choose)."""
+    """Force the forward product onto one path (or leave the cost rules to choose)."""
+    if request.param != "auto":
+        monkeypatch.setattr(delay_ops, "_EVENT_COST", 0.0 if request.param == "events" else math.inf)
     if request.param == "dense":
         monkeypatch.setattr(delay_ops, "_SPARSE_COST", math.inf)
     elif request.param.startswith("sparse"):
@@ -132,3 +136,51 @@ def test_gradcheck(path):
     x, weights, delays = random_case(8, 2, 4, 3, 5, torch.float64, seed=8)
     assert torch.autograd.gradcheck(lambda a, w: delayed_linear(a, w, delays),
                                     (x.requires_grad_(), weights.requires_grad_()))
+
+
+def spike_case(seed: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SHD-like: 5 % binary input, 25 uniform delay values."""
+    generator = torch.Generator().manual_seed(seed)
+    x = (torch.rand(60, 7, 40, generator=generator) < 0.05).to(dtype)
+    weights = torch.randn(30, 40, generator=generator, dtype=dtype)
+    return x, weights, torch.randint(0, 25, (30, 40), generator=generator)
+
+
+def test_cost_rule_sends_sparse_input_to_events_and_dense_input_to_groups():
+    x, weights, delays = spike_case(seed=9)
+    assert delay_ops._uses_events(x, weights, delays)
+    assert not delay_ops._uses_events(torch.randn(x.shape), weights, delays)  # dense input
+    busier = (torch.rand(x.shape, generator=torch.Generator().manual_seed(13)) < 0.2).float()
+    assert delay_ops._uses_events(busier, weights, delays)  # 20 % spikes over 25 delay values: events
+    assert not delay_ops._uses_events(busier, weights, torch.zeros_like(delays))  # but one delay value: one GEMM
+    assert not delay_ops._uses_events(x, weights.double(), delays)  # mixed dtypes keep the grouped path's error
+
+
+def test_event_path_is_bitwise_independent_of_the_thread_count(monkeypatch):
+    monkeypatch.setattr(delay_ops, "_EVENT_COST", 0.0)
+    x, weights, delays = spike_case(seed=10)
+    x = x * torch.rand(x.shape, generator=torch.Generator().manual_seed(11))  # graded values: order matters
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = delayed_linear(x, weights, delays)
+        torch.set_num_threads(3)
+        several = delayed_linear(x, weights, delays)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(single, several)
+
+
+def _event_product_in_child(_: int) -> torch.Tensor:
+    x, weights, delays = spike_case(seed=12, dtype=torch.float64)
+    return delay_ops._event_product(x, weights, delays)
+
+
+def test_event_path_runs_in_a_forked_child():
+    """A fork inherits the parent's pool table but not its threads: the child must start its own."""
+    x, weights, delays = spike_case(seed=12, dtype=torch.float64)
+    parent = delay_ops._event_product(x, weights, delays)  # the parent's pool now exists
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_event_product_in_child, (0,)).get(timeout=60)
+    assert torch.equal(child, parent)
+    torch.testing.assert_close(parent, masked_loop(x, weights, delays), rtol=1e-12, atol=1e-12)
