@@ -5,12 +5,13 @@
 layer and the synaptic stage of the reference simulator: one implementation serves both.
 
 Cost. One masked dense product per delay value costs ``n_delays`` delay-free products. Two
-exact ways avoid that, chosen per call by :func:`_uses_events`:
+exact ways avoid that, chosen per call by :func:`_uses_native`:
 
-* events (CPU, sparse input): every nonzero input ``x[t, b, i]`` adds ``x * W[:, i]`` to the
-  outputs ``D[:, i]`` steps later, in a compiled (numba) loop. It costs one scattered
-  multiply-add per nonzero input and output, independent of the number of delay values, so it
-  wins wherever activity is sparse -- spikes, which is what deployed layers see.
+* native (CPU): a compiled kernel (``csrc/delayed_product.c``, built on first use by
+  :mod:`delaydeploy.native`) builds each output row in vector registers, every synapse adding
+  its weight times its input row shifted by its own delay. One multiply-add per synapse and
+  step, as a delay-free layer, whatever the number of delay values or the activity; it runs
+  at about a third of a tuned GEMM's speed.
 * grouped: the synapses are grouped by delay and each group goes one of two ways:
 
   - dense: one GEMM of the time-shifted input restricted to the group's rows and columns --
@@ -24,14 +25,13 @@ exact ways avoid that, chosen per call by :func:`_uses_events`:
 
   On CUDA every group is dense (GPU GEMMs are cheap; this rule was not measured there).
 
-All are exact: every output is the same sum of the same products, added in another order
-(float64 agrees with the per-delay masked loop to ~1e-15 relative). The backward pass
-always takes the grouped path: its input, the upstream gradient, is dense. It
-reuses the product for ``dL/dx`` (delays become advances) and correlates ``dL/dy`` with the
-shifted input, one GEMM per delay group, for ``dL/dW``.
+Both are exact: every output is the same sum of the same products, added in another order
+(float64 agrees with the per-delay masked loop to ~1e-15 relative). The backward pass takes
+the grouped path: it reuses the product for ``dL/dx`` (delays become advances) and
+correlates ``dL/dy`` with the shifted input, one GEMM per delay group, for ``dL/dW``.
 
-Internally sequences are channel-major, ``[C, T * B]``: a delay is then a column offset of
-``d * B``, channel subsets are row gathers and every dense step is a plain GEMM.
+In the grouped path sequences are channel-major, ``[C, T * B]``: a delay is then a column
+offset of ``d * B``, channel subsets are row gathers and every dense step is a plain GEMM.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numba
-import numpy as np
 import torch
+
+from delaydeploy import native
 
 # Dense GEMM multiply-adds per synapse-sample of the sparse product: the measured crossover
 # (2-core EPYC, float32 and float64) between dense-per-delay and sparse lies at 5-8 uniform delays.
@@ -52,10 +52,9 @@ _CHUNK = 4096
 # Bytes of shifted input one batch tile of the sparse product spans (``C x (span+1) x tile``):
 # small enough to stay in cache while each input row is reused; 2 MiB measured best of 1-16 MiB.
 _CACHE_BYTES = 2 << 20
-# Dense GEMM multiply-adds per scattered multiply-add of the event path (2-core EPYC, float32 and
-# float64, 140-512 inputs): events win below a density of ~min(n_delays, _SPARSE_COST) / _EVENT_COST,
-# 30 % for uniform delays.
-_EVENT_COST = 20.0
+# Dense GEMM multiply-adds per multiply-add of the native kernel (2-core EPYC, float32, 128-512
+# channels: 2.5-4): it wins where the grouped path runs more than this many GEMMs' worth.
+_NATIVE_COST = 3.0
 
 # Worker pools by (process id, torch thread count): starting threads costs about a millisecond
 # per call, and a forked child inherits the dict but none of its parent's threads.
@@ -63,8 +62,8 @@ _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _thread_pool() -> ThreadPoolExecutor:
-    """This process's pool of ``torch.get_num_threads()`` workers for the single-threaded kernels
-    (they release the GIL)."""
+    """This process's pool of ``torch.get_num_threads()`` workers for the single-threaded COO
+    products (they release the GIL)."""
     key = (os.getpid(), max(1, torch.get_num_threads()))
     if key not in _POOLS:
         _POOLS[key] = ThreadPoolExecutor(max_workers=key[1])
@@ -100,6 +99,8 @@ def delayed_linear(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor)
     Returns:
         ``[T, B, out]``; contributions whose delay exceeds the sequence are dropped.
     """
+    if delays.numel() and int(delays.min()) < 0:
+        raise ValueError(f"delayed_linear: delays must be >= 0, got {int(delays.min())}")
     return _DelayedLinear.apply(x, weights, delays)
 
 
@@ -110,8 +111,8 @@ class _DelayedLinear(torch.autograd.Function):
         delays = delays.to(device=x.device)
         ctx.save_for_backward(x, weights, delays)
         ctx.groups = None
-        if _uses_events(x, weights, delays):
-            return _event_product(x, weights, delays)
+        if _uses_native(x, weights, delays):
+            return _native_product(x, weights, delays)
         ctx.groups = _plan(delays, steps)
         return _time_major(_product(ctx.groups, _channel_major(x), weights, steps, batch, transpose=False),
                            steps, batch)
@@ -130,54 +131,26 @@ class _DelayedLinear(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
-def _uses_events(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> bool:
-    """Whether the event path is expected to beat the grouped one (CPU, float32/64, sparse input)."""
-    if (x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or weights.dtype != x.dtype
-            or x.numel() == 0):
+def _uses_native(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> bool:
+    """Whether the compiled kernel applies (CPU, float32/64) and should beat the grouped path."""
+    if (x.device.type != "cpu" or weights.dtype != x.dtype or x.numel() == 0 or delays.numel() == 0
+            or native.delayed_product(x.dtype) is None):
         return False
     distinct_delays = int((torch.bincount(delays.flatten().clamp(max=x.shape[0])) > 0).sum())
-    density = float(torch.count_nonzero(x)) / x.numel()
-    return density * _EVENT_COST < min(distinct_delays, _SPARSE_COST)
+    return min(distinct_delays, _SPARSE_COST) > _NATIVE_COST
 
 
-def _event_product(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> torch.Tensor:
-    """``[T, B, out]`` by scattering each nonzero input along its synapses' delays (CPU).
-
-    Each sample accumulates in its own ``[T + span, out]`` block, small enough to stay in
-    cache while an input's delays spread its contributions over ``span`` steps; what lands
-    past ``T`` (delays are clipped to ``T``, which lands them there too) is cut off. Batch
-    slices run on a thread pool; each output element receives its terms in (step, input)
-    order whatever the slicing, so results do not depend on the thread count.
-    """
-    steps, batch, _ = x.shape
+def _native_product(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> torch.Tensor:
+    """``[T, B, out]`` through the compiled kernel (CPU, on torch's OpenMP threads)."""
+    steps, batch, inputs = x.shape
     outputs = weights.shape[0]
-    span = min(int(delays.max()), steps) if delays.numel() else 0
-    offsets = (delays.clamp(max=steps).T * outputs + torch.arange(outputs)).contiguous().numpy()
-    source = x.detach().contiguous().numpy()
-    columns = weights.detach().T.contiguous().numpy()
-    blocks = np.zeros((batch, (steps + span) * outputs), dtype=source.dtype)  # numpy: no OpenMP threads spinning
-    workers = max(1, min(batch, torch.get_num_threads()))
-    bounds = [batch * k // workers for k in range(workers + 1)]
-    list(_thread_pool().map(lambda k: _scatter_events(source, columns, offsets, blocks, bounds[k], bounds[k + 1]),
-                            range(workers)))
-    return torch.from_numpy(blocks[:, : steps * outputs]).view(batch, steps, outputs).transpose(0, 1).contiguous()
-
-
-@numba.njit(nogil=True, cache=True)
-def _scatter_events(x: np.ndarray, columns: np.ndarray, offsets: np.ndarray, blocks: np.ndarray,
-                    first: int, stop: int) -> None:
-    """``blocks[b, t * O + offsets[i, o]] += x[t, b, i] * columns[i, o]`` for ``first <= b < stop``."""
-    steps, _, inputs = x.shape
-    outputs = columns.shape[1]
-    for b in range(first, stop):
-        block = blocks[b]
-        for t in range(steps):
-            start = t * outputs
-            for i in range(inputs):
-                value = x[t, b, i]
-                if value != 0:
-                    for o in range(outputs):
-                        block[start + offsets[i, o]] += value * columns[i, o]
+    x, weights, delays = x.detach().contiguous(), weights.detach().contiguous(), delays.contiguous()
+    out = torch.empty(steps, batch, outputs, dtype=x.dtype)
+    kernel = native.delayed_product(x.dtype)
+    if kernel(x.data_ptr(), weights.data_ptr(), delays.data_ptr(), out.data_ptr(), steps, batch, inputs, outputs):
+        raise MemoryError(f"delayed product: no memory for per-thread buffers of {inputs} x {steps} and "
+                          f"{outputs} x {steps} values")
+    return out
 
 
 def _channel_major(sequence: torch.Tensor) -> torch.Tensor:

@@ -1,18 +1,19 @@
 """``delayed_linear`` equals the per-delay masked loop (its definition) in value and gradient,
-on its event path, its dense path, its sparse path and mixtures, in float64 to 1e-12 and
+on its native (compiled) path, its dense path, its sparse path and mixtures, in float64 to 1e-12 and
 float32 to 1e-5."""
 
 from __future__ import annotations
 
 import math
 import multiprocessing
+import subprocess
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from delaydeploy import delay_ops
+from delaydeploy import delay_ops, native
 from delaydeploy.delay_ops import delayed_linear
 
 DEVICES = [
@@ -39,11 +40,11 @@ def masked_loop(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) ->
     return out
 
 
-@pytest.fixture(params=["auto", "events", "dense", "sparse", "sparse-tiny-tiles"])
+@pytest.fixture(params=["auto", "native", "dense", "sparse", "sparse-tiny-tiles"])
 def path(request, monkeypatch):
     """Force the forward product onto one path (or leave the cost rules to choose)."""
     if request.param != "auto":
-        monkeypatch.setattr(delay_ops, "_EVENT_COST", 0.0 if request.param == "events" else math.inf)
+        monkeypatch.setattr(delay_ops, "_NATIVE_COST", -1.0 if request.param == "native" else math.inf)
     if request.param == "dense":
         monkeypatch.setattr(delay_ops, "_SPARSE_COST", math.inf)
     elif request.param.startswith("sparse"):
@@ -146,18 +147,35 @@ def spike_case(seed: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Ten
     return x, weights, torch.randint(0, 25, (30, 40), generator=generator)
 
 
-def test_cost_rule_sends_sparse_input_to_events_and_dense_input_to_groups():
+def test_the_compiled_kernel_builds_here():
+    """CI has a C compiler: the fast path must not silently fall back."""
+    assert native.delayed_product(torch.float32) is not None
+    assert native.delayed_product(torch.float64) is not None
+    assert native.delayed_product(torch.float16) is None
+
+
+def test_cost_rule_sends_many_delay_values_to_the_kernel_and_few_to_groups():
     x, weights, delays = spike_case(seed=9)
-    assert delay_ops._uses_events(x, weights, delays)
-    assert not delay_ops._uses_events(torch.randn(x.shape), weights, delays)  # dense input
-    busier = (torch.rand(x.shape, generator=torch.Generator().manual_seed(13)) < 0.2).float()
-    assert delay_ops._uses_events(busier, weights, delays)  # 20 % spikes over 25 delay values: events
-    assert not delay_ops._uses_events(busier, weights, torch.zeros_like(delays))  # but one delay value: one GEMM
-    assert not delay_ops._uses_events(x, weights.double(), delays)  # mixed dtypes keep the grouped path's error
+    assert delay_ops._uses_native(x, weights, delays)
+    assert not delay_ops._uses_native(x, weights, delays % 3)  # three delay values: three GEMMs
+    assert not delay_ops._uses_native(x, weights.double(), delays)  # mixed dtypes keep the grouped path's error
 
 
-def test_event_path_is_bitwise_independent_of_the_thread_count(monkeypatch):
-    monkeypatch.setattr(delay_ops, "_EVENT_COST", 0.0)
+@pytest.mark.parametrize("steps", [1, 7, 8, 9, 40, 100, 136, 300])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernel_tiles_cover_every_sequence_length(monkeypatch, steps, dtype):
+    """Wide, middle and narrow tiles, and a last tile running past the sequence, at every length."""
+    monkeypatch.setattr(delay_ops, "_NATIVE_COST", -1.0)
+    generator = torch.Generator().manual_seed(steps)
+    x = torch.randn(steps, 3, 9, generator=generator, dtype=dtype)
+    weights = torch.randint(-50, 50, (5, 9), generator=generator).to(dtype)
+    delays = torch.randint(0, steps + 3, (5, 9), generator=generator)
+    x = x.round()  # integer values: any summation order is exact
+    assert torch.equal(delayed_linear(x, weights, delays), masked_loop(x, weights, delays))
+
+
+def test_kernel_is_bitwise_independent_of_the_thread_count(monkeypatch):
+    monkeypatch.setattr(delay_ops, "_NATIVE_COST", -1.0)
     x, weights, delays = spike_case(seed=10)
     x = x * torch.rand(x.shape, generator=torch.Generator().manual_seed(11))  # graded values: order matters
     threads = torch.get_num_threads()
@@ -165,22 +183,55 @@ def test_event_path_is_bitwise_independent_of_the_thread_count(monkeypatch):
         torch.set_num_threads(1)
         single = delayed_linear(x, weights, delays)
         torch.set_num_threads(3)
-        several = delayed_linear(x, weights, delays)
+        several = delayed_linear(x[:, :1], weights, delays), delayed_linear(x, weights, delays)
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(single, several)
+    assert torch.equal(single, several[1])
+    assert torch.equal(single[:, :1], several[0])  # one sample split across threads by outputs
 
 
-def _event_product_in_child(_: int) -> torch.Tensor:
-    x, weights, delays = spike_case(seed=12, dtype=torch.float64)
-    return delay_ops._event_product(x, weights, delays)
+def test_negative_delays_are_refused():
+    with pytest.raises(ValueError, match="delays must be >= 0, got -2"):
+        delayed_linear(torch.zeros(5, 1, 2), torch.ones(3, 2), torch.tensor([[0, 1], [2, -2], [0, 0]]))
 
 
-def test_event_path_runs_in_a_forked_child():
+def test_without_a_compiler_the_grouped_path_takes_over(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("DELAYDEPLOY_CACHE", str(tmp_path / "cache"))
+    native._library.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="no-such-compiler.*fall back to the slower pure-torch path"):
+            assert native.delayed_product(torch.float32) is None
+        x, weights, delays = spike_case(seed=12, dtype=torch.float64)
+        assert not delay_ops._uses_native(x, weights, delays)
+        torch.testing.assert_close(delayed_linear(x, weights, delays), masked_loop(x, weights, delays),
+                                   rtol=1e-12, atol=1e-12)
+    finally:
+        native._library.cache_clear()
+
+
+def test_build_is_cached_and_written_atomically(tmp_path, monkeypatch):
+    monkeypatch.setenv("DELAYDEPLOY_CACHE", str(tmp_path))
+    first = native.build(native.SOURCE, "cc")
+    stamp = first.stat().st_mtime_ns
+    assert native.build(native.SOURCE, "cc") == first and first.stat().st_mtime_ns == stamp  # not rebuilt
+    assert [path.name for path in tmp_path.iterdir()] == [first.name]  # no temporary left behind
+    with pytest.raises(subprocess.CalledProcessError):
+        native.build(native.SOURCE, "cc", native.FLAGS + ("-no-such-flag",))
+    assert [path.name for path in tmp_path.iterdir()] == [first.name]
+
+
+def _sparse_product_in_child(case: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    delay_ops._NATIVE_COST, delay_ops._SPARSE_COST = math.inf, 0.0
+    return delayed_linear(*case)
+
+
+def test_pool_threads_are_started_again_in_a_forked_child(monkeypatch):
     """A fork inherits the parent's pool table but not its threads: the child must start its own."""
-    x, weights, delays = spike_case(seed=12, dtype=torch.float64)
-    parent = delay_ops._event_product(x, weights, delays)  # the parent's pool now exists
+    monkeypatch.setattr(delay_ops, "_NATIVE_COST", math.inf)
+    monkeypatch.setattr(delay_ops, "_SPARSE_COST", 0.0)
+    case = spike_case(seed=13, dtype=torch.float64)
+    parent = delayed_linear(*case)  # the parent's pool now exists
     with multiprocessing.get_context("fork").Pool(1) as pool:
-        child = pool.apply_async(_event_product_in_child, (0,)).get(timeout=60)
+        child = pool.apply_async(_sparse_product_in_child, (case,)).get(timeout=60)
     assert torch.equal(child, parent)
-    torch.testing.assert_close(parent, masked_loop(x, weights, delays), rtol=1e-12, atol=1e-12)
