@@ -5,16 +5,17 @@
 typedef SCALAR VECTOR __attribute__((vector_size(VECTOR_BYTES)));
 #define LANES ((int64_t)(VECTOR_BYTES / sizeof(SCALAR)))
 
-/* One tile of output row o from step t0 on, VECTORS vectors wide:
- * sums[o, t0 + j] = sum_i w[i] * rows[i, span - min(d[i], T) + t0 + j].
+/* Add inputs i0 <= i < i1 to one tile of output row o from step t0 on, VECTORS vectors wide:
+ * sums[o, t0 + j] += sum_i w[i] * rows[i, span - min(d[i], T) + t0 + j].
  * A macro, not a function, so that it is compiled inside each CPU clone of the product. */
 #define ACCUMULATE_TILE(VECTORS)                                                                  \
     do {                                                                                          \
-        VECTOR acc[VECTORS] = {0};                                                              \
-        for (int64_t i = 0; i < inputs; ++i) {                                                    \
+        VECTOR acc[VECTORS];                                                                      \
+        memcpy(acc, sums + o * padded + t0, sizeof acc);                                          \
+        for (int64_t i = i0; i < i1; ++i) {                                                       \
             const SCALAR *source = rows + i * length + span - (d[i] < steps ? d[i] : steps) + t0; \
             for (int v = 0; v < VECTORS; ++v) {                                                   \
-                VECTOR slice;                                                                   \
+                VECTOR slice;                                                                     \
                 memcpy(&slice, source + v * LANES, sizeof slice);                                 \
                 acc[v] += w[i] * slice;                                                           \
             }                                                                                     \
@@ -51,17 +52,21 @@ CPU_CLONES int NAME(const SCALAR *restrict x, const SCALAR *restrict weights, co
             for (int64_t t = 0; t < steps; ++t)
                 for (int64_t i = 0; i < inputs; ++i)
                     rows[i * length + span + t] = x[(t * batch + b) * inputs + i];
-            for (int64_t o = o_first; o < o_stop; ++o) {
-                const SCALAR *w = weights + o * inputs;
-                const int64_t *d = delays + o * inputs;
-                for (int64_t t0 = 0; t0 < covered;) {
-                    const int64_t remaining = (covered - t0) / LANES;
-                    if (remaining > WIDE / 2)
-                        ACCUMULATE_TILE(WIDE);
-                    else if (remaining > 2 * NARROW)
-                        ACCUMULATE_TILE(MIDDLE);
-                    else
-                        ACCUMULATE_TILE(NARROW);
+            memset(sums + o_first * padded, 0, sizeof(SCALAR) * (o_stop - o_first) * padded);
+            for (int64_t i0 = 0; i0 < inputs; i0 += BLOCK) {
+                const int64_t i1 = i0 + BLOCK < inputs ? i0 + BLOCK : inputs;
+                for (int64_t o = o_first; o < o_stop; ++o) {
+                    const SCALAR *w = weights + o * inputs;
+                    const int64_t *d = delays + o * inputs;
+                    for (int64_t t0 = 0; t0 < covered;) {
+                        const int64_t remaining = (covered - t0) / LANES;
+                        if (remaining > WIDE / 2)
+                            ACCUMULATE_TILE(WIDE);
+                        else if (remaining > 2 * NARROW)
+                            ACCUMULATE_TILE(MIDDLE);
+                        else
+                            ACCUMULATE_TILE(NARROW);
+                    }
                 }
             }
             /* Store the finished outputs: out[t, b, o] = sums[o, t]. */
