@@ -104,7 +104,8 @@ class DelayLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, rounded: bool = False) -> torch.Tensor:
         if rounded or not self.learn_delays:
-            x = nn.functional.pad(x, (0, 0, 0, 0, 0, self.right_padding))
+            if self.right_padding:  # (a zero pad would still copy the sequence)
+                x = nn.functional.pad(x, (0, 0, 0, 0, 0, self.right_padding))
             out = delayed_linear(x, self.weight, self.integer_delays())
         else:
             padded = nn.functional.pad(x.permute(1, 2, 0), (self.kernel_size - 1, self.right_padding))
