@@ -86,7 +86,7 @@ class RecurrentDelayLIF(nn.Module):
 
     def forward(self, x: torch.Tensor, rounded: bool = False) -> torch.Tensor:
         """Spikes ``[T, B, N]`` for input current ``x``; ``rounded`` uses the deployed integer delays."""
-        steps, batch, size = x.shape
+        _, batch, size = x.shape
         if rounded:
             delays, sigma = self.integer_delays().to(x.dtype), 0.0
         else:
@@ -99,9 +99,9 @@ class RecurrentDelayLIF(nn.Module):
         spikes = []
         self.neuron.reset()
         self.dropout.reset()
-        for t in range(steps):
+        for x_t in x.unbind(0):  # (unbind: one stacked gradient, not a zeroed [T, B, N] per step)
             now, later = pending.split([1, length - 2])
-            out = self.neuron(x[t] + self.dropout(now[0] @ weights_t))
+            out = self.neuron(x_t + self.dropout(now[0] @ weights_t))
             pending = torch.addcmul(torch.cat([later, empty]), out, ahead)
             spikes.append(out)
         return torch.stack(spikes)

@@ -234,8 +234,7 @@ def _lif(a: torch.Tensor, layer: FixedLayer, bias: torch.Tensor, alpha: float,
 
     u = v = torch.zeros_like(a[0])
     spikes, trace = [], []
-    for t in range(a.shape[0]):
-        a_t = a[t]
+    for t, a_t in enumerate(a.unbind(0)):  # (unbind: one stacked gradient, not a zeroed [T, B, N] per step)
         for delay, weights_t in recurrence or ():
             if t - 1 - delay >= 0:
                 a_t = a_t + _shift(spikes[t - 1 - delay] @ weights_t, layer.recurrent_weight_exp)

@@ -10,7 +10,8 @@ from delaydeploy.checkpoint import load_checkpoint
 from delaydeploy.cli import main
 from delaydeploy.config import get_preset
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
-from delaydeploy.model import DelaySNN
+from delaydeploy.model import DelaySNN, make_lif
+from spikingjelly.activation_based import neuron  # (after delaydeploy.model, which sets up its import)
 from delaydeploy.training import dcls_sigma, recurrent_sigma, seed_everything, train, train_preset
 
 CHANCE = 1 / SyntheticTimingDataset.num_classes
@@ -69,3 +70,25 @@ def test_train_preset_overrides_delay_mode_and_widths(tmp_path):
     config = load_checkpoint(output).config
     assert config.delays == "none" and config.hidden_sizes == (8, 8)
     assert load_checkpoint(output).build_model().readout.weight.shape == (8, 8)
+
+
+def test_our_lif_trains_exactly_like_spikingjellys():
+    """The unbind loop changes the gradient's memory traffic, not a value or a gradient."""
+    config = get_preset("synthetic").network
+    for store_v_seq in (False, True):
+        ours = make_lif(config, store_v_seq=store_v_seq).train()
+        theirs = neuron.LIFNode(tau=ours.tau, decay_input=False, v_threshold=ours.v_threshold, v_reset=0.0,
+                                surrogate_function=ours.surrogate_function, detach_reset=True, step_mode="m",
+                                store_v_seq=store_v_seq).train()
+        assert type(theirs).multi_step_forward is not type(ours).multi_step_forward
+        x = torch.randn(30, 4, 6, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 2
+        results = []
+        for lif in (ours, theirs):
+            current = x.clone().requires_grad_()
+            spikes = lif(current)
+            potentials = lif.v_seq if store_v_seq else spikes
+            (grad,) = torch.autograd.grad((spikes * torch.arange(6.0)).sum() + potentials.square().sum(), current)
+            results.append((spikes, potentials, grad))
+        assert 0 < float(results[1][0].detach().sum()) < results[1][0].numel()  # some steps fire, some do not
+        for mine, reference in zip(*results):
+            assert torch.equal(mine, reference)
