@@ -144,7 +144,8 @@ def _native_product(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor
     """``[T, B, out]`` through the compiled kernel (CPU, on torch's OpenMP threads)."""
     steps, batch, inputs = x.shape
     outputs = weights.shape[0]
-    x, weights, delays = x.detach().contiguous(), weights.detach().contiguous(), delays.contiguous()
+    x, weights = x.detach().contiguous(), weights.detach().contiguous()
+    delays = delays.to(torch.int64).contiguous()  # the kernel reads int64
     out = torch.empty(steps, batch, outputs, dtype=x.dtype)
     kernel = native.delayed_product(x.dtype)
     if kernel(x.data_ptr(), weights.data_ptr(), delays.data_ptr(), out.data_ptr(), steps, batch, inputs, outputs):

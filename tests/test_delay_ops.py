@@ -190,6 +190,14 @@ def test_kernel_is_bitwise_independent_of_the_thread_count(monkeypatch):
     assert torch.equal(single[:, :1], several[0])  # one sample split across threads by outputs
 
 
+@pytest.mark.parametrize("delay_dtype", [torch.int32, torch.int16, torch.uint8])
+def test_kernel_takes_any_integer_delay_dtype(monkeypatch, delay_dtype):
+    monkeypatch.setattr(delay_ops, "_NATIVE_COST", -1.0)
+    x, weights, delays = spike_case(seed=14, dtype=torch.float64)
+    torch.testing.assert_close(delayed_linear(x, weights, delays.to(delay_dtype)), masked_loop(x, weights, delays),
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_negative_delays_are_refused():
     with pytest.raises(ValueError, match="delays must be >= 0, got -2"):
         delayed_linear(torch.zeros(5, 1, 2), torch.ones(3, 2), torch.tensor([[0, 1], [2, -2], [0, 0]]))
