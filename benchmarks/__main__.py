@@ -3,7 +3,7 @@
 Each benchmark module exposes ``run() -> dict``; its keys go to the top level of the output
 (they are unique across modules). Each module runs in a fresh interpreter, so no benchmark
 inherits another's thread pools, caches or allocator state (Lava's stock synapse ran twice
-as fast after the training benchmark than on its own). Progress goes to stderr so stdout
+as fast after the training benchmark as on its own). Progress goes to stderr so stdout
 stays machine-readable.
 """
 
