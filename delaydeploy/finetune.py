@@ -324,14 +324,14 @@ class QuantizedTrainingModel(nn.Module):
         """``(spikes, v)`` of stage ``index`` (integers ``layer``) driven by ``x``, straight-through to the floats."""
         factor = layer.scale * 2.0**-layer.weight_exp / payload_scale
         weights = straight_through(torch.as_tensor(effective_weights(layer.weights), dtype=torch.float64),
-                            self.weights[index] * factor)
+                                   self.weights[index] * factor)
         bias = straight_through(torch.as_tensor(layer.bias_mant << layer.bias_exp, dtype=torch.float64),
-                         self.biases[index] * (2.0**ACTIVATION_SHIFT * layer.scale))
+                                self.biases[index] * (2.0**ACTIVATION_SHIFT * layer.scale))
         recurrence = None
         if layer.is_recurrent:
             factor = layer.scale * 2.0**-layer.recurrent_weight_exp
-            recurrent = straight_through(torch.as_tensor(effective_weights(layer.recurrent_weights), dtype=torch.float64),
-                                  self.recurrent[str(index)] * factor)
+            exact = torch.as_tensor(effective_weights(layer.recurrent_weights), dtype=torch.float64)
+            recurrent = straight_through(exact, self.recurrent[str(index)] * factor)
             recurrence = [(delay, (recurrent * mask).T) for delay, mask in self._recurrent_masks[str(index)]]
         return _lif(self._activation(x, weights, index, layer), layer, bias, self.surrogate_alpha, recurrence)
 

@@ -101,13 +101,13 @@ class _Stage:
         return int(self.weights.shape[1])
 
 
-
 def check_binary_input(x: np.ndarray) -> None:
     """Raise ``ValueError`` naming the first entry of ``x`` that is not a binary spike (0 or 1)."""
     bad = (x != 0) & (x != 1)
     if np.any(bad):
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"input{list(index)} = {x[index]}, but the network takes binary spikes (0 or 1)")
+
 
 @dataclass(frozen=True)
 class LIFNeuron:

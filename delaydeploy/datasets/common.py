@@ -27,6 +27,7 @@ from delaydeploy.errors import DatasetError
 from delaydeploy.fileio import atomic_path
 from delaydeploy.ir import InputKind
 
+
 def pad_collate(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batch items of different lengths: ``(x [T_max, B, C] zero-padded at the end, labels, lengths)``."""
     lengths = torch.tensor([x.shape[0] for x, _ in batch], dtype=torch.long)
