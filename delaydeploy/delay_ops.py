@@ -5,14 +5,16 @@
 layer and the synaptic stage of the reference simulator: one implementation serves both.
 
 Cost. One masked dense product per delay value costs ``n_delays`` delay-free products. Two
-exact ways avoid that, chosen per call by :func:`_uses_native`:
+exact ways avoid that:
 
-* native (CPU): a compiled kernel (``csrc/delayed_product.c``, built on first use by
-  :mod:`delaydeploy.native`) builds each output row in vector registers, every synapse adding
-  its weight times its input row shifted by its own delay. One multiply-add per synapse and
-  step, as a delay-free layer, whatever the number of delay values or the activity; it runs
-  at about a third of a tuned GEMM's speed.
-* grouped: the synapses are grouped by delay and each group goes one of two ways:
+* native (CPU, float32/64): a compiled kernel (``csrc/delayed_product.c``, built on first use
+  by :mod:`delaydeploy.native`) builds each output row in vector registers, every synapse
+  adding its weight times its input row shifted by its own delay. One multiply-add per synapse
+  and step, as a delay-free layer, whatever the number of delay values or the activity; it
+  takes 1.6-2x a tuned GEMM's time (2-core Zen 3, 140-512 channels), less than the grouped
+  path even for a single delay value, so it is taken wherever it applies (:func:`_uses_native`).
+* grouped (CUDA, other dtypes, no C compiler; and every backward pass): the synapses are
+  grouped by delay and each group goes one of two ways:
 
   - dense: one GEMM of the time-shifted input restricted to the group's rows and columns --
     cheapest where the group fills its block (few distinct delays, delays clustered on a few
@@ -52,9 +54,6 @@ _CHUNK = 4096
 # Bytes of shifted input one batch tile of the sparse product spans (``C x (span+1) x tile``):
 # small enough to stay in cache while each input row is reused; 2 MiB measured best of 1-16 MiB.
 _CACHE_BYTES = 2 << 20
-# Dense GEMM multiply-adds per multiply-add of the native kernel (2-core EPYC, float32, 128-512
-# channels: 2.5-4): it wins where the grouped path runs more than this many GEMMs' worth.
-_NATIVE_COST = 3.0
 
 # Worker pools by (process id, torch thread count): starting threads costs about a millisecond
 # per call, and a forked child inherits the dict but none of its parent's threads.
@@ -111,7 +110,7 @@ class _DelayedLinear(torch.autograd.Function):
         delays = delays.to(device=x.device)
         ctx.save_for_backward(x, weights, delays)
         ctx.groups = None
-        if _uses_native(x, weights, delays):
+        if _uses_native(x, weights):
             return _native_product(x, weights, delays)
         ctx.groups = _plan(delays, steps)
         return _time_major(_product(ctx.groups, _channel_major(x), weights, steps, batch, transpose=False),
@@ -131,13 +130,10 @@ class _DelayedLinear(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
-def _uses_native(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> bool:
-    """Whether the compiled kernel applies (CPU, float32/64) and should beat the grouped path."""
-    if (x.device.type != "cpu" or weights.dtype != x.dtype or x.numel() == 0 or delays.numel() == 0
-            or native.delayed_product(x.dtype) is None):
-        return False
-    distinct_delays = int((torch.bincount(delays.flatten().clamp(max=x.shape[0])) > 0).sum())
-    return min(distinct_delays, _SPARSE_COST) > _NATIVE_COST
+def _uses_native(x: torch.Tensor, weights: torch.Tensor) -> bool:
+    """Whether the compiled kernel applies: CPU, float32/64 (one dtype for both), a C compiler."""
+    return (x.device.type == "cpu" and weights.dtype == x.dtype and x.numel() > 0 and weights.numel() > 0
+            and native.delayed_product(x.dtype) is not None)
 
 
 def _native_product(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> torch.Tensor:
@@ -149,8 +145,8 @@ def _native_product(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor
     out = torch.empty(steps, batch, outputs, dtype=x.dtype)
     kernel = native.delayed_product(x.dtype)
     if kernel(x.data_ptr(), weights.data_ptr(), delays.data_ptr(), out.data_ptr(), steps, batch, inputs, outputs):
-        raise MemoryError(f"delayed product: no memory for per-thread buffers of {inputs} x {steps} and "
-                          f"{outputs} x {steps} values")
+        raise MemoryError(f"delayed product: no memory for its working buffers ({outputs} x {inputs} synapses, "
+                          f"per thread {inputs} + {outputs} rows of up to 8 samples x {steps} steps)")
     return out
 
 

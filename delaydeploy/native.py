@@ -102,7 +102,8 @@ def delayed_product(dtype: torch.dtype) -> Callable[..., int] | None:
     contiguous ``x[steps, batch, inputs]``, ``weights[outputs, inputs]``, int64
     ``delays[outputs, inputs]`` (``>= 0``) and ``out[steps, batch, outputs]``, fills ``out``
     and returns 0, or -1 when out of memory (see ``csrc/delayed_product.c``). It releases
-    the GIL.
+    the GIL. Its working memory is kept per thread between calls (a 512 x 512 layer of 160
+    steps: about 6 MB per thread), so that calls do not pay for fresh pages.
     """
     library = _library() if dtype in SUFFIXES else None
     return None if library is None else getattr(library, f"delayed_product_{SUFFIXES[dtype]}")

@@ -40,11 +40,16 @@ def masked_loop(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) ->
     return out
 
 
-@pytest.fixture(params=["auto", "native", "dense", "sparse", "sparse-tiny-tiles"])
+def _grouped_only(x: torch.Tensor, weights: torch.Tensor) -> bool:
+    return False
+
+
+@pytest.fixture(params=["auto", "dense", "sparse", "sparse-tiny-tiles"])
 def path(request, monkeypatch):
-    """Force the forward product onto one path (or leave the cost rules to choose)."""
+    """Force the forward product onto one grouped path, or leave it to the rules (``auto``: the
+    kernel on the CPU, dense groups on CUDA)."""
     if request.param != "auto":
-        monkeypatch.setattr(delay_ops, "_NATIVE_COST", -1.0 if request.param == "native" else math.inf)
+        monkeypatch.setattr(delay_ops, "_uses_native", _grouped_only)
     if request.param == "dense":
         monkeypatch.setattr(delay_ops, "_SPARSE_COST", math.inf)
     elif request.param.startswith("sparse"):
@@ -154,45 +159,48 @@ def test_the_compiled_kernel_builds_here():
     assert native.delayed_product(torch.float16) is None
 
 
-def test_cost_rule_sends_many_delay_values_to_the_kernel_and_few_to_groups():
+def test_the_kernel_takes_every_cpu_float_product():
     x, weights, delays = spike_case(seed=9)
-    assert delay_ops._uses_native(x, weights, delays)
-    assert not delay_ops._uses_native(x, weights, delays % 3)  # three delay values: three GEMMs
-    assert not delay_ops._uses_native(x, weights.double(), delays)  # mixed dtypes keep the grouped path's error
+    assert delay_ops._uses_native(x, weights)
+    assert delay_ops._uses_native(x.double(), weights.double())
+    assert not delay_ops._uses_native(x, weights.double())  # mixed dtypes keep the grouped path's error
+    assert not delay_ops._uses_native(x.half(), weights.half())  # no kernel for it
 
 
 @pytest.mark.parametrize("steps", [1, 7, 8, 9, 40, 100, 136, 300])
+@pytest.mark.parametrize("batch", [1, 3, 8, 13, 36])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_kernel_tiles_cover_every_sequence_length(monkeypatch, steps, dtype):
-    """Wide, middle and narrow tiles, and a last tile running past the sequence, at every length."""
-    monkeypatch.setattr(delay_ops, "_NATIVE_COST", -1.0)
+def test_kernel_tiles_cover_every_sequence_length(steps, batch, dtype):
+    """Wide, middle and narrow tiles, and a last tile running past the sequence, at every length;
+    samples interleaved by 1, 2, 4 and 8, with a last group partly empty."""
     generator = torch.Generator().manual_seed(steps)
-    x = torch.randn(steps, 3, 9, generator=generator, dtype=dtype)
+    x = torch.randn(steps, batch, 9, generator=generator, dtype=dtype)
     weights = torch.randint(-50, 50, (5, 9), generator=generator).to(dtype)
     delays = torch.randint(0, steps + 3, (5, 9), generator=generator)
     x = x.round()  # integer values: any summation order is exact
     assert torch.equal(delayed_linear(x, weights, delays), masked_loop(x, weights, delays))
 
 
-def test_kernel_is_bitwise_independent_of_the_thread_count(monkeypatch):
-    monkeypatch.setattr(delay_ops, "_NATIVE_COST", -1.0)
+def test_kernel_is_bitwise_independent_of_the_thread_count_and_batch():
+    """Each output sums its terms in input order, however samples are grouped and work is split."""
     x, weights, delays = spike_case(seed=10)
+    x = torch.cat([x, x.flip(0), x.roll(5, 0)], dim=1)[:, :16]  # 16 samples: groups of 8 (float32)
     x = x * torch.rand(x.shape, generator=torch.Generator().manual_seed(11))  # graded values: order matters
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         single = delayed_linear(x, weights, delays)
         torch.set_num_threads(3)
-        several = delayed_linear(x[:, :1], weights, delays), delayed_linear(x, weights, delays)
+        several = [delayed_linear(x[:, :batch], weights, delays) for batch in (1, 2, 4, 16)]
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(single, several[1])
-    assert torch.equal(single[:, :1], several[0])  # one sample split across threads by outputs
+    assert torch.equal(single, several[-1])
+    for part in several[:-1]:  # grouped by 1, 2 and 4; one sample split across threads by outputs
+        assert torch.equal(single[:, :part.shape[1]], part)
 
 
 @pytest.mark.parametrize("delay_dtype", [torch.int32, torch.int16, torch.uint8])
-def test_kernel_takes_any_integer_delay_dtype(monkeypatch, delay_dtype):
-    monkeypatch.setattr(delay_ops, "_NATIVE_COST", -1.0)
+def test_kernel_takes_any_integer_delay_dtype(delay_dtype):
     x, weights, delays = spike_case(seed=14, dtype=torch.float64)
     torch.testing.assert_close(delayed_linear(x, weights, delays.to(delay_dtype)), masked_loop(x, weights, delays),
                                rtol=1e-12, atol=1e-12)
@@ -211,7 +219,7 @@ def test_without_a_compiler_the_grouped_path_takes_over(monkeypatch, tmp_path):
         with pytest.warns(RuntimeWarning, match="no-such-compiler.*fall back to the slower pure-torch path"):
             assert native.delayed_product(torch.float32) is None
         x, weights, delays = spike_case(seed=12, dtype=torch.float64)
-        assert not delay_ops._uses_native(x, weights, delays)
+        assert not delay_ops._uses_native(x, weights)
         torch.testing.assert_close(delayed_linear(x, weights, delays), masked_loop(x, weights, delays),
                                    rtol=1e-12, atol=1e-12)
     finally:
@@ -230,13 +238,13 @@ def test_build_is_cached_and_written_atomically(tmp_path, monkeypatch):
 
 
 def _sparse_product_in_child(case: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    delay_ops._NATIVE_COST, delay_ops._SPARSE_COST = math.inf, 0.0
+    delay_ops._uses_native, delay_ops._SPARSE_COST = _grouped_only, 0.0
     return delayed_linear(*case)
 
 
 def test_pool_threads_are_started_again_in_a_forked_child(monkeypatch):
     """A fork inherits the parent's pool table but not its threads: the child must start its own."""
-    monkeypatch.setattr(delay_ops, "_NATIVE_COST", math.inf)
+    monkeypatch.setattr(delay_ops, "_uses_native", _grouped_only)
     monkeypatch.setattr(delay_ops, "_SPARSE_COST", 0.0)
     case = spike_case(seed=13, dtype=torch.float64)
     parent = delayed_linear(*case)  # the parent's pool now exists
