@@ -81,16 +81,20 @@ static void *thread_buffer(int which, size_t bytes)
 
 #define SCALAR float
 #define VECTOR float_vector
+#define ALL_ZERO all_zero_f32
 #define NAME delayed_product_f32
 #include "delayed_product_body.h"
 #undef SCALAR
 #undef VECTOR
+#undef ALL_ZERO
 #undef NAME
 
 #define SCALAR double
 #define VECTOR double_vector
+#define ALL_ZERO all_zero_f64
 #define NAME delayed_product_f64
 #include "delayed_product_body.h"
 #undef SCALAR
 #undef VECTOR
+#undef ALL_ZERO
 #undef NAME

@@ -1,6 +1,6 @@
 /* The delayed product for one scalar type, included by delayed_product.c once per type with
- * SCALAR (the C type), VECTOR (a name for its vector type) and NAME (the exported function)
- * defined. */
+ * SCALAR (the C type), VECTOR (a name for its vector type), ALL_ZERO (a name for its helper)
+ * and NAME (the exported function) defined. */
 
 typedef SCALAR VECTOR __attribute__((vector_size(VECTOR_BYTES)));
 #define LANES ((int64_t)(VECTOR_BYTES / sizeof(SCALAR)))
@@ -27,6 +27,14 @@ typedef SCALAR VECTOR __attribute__((vector_size(VECTOR_BYTES)));
         for (int v = 0; v < VECTORS; ++v)                                                         \
             target[v] = acc[v];                                                                   \
     } while (0)
+
+static int ALL_ZERO(const SCALAR *values, int64_t count)
+{
+    for (int64_t k = 0; k < count; ++k)
+        if (values[k] != 0)
+            return 0;
+    return 1;
+}
 
 CPU_CLONES int NAME(const SCALAR *restrict x, const SCALAR *restrict weights, const int64_t *restrict delays,
                     SCALAR *restrict out, int64_t steps, int64_t batch, int64_t inputs, int64_t outputs)
@@ -94,8 +102,16 @@ CPU_CLONES int NAME(const SCALAR *restrict x, const SCALAR *restrict weights, co
                                 g0 + g < batch ? x[(t * batch + g0 + g) * inputs + i] : 0;
             for (int64_t tile = 0; tile < tiles; ++tile)
                 memset(sums + (tile * outputs + o_first) * TILE, 0, sizeof(SCALAR) * (o_stop - o_first) * TILE);
-            for (int64_t tile0 = 0; tile0 < tiles; tile0 += TIME_BLOCK) {
-                const int64_t tile1 = tile0 + TIME_BLOCK < tiles ? tile0 + TIME_BLOCK : tiles;
+            /* Zero steps at the end of the group's input (a padded batch, a streaming tail) reach
+             * no output past the last nonzero step plus the span: those tiles stay zero. */
+            const int64_t present = batch - g0 < group ? batch - g0 : group;
+            int64_t last = steps - 1;
+            while (last >= 0 && ALL_ZERO(x + (last * batch + g0) * inputs, present * inputs))
+                --last;
+            const int64_t reach = last + 1 + span < steps ? last + 1 + span : steps; /* steps [0, reach) */
+            const int64_t reached = (reach * group + TILE - 1) / TILE;
+            for (int64_t tile0 = 0; tile0 < reached; tile0 += TIME_BLOCK) {
+                const int64_t tile1 = tile0 + TIME_BLOCK < reached ? tile0 + TIME_BLOCK : reached;
                 for (int64_t i0 = 0; i0 < inputs; i0 += block) {
                     const int64_t i1 = i0 + block < inputs ? i0 + block : inputs;
                     for (int64_t o = o_first; o < o_stop; ++o) {
