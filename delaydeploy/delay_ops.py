@@ -13,8 +13,8 @@ exact ways avoid that:
   and step, as a delay-free layer, whatever the number of delay values or the activity; it
   takes 1.6-2x a tuned GEMM's time (2-core Zen 3, 140-512 channels), less than the grouped
   path even for a single delay value, so it is taken wherever it applies (:func:`_uses_native`).
-* grouped (CUDA, other dtypes, no C compiler; and every backward pass): the synapses are
-  grouped by delay and each group goes one of two ways:
+* grouped (CUDA, other dtypes, no C compiler): the synapses are grouped by delay and each
+  group goes one of two ways:
 
   - dense: one GEMM of the time-shifted input restricted to the group's rows and columns --
     cheapest where the group fills its block (few distinct delays, delays clustered on a few
@@ -29,8 +29,10 @@ exact ways avoid that:
 
 Both are exact: every output is the same sum of the same products, added in another order
 (float64 agrees with the per-delay masked loop to ~1e-15 relative). The backward pass takes
-the grouped path: it reuses the product for ``dL/dx`` (delays become advances) and
-correlates ``dL/dy`` with the shifted input, one GEMM per delay group, for ``dL/dW``.
+the forward's path. ``dL/dx`` is the product again, with delays become advances;
+``dL/dW[o, i]`` correlates ``dL/dy[o]`` with input ``i`` shifted by its delay: the kernel
+takes one dot product per synapse (``delayed_correlation``), the grouped path one GEMM per
+delay group.
 
 In the grouped path sequences are channel-major, ``[C, T * B]``: a delay is then a column
 offset of ``d * B``, channel subsets are row gathers and every dense step is a plain GEMM.
@@ -119,14 +121,20 @@ class _DelayedLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weights, delays = ctx.saved_tensors
-        steps, batch, _ = x.shape
-        groups = ctx.groups if ctx.groups is not None else _plan(delays, steps)
-        grad_rows = _channel_major(grad)
+        grad = grad.contiguous()
         grad_x = grad_w = None
+        if ctx.groups is None:  # the forward took the kernel; so does the backward
+            if ctx.needs_input_grad[0]:  # delays become advances
+                grad_x = _native_product(grad, weights.T, delays.T, advance=True)
+            if ctx.needs_input_grad[1]:
+                grad_w = _native_correlation(x, grad, delays)
+            return grad_x, grad_w, None
+        steps, batch, _ = x.shape
+        grad_rows = _channel_major(grad)
         if ctx.needs_input_grad[0]:
-            grad_x = _time_major(_product(groups, grad_rows, weights, steps, batch, transpose=True), steps, batch)
+            grad_x = _time_major(_product(ctx.groups, grad_rows, weights, steps, batch, transpose=True), steps, batch)
         if ctx.needs_input_grad[1]:
-            grad_w = _correlation(groups, grad_rows, _channel_major(x), weights, batch)
+            grad_w = _correlation(ctx.groups, grad_rows, _channel_major(x), weights, batch)
         return grad_x, grad_w, None
 
 
@@ -136,18 +144,34 @@ def _uses_native(x: torch.Tensor, weights: torch.Tensor) -> bool:
             and native.delayed_product(x.dtype) is not None)
 
 
-def _native_product(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor) -> torch.Tensor:
-    """``[T, B, out]`` through the compiled kernel (CPU, on torch's OpenMP threads)."""
+def _native_product(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor, advance: bool = False
+                    ) -> torch.Tensor:
+    """``[T, B, out]``, ``y[t] = W x[t - D]`` (or ``x[t + D]``), through the compiled kernel."""
     steps, batch, inputs = x.shape
     outputs = weights.shape[0]
     x, weights = x.detach().contiguous(), weights.detach().contiguous()
     delays = delays.to(torch.int64).contiguous()  # the kernel reads int64
     out = torch.empty(steps, batch, outputs, dtype=x.dtype)
     kernel = native.delayed_product(x.dtype)
-    if kernel(x.data_ptr(), weights.data_ptr(), delays.data_ptr(), out.data_ptr(), steps, batch, inputs, outputs):
+    if kernel(x.data_ptr(), weights.data_ptr(), delays.data_ptr(), out.data_ptr(), steps, batch, inputs, outputs,
+              int(advance)):
         raise MemoryError(f"delayed product: no memory for its working buffers ({outputs} x {inputs} synapses, "
                           f"per thread {inputs} + {outputs} rows of up to 8 samples x {steps} steps)")
     return out
+
+
+def _native_correlation(x: torch.Tensor, grad: torch.Tensor, delays: torch.Tensor) -> torch.Tensor:
+    """``dL/dW[o, i] = sum_{t, b} grad[t, b, o] x[t - D[o, i], b, i]`` through the compiled kernel."""
+    steps, batch, inputs = x.shape
+    outputs = grad.shape[2]
+    x, delays = x.detach().contiguous(), delays.to(torch.int64).contiguous()
+    grad_weights = torch.empty(outputs, inputs, dtype=x.dtype)
+    kernel = native.delayed_correlation(x.dtype)
+    if kernel(x.data_ptr(), grad.data_ptr(), delays.data_ptr(), grad_weights.data_ptr(), steps, batch, inputs,
+              outputs):
+        raise MemoryError(f"delayed correlation: no memory for rows of {batch} samples x {steps} steps for "
+                          f"{inputs} inputs and {outputs} outputs")
+    return grad_weights
 
 
 def _channel_major(sequence: torch.Tensor) -> torch.Tensor:

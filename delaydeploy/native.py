@@ -84,9 +84,10 @@ def _library() -> ctypes.CDLL | None:
         _warn_fallback(f"cannot build {SOURCE} with {compiler!r}: {error}")
         return None
     for suffix in SUFFIXES.values():
-        kernel = getattr(library, f"delayed_product_{suffix}")
-        kernel.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 4
-        kernel.restype = ctypes.c_int
+        for name, counts in (("delayed_product", 5), ("delayed_correlation", 4)):
+            kernel = getattr(library, f"{name}_{suffix}")
+            kernel.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * counts
+            kernel.restype = ctypes.c_int
     return library
 
 
@@ -98,12 +99,28 @@ def _warn_fallback(reason: str) -> None:
 def delayed_product(dtype: torch.dtype) -> Callable[..., int] | None:
     """The compiled delayed product for ``dtype``, or ``None`` (no kernel for it, or no compiler).
 
-    It takes ``(x, weights, delays, out, steps, batch, inputs, outputs)``: pointers to
-    contiguous ``x[steps, batch, inputs]``, ``weights[outputs, inputs]``, int64
-    ``delays[outputs, inputs]`` (``>= 0``) and ``out[steps, batch, outputs]``, fills ``out``
-    and returns 0, or -1 when out of memory (see ``csrc/delayed_product.c``). It releases
-    the GIL. Its working memory is kept per thread between calls (a 512 x 512 layer of 160
-    steps: about 6 MB per thread), so that calls do not pay for fresh pages.
+    It takes ``(x, weights, delays, out, steps, batch, inputs, outputs, advance)``: pointers
+    to contiguous ``x[steps, batch, inputs]``, ``weights[outputs, inputs]``, int64
+    ``delays[outputs, inputs]`` (``>= 0``) and ``out[steps, batch, outputs]``, and fills
+    ``out[t] = sum W x[t - D]`` (``advance`` 0) or ``sum W x[t + D]`` (1, the input gradient's
+    form). It returns 0, or -1 when out of memory (see ``csrc/delayed_product.c``), and
+    releases the GIL. Its working memory is kept per thread between calls (a 512 x 512 layer
+    of 160 steps: about 6 MB per thread), so that calls do not pay for fresh pages.
     """
+    return _kernel("delayed_product", dtype)
+
+
+def delayed_correlation(dtype: torch.dtype) -> Callable[..., int] | None:
+    """The compiled weight gradient of the delayed product for ``dtype``, or ``None``.
+
+    It takes ``(x, grad, delays, grad_weights, steps, batch, inputs, outputs)``: pointers to
+    contiguous ``x[steps, batch, inputs]``, ``grad[steps, batch, outputs]``, int64
+    ``delays[outputs, inputs]`` and ``grad_weights[outputs, inputs]``, which it fills with
+    ``sum_{t, b} grad[t, b, o] x[t - D[o, i], b, i]``; it returns 0, or -1 when out of memory.
+    """
+    return _kernel("delayed_correlation", dtype)
+
+
+def _kernel(name: str, dtype: torch.dtype) -> Callable[..., int] | None:
     library = _library() if dtype in SUFFIXES else None
-    return None if library is None else getattr(library, f"delayed_product_{SUFFIXES[dtype]}")
+    return None if library is None else getattr(library, f"{name}_{SUFFIXES[dtype]}")

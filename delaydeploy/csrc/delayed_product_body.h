@@ -1,6 +1,7 @@
-/* The delayed product for one scalar type, included by delayed_product.c once per type with
- * SCALAR (the C type), VECTOR (a name for its vector type), ALL_ZERO (a name for its helper)
- * and NAME (the exported function) defined. */
+/* The delayed product and its weight gradient for one scalar type, included by
+ * delayed_product.c once per type with SCALAR (the C type), VECTOR (a name for its vector
+ * type), ALL_ZERO (a name for its helper), NAME and CORRELATION (the exported functions)
+ * defined. */
 
 typedef SCALAR VECTOR __attribute__((vector_size(VECTOR_BYTES)));
 #define LANES ((int64_t)(VECTOR_BYTES / sizeof(SCALAR)))
@@ -37,7 +38,8 @@ static int ALL_ZERO(const SCALAR *values, int64_t count)
 }
 
 CPU_CLONES int NAME(const SCALAR *restrict x, const SCALAR *restrict weights, const int64_t *restrict delays,
-                    SCALAR *restrict out, int64_t steps, int64_t batch, int64_t inputs, int64_t outputs)
+                    SCALAR *restrict out, int64_t steps, int64_t batch, int64_t inputs, int64_t outputs,
+                    int64_t advance)
 {
     int64_t span = 0;
     for (int64_t k = 0; k < outputs * inputs; ++k)
@@ -51,7 +53,8 @@ CPU_CLONES int NAME(const SCALAR *restrict x, const SCALAR *restrict weights, co
     const int64_t groups = (batch + group - 1) / group;
     const int64_t vectors = (steps * group + LANES - 1) / LANES; /* per output row */
     const int64_t tiles = (vectors + WIDE - 1) / WIDE;
-    const int64_t length = span * group + tiles * TILE; /* row stride: span zero steps, then the steps */
+    /* Row stride: span zero steps, the steps, and (advances read ahead) span more zero steps. */
+    const int64_t length = (advance ? 2 : 1) * span * group + tiles * TILE;
     /* Inputs per block: their rows for one time block stay in L1 while every output reads them. */
     int64_t block = L1_BYTES / (int64_t)sizeof(SCALAR) / (TIME_BLOCK * TILE + span * group);
     block = block < MIN_BLOCK ? MIN_BLOCK : block > MAX_BLOCK ? MAX_BLOCK : block;
@@ -69,7 +72,7 @@ CPU_CLONES int NAME(const SCALAR *restrict x, const SCALAR *restrict weights, co
                 const int64_t d = delays[o * inputs + i] < steps ? delays[o * inputs + i] : steps;
                 const int64_t p = i0 * outputs + o * (i1 - i0) + i - i0;
                 packed_weights[p] = weights[o * inputs + i];
-                packed_shifts[p] = (i - i0) * length + (span - d) * group;
+                packed_shifts[p] = (i - i0) * length + (advance ? span + d : span - d) * group;
             }
     }
 
@@ -103,12 +106,13 @@ CPU_CLONES int NAME(const SCALAR *restrict x, const SCALAR *restrict weights, co
             for (int64_t tile = 0; tile < tiles; ++tile)
                 memset(sums + (tile * outputs + o_first) * TILE, 0, sizeof(SCALAR) * (o_stop - o_first) * TILE);
             /* Zero steps at the end of the group's input (a padded batch, a streaming tail) reach
-             * no output past the last nonzero step plus the span: those tiles stay zero. */
+             * no output past the last nonzero step (plus the span, for delays): those tiles stay zero. */
             const int64_t present = batch - g0 < group ? batch - g0 : group;
             int64_t last = steps - 1;
             while (last >= 0 && ALL_ZERO(x + (last * batch + g0) * inputs, present * inputs))
                 --last;
-            const int64_t reach = last + 1 + span < steps ? last + 1 + span : steps; /* steps [0, reach) */
+            const int64_t reach_end = last + 1 + (advance ? 0 : span);
+            const int64_t reach = reach_end < steps ? reach_end : steps; /* output steps [0, reach) */
             const int64_t reached = (reach * group + TILE - 1) / TILE;
             for (int64_t tile0 = 0; tile0 < reached; tile0 += TIME_BLOCK) {
                 const int64_t tile1 = tile0 + TIME_BLOCK < reached ? tile0 + TIME_BLOCK : reached;
@@ -144,6 +148,120 @@ CPU_CLONES int NAME(const SCALAR *restrict x, const SCALAR *restrict weights, co
                         out[(t * batch + g0 + g) * outputs + o] = source[o * TILE];
                 }
             item += o_stop - o_first;
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+/* The weight gradient of the product: grad_weights[o, i] = sum_{t, b} grad[t, b, o] * x[t - d[o, i], b, i].
+ *
+ * Both sequences are copied once, for all samples, into rows laid out as the product's (a group
+ * of samples side by side; input rows behind span zero steps). A synapse is then one dot
+ * product of its output's gradient row with its input's row shifted by its delay: one
+ * multiply-add per synapse, sample and step, four synapses of an output at a time so that each
+ * gradient vector loaded serves four. Outputs are split over threads in blocks (the input rows
+ * of a block of inputs are read by every output of it); each synapse adds its terms in a
+ * fixed order, so results do not depend on the thread count. Returns 0, or -1 without memory. */
+CPU_CLONES int CORRELATION(const SCALAR *restrict x, const SCALAR *restrict grad, const int64_t *restrict delays,
+                           SCALAR *restrict grad_weights, int64_t steps, int64_t batch, int64_t inputs,
+                           int64_t outputs)
+{
+    int64_t span = 0;
+    for (int64_t k = 0; k < outputs * inputs; ++k)
+        span = delays[k] > span ? delays[k] : span;
+    span = span < steps ? span : steps;
+    int64_t group = LANES; /* as in the product */
+    while (group > 1 && ((batch + group - 1) / group * group - batch) * 8 > batch)
+        group /= 2;
+    const int64_t groups = (batch + group - 1) / group;
+    const int64_t row = (steps * group + LANES - 1) / LANES * LANES; /* values in a gradient row */
+    const int64_t length = span * group + row; /* values in an input row */
+    /* All input rows, then one row of zeros (stands in for missing inputs), then all gradient rows. */
+    SCALAR *input_rows = thread_buffer(PACKING, sizeof(SCALAR) * ((groups * inputs + 1) * length + groups * outputs * row));
+    if (!input_rows)
+        return -1;
+    SCALAR *zero_row = input_rows + groups * inputs * length;
+    SCALAR *grad_rows = zero_row + length;
+    memset(zero_row, 0, sizeof(SCALAR) * length);
+
+    int failed = 0;
+#pragma omp parallel reduction(|| : failed)
+    {
+        /* Input rows, for (group, block of LOAD_ROWS inputs) items; then gradient rows alike. */
+        const int64_t input_blocks = (inputs + LOAD_ROWS - 1) / LOAD_ROWS;
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < groups * input_blocks; ++item) {
+            const int64_t g0 = item / input_blocks * group, r0 = item % input_blocks * LOAD_ROWS;
+            const int64_t r1 = r0 + LOAD_ROWS < inputs ? r0 + LOAD_ROWS : inputs;
+            SCALAR *target = input_rows + item / input_blocks * inputs * length;
+            for (int64_t i = r0; i < r1; ++i) {
+                memset(target + i * length, 0, sizeof(SCALAR) * span * group);
+                memset(target + i * length + (span + steps) * group, 0, sizeof(SCALAR) * (row - steps * group));
+            }
+            for (int64_t t = 0; t < steps; ++t)
+                for (int64_t g = 0; g < group; ++g)
+                    for (int64_t i = r0; i < r1; ++i)
+                        target[i * length + (span + t) * group + g] = g0 + g < batch ? x[(t * batch + g0 + g) * inputs + i] : 0;
+        }
+        const int64_t output_blocks = (outputs + LOAD_ROWS - 1) / LOAD_ROWS;
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < groups * output_blocks; ++item) {
+            const int64_t g0 = item / output_blocks * group, r0 = item % output_blocks * LOAD_ROWS;
+            const int64_t r1 = r0 + LOAD_ROWS < outputs ? r0 + LOAD_ROWS : outputs;
+            SCALAR *target = grad_rows + item / output_blocks * outputs * row;
+            for (int64_t o = r0; o < r1; ++o)
+                memset(target + o * row + steps * group, 0, sizeof(SCALAR) * (row - steps * group));
+            for (int64_t t = 0; t < steps; ++t)
+                for (int64_t g = 0; g < group; ++g)
+                    for (int64_t o = r0; o < r1; ++o)
+                        target[o * row + t * group + g] = g0 + g < batch ? grad[(t * batch + g0 + g) * outputs + o] : 0;
+        }
+        /* This thread's sums, four synapses to a vector per lane, for one block of outputs. */
+        const int64_t quads = (inputs + 3) / 4;
+        VECTOR *sums = thread_buffer(WORKING, sizeof(VECTOR) * CORRELATION_OUTPUTS * quads * 4);
+        failed = !sums;
+#pragma omp for schedule(static)
+        for (int64_t o0 = 0; o0 < outputs; o0 += CORRELATION_OUTPUTS) {
+            const int64_t o1 = o0 + CORRELATION_OUTPUTS < outputs ? o0 + CORRELATION_OUTPUTS : outputs;
+            if (failed)
+                continue;
+            memset(sums, 0, sizeof(VECTOR) * (o1 - o0) * quads * 4);
+            /* One group at a time: the rows of four inputs stay in L1 while every output of the
+             * block reads them, the block's gradient rows in L2. */
+            for (int64_t gi = 0; gi < groups; ++gi)
+                for (int64_t q = 0; q < quads; ++q)
+                    for (int64_t o = o0; o < o1; ++o) {
+                        const SCALAR *gradient = grad_rows + (gi * outputs + o) * row;
+                        const SCALAR *source[4];
+                        for (int k = 0; k < 4; ++k) {
+                            const int64_t i = 4 * q + k;
+                            const int64_t d = i < inputs && delays[o * inputs + i] < steps ? delays[o * inputs + i] : steps;
+                            source[k] = (i < inputs ? input_rows + (gi * inputs + i) * length : zero_row) + (span - d) * group;
+                        }
+                        VECTOR *acc = sums + ((o - o0) * quads + q) * 4;
+                        VECTOR a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+                        for (int64_t c = 0; c < row; c += LANES) {
+                            VECTOR value, slice0, slice1, slice2, slice3;
+                            memcpy(&value, gradient + c, sizeof value);
+                            memcpy(&slice0, source[0] + c, sizeof slice0);
+                            memcpy(&slice1, source[1] + c, sizeof slice1);
+                            memcpy(&slice2, source[2] + c, sizeof slice2);
+                            memcpy(&slice3, source[3] + c, sizeof slice3);
+                            a0 += value * slice0;
+                            a1 += value * slice1;
+                            a2 += value * slice2;
+                            a3 += value * slice3;
+                        }
+                        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+                    }
+            for (int64_t o = o0; o < o1; ++o)
+                for (int64_t i = 0; i < inputs; ++i) {
+                    const VECTOR *acc = sums + ((o - o0) * quads + i / 4) * 4 + i % 4;
+                    SCALAR total = 0;
+                    for (int lane = 0; lane < LANES; ++lane)
+                        total += (*acc)[lane];
+                    grad_weights[o * inputs + i] = total;
+                }
         }
     }
     return failed ? -1 : 0;
