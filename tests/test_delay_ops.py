@@ -214,6 +214,26 @@ def test_kernel_is_bitwise_independent_of_the_thread_count_and_batch():
         assert torch.equal(single[:, :part.shape[1]], part)
 
 
+def test_kernel_gradients_are_bitwise_independent_of_the_thread_count():
+    x, weights, delays = spike_case(seed=16)
+    x = torch.cat([x, x.flip(0)], dim=1) * torch.rand(60, 14, 40, generator=torch.Generator().manual_seed(17))
+    upstream = torch.randn(60, 14, 30, generator=torch.Generator().manual_seed(18))
+
+    def gradients() -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, synapses = x.clone().requires_grad_(), weights.clone().requires_grad_()
+        return torch.autograd.grad(delayed_linear(inputs, synapses, delays), (inputs, synapses), upstream)
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = gradients()
+        torch.set_num_threads(3)
+        several = gradients()
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(single, several))
+
+
 @pytest.mark.parametrize("delay_dtype", [torch.int32, torch.int16, torch.uint8])
 def test_kernel_takes_any_integer_delay_dtype(delay_dtype):
     x, weights, delays = spike_case(seed=14, dtype=torch.float64)
