@@ -3,7 +3,9 @@
 For the SHD-size (140-256-256-20, K = 25) and SSC-size (140-512-512-512-35, K = 31) networks,
 batch 32, 100 input steps of 5 % spikes: one training step (forward, backward, both
 optimiser steps, clamping) with the reference DCLS path (the DCLS package's kernel and
-``conv1d``), with the fast path, and for a delay-free network of the same shape; and one
+``conv1d``), with the fast path, with fixed integer delays (the ablation's fixed random
+delays, and the form quantisation-aware fine-tuning trains), and for a delay-free network of
+the same shape; and one
 inference batch with rounded integer delays against the delay-free network. Median of a few
 repetitions after a warm-up step. Before inference each network's BatchNorm statistics are
 set from the batch, as training would leave them: a fresh network's hidden layers are
@@ -91,6 +93,8 @@ def run(repeats: int = 3, inference_repeats: int = 15) -> dict[str, dict[str, fl
         results[name] = {
             "train_s_reference": _median_seconds(_train_step(config, "reference", x, labels), repeats),
             "train_s_fast": _median_seconds(_train_step(config, "auto", x, labels), repeats),
+            "train_s_fixed_delays": _median_seconds(_train_step(dataclasses.replace(config, delays="fixed"), "auto",
+                                                                x, labels), repeats),
             "train_s_no_delay": _median_seconds(_train_step(flat, "auto", x, labels), repeats),
             "infer_s_rounded": _median_seconds(_inference(rounded_model, x), inference_repeats),
             "infer_s_no_delay": _median_seconds(_inference(flat_model, x), inference_repeats),
