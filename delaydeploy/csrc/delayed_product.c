@@ -84,23 +84,27 @@ static void *thread_buffer(int which, size_t bytes)
 #define SCALAR float
 #define VECTOR float_vector
 #define ALL_ZERO all_zero_f32
+#define COPY_IN copy_in_f32
 #define NAME delayed_product_f32
 #define CORRELATION delayed_correlation_f32
 #include "delayed_product_body.h"
 #undef SCALAR
 #undef VECTOR
 #undef ALL_ZERO
+#undef COPY_IN
 #undef NAME
 #undef CORRELATION
 
 #define SCALAR double
 #define VECTOR double_vector
 #define ALL_ZERO all_zero_f64
+#define COPY_IN copy_in_f64
 #define NAME delayed_product_f64
 #define CORRELATION delayed_correlation_f64
 #include "delayed_product_body.h"
 #undef SCALAR
 #undef VECTOR
 #undef ALL_ZERO
+#undef COPY_IN
 #undef NAME
 #undef CORRELATION

@@ -1,7 +1,7 @@
 /* The delayed product and its weight gradient for one scalar type, included by
  * delayed_product.c once per type with SCALAR (the C type), VECTOR (a name for its vector
- * type), ALL_ZERO (a name for its helper), NAME and CORRELATION (the exported functions)
- * defined. */
+ * type), ALL_ZERO and COPY_IN (names for its helpers), NAME and CORRELATION (the exported
+ * functions) defined. */
 
 typedef SCALAR VECTOR __attribute__((vector_size(VECTOR_BYTES)));
 #define LANES ((int64_t)(VECTOR_BYTES / sizeof(SCALAR)))
@@ -35,6 +35,23 @@ static int ALL_ZERO(const SCALAR *values, int64_t count)
         if (values[k] != 0)
             return 0;
     return 1;
+}
+
+/* Copy channels c0 <= c < c1 of samples g0 .. g0 + group - 1 of a time-first sequence
+ * source[steps, batch, channels] into rows side by side, rows[c * stride + (lead + t) * group + g]
+ * (zeros past the batch), behind `lead` zero steps and followed by zeros to the row's end.
+ * Callers take a few channels at a time, so that the pages written stay in the TLB. */
+static void COPY_IN(const SCALAR *restrict source, int64_t steps, int64_t batch, int64_t channels, int64_t g0,
+                    int64_t group, int64_t c0, int64_t c1, int64_t lead, int64_t stride, SCALAR *restrict rows)
+{
+    for (int64_t c = c0; c < c1; ++c) {
+        memset(rows + c * stride, 0, sizeof(SCALAR) * lead * group);
+        memset(rows + c * stride + (lead + steps) * group, 0, sizeof(SCALAR) * (stride - (lead + steps) * group));
+    }
+    for (int64_t t = 0; t < steps; ++t)
+        for (int64_t c = c0; c < c1; ++c)
+            for (int64_t g = 0; g < group; ++g)
+                rows[c * stride + (lead + t) * group + g] = g0 + g < batch ? source[(t * batch + g0 + g) * channels + c] : 0;
 }
 
 CPU_CLONES int NAME(const SCALAR *restrict x, const SCALAR *restrict weights, const int64_t *restrict delays,
@@ -87,22 +104,12 @@ CPU_CLONES int NAME(const SCALAR *restrict x, const SCALAR *restrict weights, co
         SCALAR *rows = thread_buffer(WORKING, sizeof(SCALAR) * (row_values + outputs * tiles * TILE)); /* a group */
         SCALAR *sums = rows + row_values;                                                              /* its outputs */
         failed = !rows;
-        /* Zero each row before and after its steps; the steps are filled for every group. */
-        for (int64_t i = 0; i < inputs && !failed; ++i) {
-            memset(rows + i * length, 0, sizeof(SCALAR) * span * group);
-            memset(rows + i * length + (span + steps) * group, 0, sizeof(SCALAR) * (length - (span + steps) * group));
-        }
         for (int64_t item = first; item < stop && !failed;) {
             const int64_t g0 = item / outputs * group, o_first = item % outputs;
             const int64_t o_stop = stop - item + o_first < outputs ? stop - item + o_first : outputs;
-            /* Load samples g0.. (zeros past the batch): rows[i, (span + t) * group + g] = x[t, g0 + g, i],
-             * a few rows at a time, so that the pages written stay in the TLB. */
             for (int64_t r0 = 0; r0 < inputs; r0 += LOAD_ROWS)
-                for (int64_t t = 0; t < steps; ++t)
-                    for (int64_t i = r0; i < r0 + LOAD_ROWS && i < inputs; ++i)
-                        for (int64_t g = 0; g < group; ++g)
-                            rows[i * length + (span + t) * group + g] =
-                                g0 + g < batch ? x[(t * batch + g0 + g) * inputs + i] : 0;
+                COPY_IN(x, steps, batch, inputs, g0, group, r0, r0 + LOAD_ROWS < inputs ? r0 + LOAD_ROWS : inputs, span,
+                        length, rows);
             for (int64_t tile = 0; tile < tiles; ++tile)
                 memset(sums + (tile * outputs + o_first) * TILE, 0, sizeof(SCALAR) * (o_stop - o_first) * TILE);
             /* Zero steps at the end of the group's input (a padded batch, a streaming tail) reach
@@ -187,34 +194,20 @@ CPU_CLONES int CORRELATION(const SCALAR *restrict x, const SCALAR *restrict grad
     int failed = 0;
 #pragma omp parallel reduction(|| : failed)
     {
-        /* Input rows, for (group, block of LOAD_ROWS inputs) items; then gradient rows alike. */
+        /* Input rows, then gradient rows, for (group, block of LOAD_ROWS channels) items. */
         const int64_t input_blocks = (inputs + LOAD_ROWS - 1) / LOAD_ROWS;
-#pragma omp for schedule(static)
-        for (int64_t item = 0; item < groups * input_blocks; ++item) {
-            const int64_t g0 = item / input_blocks * group, r0 = item % input_blocks * LOAD_ROWS;
-            const int64_t r1 = r0 + LOAD_ROWS < inputs ? r0 + LOAD_ROWS : inputs;
-            SCALAR *target = input_rows + item / input_blocks * inputs * length;
-            for (int64_t i = r0; i < r1; ++i) {
-                memset(target + i * length, 0, sizeof(SCALAR) * span * group);
-                memset(target + i * length + (span + steps) * group, 0, sizeof(SCALAR) * (row - steps * group));
-            }
-            for (int64_t t = 0; t < steps; ++t)
-                for (int64_t g = 0; g < group; ++g)
-                    for (int64_t i = r0; i < r1; ++i)
-                        target[i * length + (span + t) * group + g] = g0 + g < batch ? x[(t * batch + g0 + g) * inputs + i] : 0;
-        }
         const int64_t output_blocks = (outputs + LOAD_ROWS - 1) / LOAD_ROWS;
 #pragma omp for schedule(static)
+        for (int64_t item = 0; item < groups * input_blocks; ++item) {
+            const int64_t gi = item / input_blocks, r0 = item % input_blocks * LOAD_ROWS;
+            COPY_IN(x, steps, batch, inputs, gi * group, group, r0, r0 + LOAD_ROWS < inputs ? r0 + LOAD_ROWS : inputs,
+                    span, length, input_rows + gi * inputs * length);
+        }
+#pragma omp for schedule(static)
         for (int64_t item = 0; item < groups * output_blocks; ++item) {
-            const int64_t g0 = item / output_blocks * group, r0 = item % output_blocks * LOAD_ROWS;
-            const int64_t r1 = r0 + LOAD_ROWS < outputs ? r0 + LOAD_ROWS : outputs;
-            SCALAR *target = grad_rows + item / output_blocks * outputs * row;
-            for (int64_t o = r0; o < r1; ++o)
-                memset(target + o * row + steps * group, 0, sizeof(SCALAR) * (row - steps * group));
-            for (int64_t t = 0; t < steps; ++t)
-                for (int64_t g = 0; g < group; ++g)
-                    for (int64_t o = r0; o < r1; ++o)
-                        target[o * row + t * group + g] = g0 + g < batch ? grad[(t * batch + g0 + g) * outputs + o] : 0;
+            const int64_t gi = item / output_blocks, r0 = item % output_blocks * LOAD_ROWS;
+            COPY_IN(grad, steps, batch, outputs, gi * group, group, r0,
+                    r0 + LOAD_ROWS < outputs ? r0 + LOAD_ROWS : outputs, 0, row, grad_rows + gi * outputs * row);
         }
         /* This thread's sums, four synapses to a vector per lane, for one block of outputs. */
         const int64_t quads = (inputs + 3) / 4;
