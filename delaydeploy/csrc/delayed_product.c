@@ -17,9 +17,14 @@
  * Work is split over (group, output) items on OpenMP threads -- torch's own runtime, which
  * has loaded libgomp already -- and every output sums its terms in input order from zero, so
  * results depend neither on the thread count nor on the batch size.
+ *
+ * The gradients: dL/dx is the same product reading ahead (`advance`: out[t] = sum w x[t + d],
+ * with the transposed weights and delays), and delayed_correlation_* computes
+ * dL/dw[o, i] = sum_{t, b} grad[t, b, o] x[t - d[o, i], b, i], one dot product per synapse.
+ *
  * The vectors are GCC/Clang vector extensions (portable; SSE/NEON where AVX is absent); on
  * x86-64 with GCC an AVX2 clone is chosen at load time where the CPU has it.
- * Returns 0, or -1 if working memory cannot be allocated.
+ * Every function returns 0, or -1 if working memory cannot be allocated.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,8 +40,9 @@ static int thread_count(void) { return 1; }
 #endif
 
 /* Working memory, kept per thread between calls and grown as needed: a layer's buffers are
- * megabytes, and fresh pages for every call cost as much as a tenth of the product. One
- * buffer packs the synapses (the calling thread), one holds a thread's rows and sums. */
+ * megabytes, and fresh pages for every call cost as much as a tenth of the product. PACKING
+ * holds what the calling thread prepares for all (the packed synapses; the correlation's
+ * rows), WORKING each thread's own rows and sums. */
 enum { PACKING, WORKING };
 static __thread struct {
     void *data;

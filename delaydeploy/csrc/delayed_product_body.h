@@ -228,8 +228,12 @@ CPU_CLONES int CORRELATION(const SCALAR *restrict x, const SCALAR *restrict grad
                         const SCALAR *source[4];
                         for (int k = 0; k < 4; ++k) {
                             const int64_t i = 4 * q + k;
-                            const int64_t d = i < inputs && delays[o * inputs + i] < steps ? delays[o * inputs + i] : steps;
-                            source[k] = (i < inputs ? input_rows + (gi * inputs + i) * length : zero_row) + (span - d) * group;
+                            if (i < inputs) {
+                                const int64_t d = delays[o * inputs + i] < steps ? delays[o * inputs + i] : steps;
+                                source[k] = input_rows + (gi * inputs + i) * length + (span - d) * group;
+                            } else {
+                                source[k] = zero_row;
+                            }
                         }
                         VECTOR *acc = sums + ((o - o0) * quads + q) * 4;
                         VECTOR a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
