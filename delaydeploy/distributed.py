@@ -43,7 +43,11 @@ def join(device: torch.device) -> tuple[ProcessGroup, torch.device]:
 
 
 def leave() -> None:
+    """Leave the process group together: without the barrier, a worker aborted at exit in
+    about one run in five ("terminate called without an active exception", SIGABRT, in
+    torch's teardown after the run had finished); with it, once in 74 runs."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
