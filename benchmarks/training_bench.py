@@ -5,13 +5,12 @@ batch 32, 100 input steps of 5 % spikes: one training step (forward, backward, b
 optimiser steps, clamping) with the reference DCLS path (the DCLS package's kernel and
 ``conv1d``), with the fast path, with fixed integer delays (the ablation's fixed random
 delays, and the form quantisation-aware fine-tuning trains), and for a delay-free network of
-the same shape; and one
-inference batch with rounded integer delays against the delay-free network. Median of a few
-repetitions after a warm-up step. Before inference each network's BatchNorm statistics are
-set from the batch, as training would leave them: a fresh network's hidden layers are
-otherwise nearly silent, which flatters any activity-driven method. The run reports the
-fraction of nonzero inputs each synaptic stage saw (``activity``: the input, then each
-hidden layer's spikes).
+the same shape; and one inference batch with rounded integer delays against the delay-free
+network. Median of a few repetitions after a warm-up step. Before inference each network's
+BatchNorm statistics are set from the batch, as training would leave them: a fresh network's
+hidden layers are otherwise nearly silent, which flatters any activity-driven method. The run
+reports the fraction of nonzero inputs each synaptic stage saw (``activity``: the input, then
+each hidden layer's spikes).
 
 Run: ``python -m benchmarks training_bench``.
 """

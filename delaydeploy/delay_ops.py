@@ -29,7 +29,7 @@ exact ways avoid that:
 
 Both are exact: every output is the same sum of the same products, added in another order
 (float64 agrees with the per-delay masked loop to ~1e-15 relative). The backward pass takes
-the forward's path. ``dL/dx`` is the product again, with delays become advances;
+the forward's path. ``dL/dx`` is the product again, with the delays turned into advances;
 ``dL/dW[o, i]`` correlates ``dL/dy[o]`` with input ``i`` shifted by its delay: the kernel
 takes one dot product per synapse (``delayed_correlation``), the grouped path one GEMM per
 delay group.
