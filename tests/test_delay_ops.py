@@ -181,19 +181,28 @@ def test_kernel_tiles_cover_every_sequence_length(steps, batch, dtype):
     assert torch.equal(delayed_linear(x, weights, delays), masked_loop(x, weights, delays))
 
 
-@pytest.mark.parametrize("lengths", [[30] * 8 + [60] * 8 + [0] * 8, [0, 5, 40, 119, 120, 60, 60]])
+# Lengths 25 and 97 end one step past a whole number of tiles (12 steps of 8 or 4 samples, 96 of 1).
+@pytest.mark.parametrize("lengths", [[25] * 8 + [60] * 8 + [0] * 8, [0, 5, 97, 119, 120, 60, 60]])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_kernel_skips_the_tiles_that_trailing_zero_steps_cannot_reach(lengths, dtype):
     """A padded batch: samples end in zeros after their lengths, whole groups (of 8 or 4) alike
-    or every sample on its own."""
+    or every sample on its own; so does the gradient arriving at the outputs, which the input
+    gradient (delays read as advances) skips in the same way."""
     generator = torch.Generator().manual_seed(15)
     x = torch.randint(-3, 4, (120, len(lengths), 30), generator=generator).to(dtype)
+    upstream = torch.randint(-3, 4, (120, len(lengths), 12), generator=generator).to(dtype)
     for sample, length in enumerate(lengths):
         x[length:, sample] = 0
+        upstream[length:, sample] = 0
     weights = torch.randint(-50, 50, (12, 30), generator=generator).to(dtype)
     for max_delay in (0, 7, 40, 200):
         delays = torch.randint(0, max_delay + 1, (12, 30), generator=generator)
-        assert torch.equal(delayed_linear(x, weights, delays), masked_loop(x, weights, delays))
+        inputs = x.clone().requires_grad_()
+        out = delayed_linear(inputs, weights, delays)
+        expected = masked_loop(inputs, weights, delays)
+        assert torch.equal(out, expected)
+        assert torch.equal(torch.autograd.grad(out, inputs, upstream)[0],
+                           torch.autograd.grad(expected, inputs, upstream)[0])
 
 
 def test_kernel_is_bitwise_independent_of_the_thread_count_and_batch():
