@@ -87,30 +87,40 @@ static void *thread_buffer(int which, size_t bytes)
 #define CPU_CLONES
 #endif
 
+/* Type-independent pieces of the body. */
+
+/* The span: the largest delay, at most `steps` (a delay past the sequence reaches nothing). */
+static int64_t largest_delay(const int64_t *delays, int64_t count, int64_t steps)
+{
+    int64_t span = 0;
+    for (int64_t k = 0; k < count; ++k)
+        span = delays[k] > span ? delays[k] : span;
+    return span < steps ? span : steps;
+}
+
+/* Samples interleaved in a row: as many as fill a vector of `lanes` (aligned slices), fewer
+ * where the last group would be more than an eighth empty lanes. */
+static int64_t samples_per_group(int64_t batch, int64_t lanes)
+{
+    int64_t group = lanes;
+    while (group > 1 && ((batch + group - 1) / group * group - batch) * 8 > batch)
+        group /= 2;
+    return group;
+}
+
+/* The body once per scalar type: SCALAR is the C type, SUFFIX ends the names of its vector
+ * type, helpers and exported functions (delayed_product_f32, delayed_correlation_f64, ...). */
+#define JOIN_(name, suffix) name##_##suffix
+#define JOIN(name, suffix) JOIN_(name, suffix)
+
 #define SCALAR float
-#define VECTOR float_vector
-#define ALL_ZERO all_zero_f32
-#define COPY_IN copy_in_f32
-#define NAME delayed_product_f32
-#define CORRELATION delayed_correlation_f32
+#define SUFFIX f32
 #include "delayed_product_body.h"
 #undef SCALAR
-#undef VECTOR
-#undef ALL_ZERO
-#undef COPY_IN
-#undef NAME
-#undef CORRELATION
+#undef SUFFIX
 
 #define SCALAR double
-#define VECTOR double_vector
-#define ALL_ZERO all_zero_f64
-#define COPY_IN copy_in_f64
-#define NAME delayed_product_f64
-#define CORRELATION delayed_correlation_f64
+#define SUFFIX f64
 #include "delayed_product_body.h"
 #undef SCALAR
-#undef VECTOR
-#undef ALL_ZERO
-#undef COPY_IN
-#undef NAME
-#undef CORRELATION
+#undef SUFFIX

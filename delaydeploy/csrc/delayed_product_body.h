@@ -1,7 +1,12 @@
 /* The delayed product and its weight gradient for one scalar type, included by
- * delayed_product.c once per type with SCALAR (the C type), VECTOR (a name for its vector
- * type), ALL_ZERO and COPY_IN (names for its helpers), NAME and CORRELATION (the exported
- * functions) defined. */
+ * delayed_product.c once per type with SCALAR (the C type) and SUFFIX (the end of its names)
+ * defined. */
+
+#define VECTOR JOIN(vector, SUFFIX)
+#define ALL_ZERO JOIN(all_zero, SUFFIX)
+#define COPY_IN JOIN(copy_in, SUFFIX)
+#define NAME JOIN(delayed_product, SUFFIX)
+#define CORRELATION JOIN(delayed_correlation, SUFFIX)
 
 typedef SCALAR VECTOR __attribute__((vector_size(VECTOR_BYTES)));
 #define LANES ((int64_t)(VECTOR_BYTES / sizeof(SCALAR)))
@@ -58,15 +63,8 @@ CPU_CLONES int NAME(const SCALAR *restrict x, const SCALAR *restrict weights, co
                     SCALAR *restrict out, int64_t steps, int64_t batch, int64_t inputs, int64_t outputs,
                     int64_t advance)
 {
-    int64_t span = 0;
-    for (int64_t k = 0; k < outputs * inputs; ++k)
-        span = delays[k] > span ? delays[k] : span;
-    span = span < steps ? span : steps;
-    /* Samples interleaved in a row: as many as fill a vector (aligned slices), fewer where the
-     * last group would be more than an eighth empty lanes. */
-    int64_t group = LANES;
-    while (group > 1 && ((batch + group - 1) / group * group - batch) * 8 > batch)
-        group /= 2;
+    const int64_t span = largest_delay(delays, outputs * inputs, steps);
+    const int64_t group = samples_per_group(batch, LANES);
     const int64_t groups = (batch + group - 1) / group;
     const int64_t vectors = (steps * group + LANES - 1) / LANES; /* per output row */
     const int64_t tiles = (vectors + WIDE - 1) / WIDE;
@@ -173,13 +171,8 @@ CPU_CLONES int CORRELATION(const SCALAR *restrict x, const SCALAR *restrict grad
                            SCALAR *restrict grad_weights, int64_t steps, int64_t batch, int64_t inputs,
                            int64_t outputs)
 {
-    int64_t span = 0;
-    for (int64_t k = 0; k < outputs * inputs; ++k)
-        span = delays[k] > span ? delays[k] : span;
-    span = span < steps ? span : steps;
-    int64_t group = LANES; /* as in the product */
-    while (group > 1 && ((batch + group - 1) / group * group - batch) * 8 > batch)
-        group /= 2;
+    const int64_t span = largest_delay(delays, outputs * inputs, steps);
+    const int64_t group = samples_per_group(batch, LANES);
     const int64_t groups = (batch + group - 1) / group;
     const int64_t row = (steps * group + LANES - 1) / LANES * LANES; /* values in a gradient row */
     const int64_t length = span * group + row; /* values in an input row */
@@ -267,3 +260,8 @@ CPU_CLONES int CORRELATION(const SCALAR *restrict x, const SCALAR *restrict grad
 #undef ACCUMULATE
 #undef TILE
 #undef LANES
+#undef VECTOR
+#undef ALL_ZERO
+#undef COPY_IN
+#undef NAME
+#undef CORRELATION
