@@ -255,6 +255,29 @@ def test_negative_delays_are_refused():
         delayed_linear(torch.zeros(5, 1, 2), torch.ones(3, 2), torch.tensor([[0, 1], [2, -2], [0, 0]]))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernels_out_of_memory_raise_memory_error_and_recover(monkeypatch, dtype):
+    """Working buffers past the address space (a sequence of 2^46 steps) make both kernels return
+    -1 before touching the tensors; the caller raises MemoryError naming the sizes, and the
+    next call allocates afresh."""
+    x, weights, delays = spike_case(seed=15, dtype=dtype)
+    weights.requires_grad_(True)
+    for name, message in (("delayed_product", "delayed product: no memory for its working buffers"),
+                          ("delayed_correlation", "delayed correlation: no memory for rows")):
+        kernel = getattr(native, name)(dtype)
+
+        def starved(*arguments, kernel=kernel):  # arguments[4] is the step count
+            return kernel(*arguments[:4], 1 << 46, *arguments[5:])
+
+        with monkeypatch.context() as patch:
+            patch.setattr(native, name, lambda _, starved=starved: starved)
+            with pytest.raises(MemoryError, match=message):
+                delayed_linear(x, weights, delays).sum().backward()
+    value = delayed_linear(x, weights, delays)
+    value.sum().backward()
+    torch.testing.assert_close(value, masked_loop(x, weights, delays), rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
 def test_without_a_compiler_the_grouped_path_takes_over(monkeypatch, tmp_path):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("DELAYDEPLOY_CACHE", str(tmp_path / "cache"))
