@@ -18,7 +18,7 @@ from delaydeploy.checkpoint import Checkpoint, load_checkpoint
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.fixed_point import FixedNetwork
 from delaydeploy.ir import Network
-from delaydeploy.ir_file import load_network
+from delaydeploy.ir_file import IR_SUFFIX, load_network
 from delaydeploy.lowering import lower
 
 
@@ -40,6 +40,13 @@ class Artifact:
         return None if self.bundle is None else self.bundle.target
 
 
+def _holds_network_json(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return "network.json" in archive.namelist()
+
+
 def load_artifact(path: str | os.PathLike) -> Artifact:
     """Load a checkpoint, IR file, NIR file or bundle directory, telling them apart by content."""
     path = Path(path)
@@ -54,7 +61,7 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         from exporters.nir import read_nir
 
         return Artifact(path, "nir", read_nir(path))
-    if zipfile.is_zipfile(path) and "network.json" in zipfile.ZipFile(path).namelist():
+    if path.suffix == IR_SUFFIX or _holds_network_json(path):
         return Artifact(path, "ir", load_network(path))
     checkpoint = load_checkpoint(path)
     model = checkpoint.build_model()

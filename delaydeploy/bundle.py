@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,15 +30,15 @@ from delaydeploy.errors import BundleError, DelayDeployError
 from delaydeploy.fileio import atomic_directory
 from delaydeploy.fixed_point import DELAY_MAX, FixedNetwork
 from delaydeploy.ir import Network
-from delaydeploy.ir_file import fixed_network_from_bytes, fixed_network_to_bytes, network_from_bytes, network_to_bytes
+from delaydeploy.ir_file import IR_SUFFIX, fixed_network_from_bytes, fixed_network_to_bytes, network_from_bytes, network_to_bytes
 from delaydeploy.reference import Simulation
 
 FORMAT = "delaydeploy-bundle"
 FORMAT_VERSION = 1
 TARGETS = ("lava", "loihi2")
 MANIFEST = "manifest.json"
-NETWORK_FILE = "network.ddn"
-FIXED_FILE = "loihi2.ddn"
+NETWORK_FILE = f"network{IR_SUFFIX}"
+FIXED_FILE = f"loihi2{IR_SUFFIX}"
 VECTORS_FILE = "test_vectors.npz"
 CORE_MEMORY_BYTES = 128 * 1024  # SRAM per Loihi 2 neuro-core (shared by synapses, state, routing)
 NEURONS_PER_CORE = 8192
@@ -121,7 +122,7 @@ def write_bundle(path: str | os.PathLike, network: Network, target: str, inputs:
     vectors = {"inputs": np.asarray(inputs), "readout": expected.readout.cpu().numpy(),
                "pred": expected.prediction().cpu().numpy()}
     vectors.update({f"spikes_{i}": s.cpu().numpy() for i, s in enumerate(expected.spikes)})
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, MANIFEST) as tmp:
         (tmp / NETWORK_FILE).write_bytes(network_to_bytes(network))
         if fixed is not None:
             (tmp / FIXED_FILE).write_bytes(fixed_network_to_bytes(fixed))
@@ -159,13 +160,17 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BundleError(f"{manifest_path}: unreadable manifest ({error})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_path}: holds a {type(manifest).__name__}, not an object")
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{path}: bundle format {manifest.get('format')!r} version "
                           f"{manifest.get('format_version')!r} is not {FORMAT!r} version {FORMAT_VERSION}")
     target = manifest.get("target")
     if target not in TARGETS:
         raise BundleError(f"{path}: unknown target {target!r}")
-    files = manifest.get("files", {})
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise BundleError(f"{manifest_path}: 'files' must map file names to sha256 digests")
     required = {NETWORK_FILE, VECTORS_FILE} | ({FIXED_FILE} if target == "loihi2" else set())
     for name in sorted(required - set(files)):
         raise BundleError(f"{path}: manifest does not list {name}")
@@ -178,6 +183,13 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     network = network_from_bytes((path / NETWORK_FILE).read_bytes(), str(path / NETWORK_FILE))
     fixed = fixed_network_from_bytes((path / FIXED_FILE).read_bytes(), str(path / FIXED_FILE)) \
         if target == "loihi2" else None
-    with np.load(path / VECTORS_FILE, allow_pickle=False) as data:
-        vectors = {key: data[key] for key in data.files}
+    try:
+        with np.load(path / VECTORS_FILE, allow_pickle=False) as data:
+            vectors = {key: data[key] for key in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise BundleError(f"{path / VECTORS_FILE}: unreadable ({error})") from None
+    needed = ["inputs", "readout", "pred", *(f"spikes_{i}" for i in range(len(network.layers)))]
+    for name in needed:
+        if name not in vectors:
+            raise BundleError(f"{path / VECTORS_FILE}: lacks {name!r}")
     return Bundle(path, target, manifest, network, fixed, vectors)

@@ -26,9 +26,13 @@ def _load_input(path: str) -> np.ndarray:
     if not file.is_file():
         raise DelayDeployError(f"{file}: no such input file")
     try:
-        return np.load(file, allow_pickle=False)
-    except (ValueError, OSError) as error:
+        array = np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
         raise DelayDeployError(f"{file}: not a .npy array ({error})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        array.close()
+        raise DelayDeployError(f"{file}: an .npz archive; give one array as .npy [T, B, C]")
+    return array
 
 
 def _inputs(args: argparse.Namespace, artifact) -> np.ndarray:
@@ -40,7 +44,8 @@ def _inputs(args: argparse.Namespace, artifact) -> np.ndarray:
     if artifact.bundle is not None and args.samples is None:
         return artifact.bundle.inputs
     network = artifact.network
-    return random_inputs(network.input_size, network.input_kind, args.samples or 4, args.steps, args.seed)
+    samples = 4 if args.samples is None else args.samples
+    return random_inputs(network.input_size, network.input_kind, samples, args.steps, args.seed)
 
 
 def _write_simulation(path: str, simulation) -> None:
@@ -55,8 +60,10 @@ def _write_simulation(path: str, simulation) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from delaydeploy.fileio import check_output_file
     from delaydeploy.training import train_preset
 
+    check_output_file(args.output)
     train_preset(args.preset, output=args.output, data_dir=args.data_dir, epochs=args.epochs,
                  batch_size=args.batch_size, device=args.device, seed=args.seed, delays=args.delays,
                  progress=not args.quiet, max_samples=args.max_samples)
@@ -64,12 +71,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from delaydeploy.checkpoint import load_raw_state, save_checkpoint
+    from delaydeploy.checkpoint import FORMAT, load_raw_state, save_checkpoint
+    from delaydeploy.fileio import check_output_file
     from delaydeploy.importers import import_official
 
+    check_output_file(args.output)
     state = load_raw_state(args.state)
     if not isinstance(state, dict):
         raise DelayDeployError(f"{args.state}: expected a state_dict (a dict of tensors)")
+    if state.get("format") == FORMAT:
+        raise DelayDeployError(f"{args.state}: already a delaydeploy checkpoint; use it directly, no import needed")
     checkpoint = import_official(args.source, state, args.preset, hidden=args.hidden, layers=args.layers,
                                  origin=str(args.state))
     save_checkpoint(checkpoint, args.output)
@@ -84,30 +95,45 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from delaydeploy.artifacts import load_artifact
     from delaydeploy.checkpoint import Checkpoint
+    from delaydeploy.fileio import check_output_file
+    from delaydeploy.lowering import lower
     from delaydeploy.reference import Simulation, simulate
     from delaydeploy.verify import check_input
 
+    check_output_file(args.output)
     artifact = load_artifact(args.artifact)
-    x = _load_input(args.input)
+    x = check_input(artifact, _load_input(args.input))
     semantics = args.semantics or artifact.semantics
-    if args.continuous:
-        if artifact.checkpoint is None:
-            raise DelayDeployError(f"{args.artifact}: --continuous needs a checkpoint")
-        config = dataclasses.replace(artifact.checkpoint.config, semantics=semantics)
+    if artifact.checkpoint is not None:  # rebuilt in the asked semantics: official pads every stage
+        config = artifact.checkpoint.config
+        config = dataclasses.replace(config, semantics=semantics,
+                                     tail_steps=None if semantics == "official" else config.tail_steps)
         model = Checkpoint(config, artifact.checkpoint.state_dict, source=str(args.artifact)).build_model()
-        with torch.no_grad():
-            out = model(torch.as_tensor(check_input(artifact, x), dtype=next(model.parameters()).dtype))
-        simulation = Simulation(out.spikes, out.readout)
+        if args.continuous:
+            with torch.no_grad():
+                out = model(torch.as_tensor(x, dtype=next(model.parameters()).dtype))
+            simulation = Simulation(out.spikes, out.readout)
+        else:
+            simulation = simulate(lower(model), x, semantics=semantics)
     else:
-        simulation = simulate(artifact.network, check_input(artifact, x), semantics=semantics)
+        if args.continuous:
+            raise DelayDeployError(f"{args.artifact}: --continuous needs a checkpoint")
+        network = artifact.network
+        stages = [*network.layers, network.readout]
+        if semantics == "official" and network.tail_steps and not any(stage.official_tail for stage in stages):
+            raise DelayDeployError(f"{args.artifact}: the IR records no official padding (it was not lowered "
+                                   "from an official-semantics model); --semantics official needs the checkpoint")
+        simulation = simulate(network, x, semantics=semantics)
     _write_simulation(args.output, simulation)
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from delaydeploy.artifacts import load_artifact
+    from delaydeploy.fileio import check_output_file
     from delaydeploy.verify import native_backend, run_backend
 
+    check_output_file(args.output)
     artifact = load_artifact(args.artifact)
     backend = args.backend or native_backend(artifact)
     simulation = run_backend(artifact, backend, _inputs(args, artifact), progress=True)
@@ -146,10 +172,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from delaydeploy.artifacts import load_artifact
+    from delaydeploy.bundle import MANIFEST
     from delaydeploy.export import export
+    from delaydeploy.fileio import check_output_directory, check_output_file
+    from delaydeploy.verify import check_input
 
+    if args.target in ("lava", "loihi2"):
+        check_output_directory(args.output, MANIFEST)
+    else:
+        check_output_file(args.output)
     artifact = load_artifact(args.artifact)
-    inputs = _inputs(args, artifact)
+    inputs = check_input(artifact, _inputs(args, artifact))
     path = export(artifact, args.target, args.output, inputs)
     print(f"exported {args.artifact} to {args.target}: {path}")
     return 0
@@ -164,8 +197,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    from delaydeploy.fileio import check_output_file
     from delaydeploy.finetune import finetune_checkpoint
 
+    check_output_file(args.output)
     finetune_checkpoint(args.model, args.output, target=args.target, data_dir=args.data_dir, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, max_samples=args.max_samples, seed=args.seed,
                         progress=not args.quiet)
@@ -173,8 +208,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from delaydeploy.report import build_report, format_ladder
+    from delaydeploy.fileio import check_output_directory
+    from delaydeploy.report import REPORT_FILE, build_report, format_ladder
 
+    check_output_directory(args.output, REPORT_FILE)
     report = build_report(args.model, args.output, data_dir=args.data_dir, lava_samples=args.lava_samples,
                           max_samples=args.max_samples, progress=not args.quiet)
     print(format_ladder(report))
@@ -188,6 +225,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.output), epochs=args.epochs, progress=not args.quiet)
 
 
+def _at_least(minimum: int):
+    """argparse type: an integer ``>= minimum``."""
+
+    def integer(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return integer
+
+
+def _finite(*, positive: bool):
+    """argparse type: a finite float, ``> 0`` (``positive``) or ``>= 0``."""
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not np.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'> 0' if positive else '>= 0'}, got {text}")
+        return value
+
+    return number
+
+
 # verify.BACKENDS, spelled out so that ``--help`` does not import torch (a test keeps them equal)
 BACKENDS = ("reference", "torch", "nir", "lava-cpu", "fixed-reference")
 
@@ -195,14 +256,14 @@ BACKENDS = ("reference", "torch", "nir", "lava-cpu", "fixed-reference")
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--input", help="input array .npy, time first [T, B, C]")
-    group.add_argument("--samples", type=int, help="number of random test inputs")
-    parser.add_argument("--steps", type=int, default=50, help="time steps of random inputs (default 50)")
+    group.add_argument("--samples", type=_at_least(1), help="number of random test inputs")
+    parser.add_argument("--steps", type=_at_least(1), default=50, help="time steps of random inputs (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random inputs")
 
 
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="dataset folder (not needed for synthetic)")
-    parser.add_argument("--max-samples", type=int, help="use at most this many samples of each split (quick runs)")
+    parser.add_argument("--max-samples", type=_at_least(1), help="use at most this many samples of each split (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -213,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a delay network from a preset")
     train.add_argument("--preset", choices=PRESET_NAMES, default="synthetic")
     train.add_argument("-o", "--output", default="model.pt")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
+    train.add_argument("--epochs", type=_at_least(1))
+    train.add_argument("--batch-size", type=_at_least(1))
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     train.add_argument("--seed", type=int)
     train.add_argument("--delays", choices=("learned", "fixed", "none"), help="ablation: delay mode")
@@ -226,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("state", help="the authors' state_dict file (.pt)")
     imp.add_argument("--preset", choices=("shd", "ssc", "gsc"), required=True,
                      help="the recipe the model was trained with (DelRec: shd or ssc)")
-    imp.add_argument("--hidden", type=int, help="hidden layer size, if not the preset's")
-    imp.add_argument("--layers", type=int, help="number of hidden layers, if not the preset's")
+    imp.add_argument("--hidden", type=_at_least(1), help="hidden layer size, if not the preset's")
+    imp.add_argument("--layers", type=_at_least(1), help="number of hidden layers, if not the preset's")
     imp.add_argument("-o", "--output", required=True)
     imp.set_defaults(handler=cmd_import)
 
@@ -256,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check an artifact spike for spike against the reference")
     verify.add_argument("artifact")
     verify.add_argument("--backend", choices=BACKENDS)
-    verify.add_argument("--tolerance", type=float, default=1e-9, help="readout tolerance (float64)")
+    verify.add_argument("--tolerance", type=_finite(positive=False), default=1e-9, help="readout tolerance (float64)")
     _add_input_options(verify)
     verify.set_defaults(handler=cmd_verify)
 
@@ -267,9 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     finetune = commands.add_parser("finetune", help="quantisation-aware fine-tuning of a checkpoint for Loihi 2")
     finetune.add_argument("model", help="a delaydeploy checkpoint (.pt)")
     finetune.add_argument("--target", choices=("loihi2",), default="loihi2")
-    finetune.add_argument("--epochs", type=int, default=5)
-    finetune.add_argument("--batch-size", type=int, help="default: the checkpoint's training batch size")
-    finetune.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (cosine schedule)")
+    finetune.add_argument("--epochs", type=_at_least(1), default=5)
+    finetune.add_argument("--batch-size", type=_at_least(1), help="default: the checkpoint's training batch size")
+    finetune.add_argument("--lr", type=_finite(positive=True), default=1e-4, help="Adam learning rate (cosine schedule)")
     finetune.add_argument("--seed", type=int, default=0)
     _add_dataset_options(finetune)
     finetune.add_argument("-o", "--output", required=True)
@@ -277,14 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="accuracy ladder, cost and plots of a checkpoint on its test set")
     report.add_argument("model", help="a delaydeploy checkpoint (.pt)")
-    report.add_argument("--lava-samples", type=int, default=16, help="test samples run on Lava (0: none)")
+    report.add_argument("--lava-samples", type=_at_least(0), default=16, help="test samples run on Lava (0: none)")
     _add_dataset_options(report)
     report.add_argument("-o", "--output", required=True, help="report directory")
     report.set_defaults(handler=cmd_report)
 
     demo = commands.add_parser("demo", help="the main job: train on the synthetic task, export, verify")
     demo.add_argument("-o", "--output", default="out/demo")
-    demo.add_argument("--epochs", type=int)
+    demo.add_argument("--epochs", type=_at_least(1))
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(handler=cmd_demo)
     return parser

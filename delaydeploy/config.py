@@ -164,11 +164,39 @@ def _as_plain(config: Any) -> dict[str, Any]:
     return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(config).items()}
 
 
+_PLAIN_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _is_plain(type_name: str, value: Any) -> bool:
+    """Whether ``value`` is of the plain type named ``type_name`` (a bool is no number here)."""
+    if isinstance(value, bool) and type_name != "bool":
+        return False
+    return isinstance(value, _PLAIN_TYPES.get(type_name, object))
+
+
+def _matches(annotation: str, value: Any) -> bool:
+    """Whether ``value`` fits a field annotation such as ``int``, ``str | None``, ``tuple[int, ...]``."""
+    for option in (part.strip() for part in annotation.split("|")):
+        if option == "None" and value is None:
+            return True
+        if option.startswith("tuple["):
+            element = option[len("tuple["):].split(",")[0].strip()
+            if isinstance(value, (list, tuple)) and all(_is_plain(element, item) for item in value):
+                return True
+        elif _is_plain(option, value):
+            return True
+    return False
+
+
 def _from_plain(cls: type, data: dict[str, Any]) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
+    """``cls(**data)`` for a dict read from a file: unknown fields and wrong types are refused."""
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise CheckpointError(f"{cls.__name__}: unknown fields {unknown}")
+    for name, value in data.items():
+        if not _matches(fields[name], value):
+            raise CheckpointError(f"{cls.__name__}: {name} = {value!r} is not of type {fields[name]}")
     try:
         return cls(**data)
     except (TypeError, ValueError) as error:

@@ -8,11 +8,13 @@ always gives the same bytes (and the same sha256).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 FORMAT = "delaydeploy-ir"
 FIXED_FORMAT = "delaydeploy-fixed-ir"
 FORMAT_VERSION = 1
+IR_SUFFIX = ".ddn"  # the suffix of IR files: an artifact with it is read as one, whatever its state
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -55,8 +58,10 @@ class _Archive:
         try:
             self.zip = zipfile.ZipFile(io.BytesIO(data))
             self.header = json.loads(self.zip.read("network.json"))
-        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
+        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as error:
             raise IRValidationError(f"{source}: not a delaydeploy network file ({error})") from None
+        if not isinstance(self.header, dict):
+            raise IRValidationError(f"{source}: network.json holds a {type(self.header).__name__}, not an object")
         found = (self.header.get("format"), self.header.get("format_version"))
         if found != (expected_format, FORMAT_VERSION):
             raise IRValidationError(
@@ -68,6 +73,18 @@ class _Archive:
             return np.load(io.BytesIO(self.zip.read(f"{name}.npy")), allow_pickle=False)
         except KeyError:
             raise IRValidationError(f"{self.source}: array {name!r} is missing") from None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            raise IRValidationError(f"{self.source}: array {name!r} is unreadable ({error})") from None
+
+
+@contextlib.contextmanager
+def _header_of(source: str) -> Iterator[None]:
+    """Turn what a header with missing or mistyped entries raises into one error naming the file
+    (the IR's own validation errors pass through)."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise IRValidationError(f"{source}: malformed header ({type(error).__name__}: {error})") from None
 
 
 def network_to_bytes(network: Network) -> bytes:
@@ -115,8 +132,12 @@ def network_to_bytes(network: Network) -> bytes:
 def network_from_bytes(data: bytes, source: str = "<bytes>") -> Network:
     """Parse an IR file's bytes; ``source`` names the file in error messages."""
     archive = _Archive(data, source, FORMAT)
-    header, array = archive.header, archive.array
+    with _header_of(source):
+        return _network(archive.header, archive.array)
 
+
+def _network(header: dict, array: Callable[[str], np.ndarray]) -> Network:
+    """The network an IR header describes, its arrays read with ``array(name)``."""
     layers = []
     for entry in header["layers"]:
         prefix = entry["arrays"]
@@ -201,17 +222,22 @@ def fixed_network_to_bytes(network: FixedNetwork) -> bytes:
 def fixed_network_from_bytes(data: bytes, source: str = "<bytes>") -> FixedNetwork:
     """Parse a fixed-point network file's bytes; ``source`` names the file in errors."""
     archive = _Archive(data, source, FIXED_FORMAT)
-    header = archive.header
+    with _header_of(source):
+        return _fixed_network(archive.header, archive.array)
+
+
+def _fixed_network(header: dict, array: Callable[[str], np.ndarray]) -> FixedNetwork:
+    """The fixed-point network a header describes, its arrays read with ``array(name)``."""
     stages = []
     for entry in header["stages"]:
         prefix = entry["arrays"]
         recurrent = {}
         if entry["recurrent"]:
-            recurrent = {"recurrent_weights": archive.array(f"{prefix}.recurrent_weights"),
-                         "recurrent_delays": archive.array(f"{prefix}.recurrent_delays")}
+            recurrent = {"recurrent_weights": array(f"{prefix}.recurrent_weights"),
+                         "recurrent_delays": array(f"{prefix}.recurrent_delays")}
         stages.append(FixedLayer(
             name=entry["name"],
-            **{name: archive.array(f"{prefix}.{name}") for name in ("weights", "delays", "bias_mant", "bias_exp")},
+            **{name: array(f"{prefix}.{name}") for name in ("weights", "delays", "bias_mant", "bias_exp")},
             **{name: entry[name] for name in _FIXED_SCALARS},
             **recurrent,
         ))

@@ -322,7 +322,7 @@ def _plot(report: dict[str, Any], arrays: dict[str, Any], directory: Path) -> No
 
 def write_report(report: dict[str, Any], arrays: dict[str, Any], output: str | os.PathLike) -> Path:
     """Write ``report.json``, ``report.md`` and the plots into the directory ``output`` (atomically)."""
-    with atomic_directory(output) as tmp:
+    with atomic_directory(output, REPORT_FILE) as tmp:
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
         (tmp / "report.md").write_text(_markdown(report))
         _plot(report, arrays, tmp)

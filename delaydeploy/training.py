@@ -24,7 +24,7 @@ from tqdm import tqdm
 from delaydeploy.config import Preset, TrainConfig
 from delaydeploy.datasets import load_dataset, pad_collate
 from delaydeploy.distributed import ProcessGroup, broadcast_buffers, sum_across
-from delaydeploy.errors import DatasetError
+from delaydeploy.errors import DatasetError, DelayDeployError
 from delaydeploy.model import DelaySNN, loss_function
 from delaydeploy.reference import predict
 
@@ -40,7 +40,13 @@ def resolve_device(device: str | None) -> torch.device:
     """``auto``/None picks CUDA when present, else the CPU."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise DelayDeployError(f"device {device!r}: {error}") from None
+    if resolved.type == "cuda" and (not torch.cuda.is_available() or (resolved.index or 0) >= torch.cuda.device_count()):
+        raise DelayDeployError(f"device {device!r}: no such CUDA device here ({torch.cuda.device_count()} visible)")
+    return resolved
 
 
 def dcls_sigma(config: TrainConfig, kernel_size: int, epochs_done: int) -> float:

@@ -41,11 +41,16 @@ def native_backend(artifact: Artifact) -> str:
 
 
 def check_input(artifact: Artifact, x: np.ndarray) -> np.ndarray:
+    """``x`` if it is an input ``[T, B, C]`` that ``artifact`` can run (real, finite, of its kind)."""
     x = np.asarray(x)
     if x.ndim != 3 or x.shape[2] != artifact.network.input_size:
         raise DelayDeployError(
             f"input has shape {tuple(x.shape)}; {artifact.path} expects [T, B, {artifact.network.input_size}]"
         )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise DelayDeployError(f"input has shape {tuple(x.shape)}: it needs at least one step and one sample")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
+        raise DelayDeployError(f"input has dtype {x.dtype}; expected real numbers (float, integer or bool)")
     if not np.all(np.isfinite(x)):
         raise DelayDeployError("input contains non-finite values")
     if artifact.network.input_kind == "binary" and not np.all((x == 0) | (x == 1)):

@@ -1,8 +1,50 @@
-"""The command line: its spelled-out choices agree with the modules that implement them."""
+"""The command line: its spelled-out choices agree with the modules that implement them, and bad
+input (files, paths, options) gives one ``error:`` line, exit code 2 and no output."""
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
 from delaydeploy import cli, verify
+from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
+from delaydeploy.cli import main
+from delaydeploy.config import NetworkConfig
+from delaydeploy.ir_file import save_network
+from delaydeploy.lowering import lower
+from delaydeploy.model import DelaySNN
+from delaydeploy.reference import simulate
+
+CONFIG = NetworkConfig(input_size=3, hidden_sizes=(4,), num_classes=2, kernel_size=5, input_kind="binary")
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return save_checkpoint(checkpoint_of(DelaySNN(CONFIG)), tmp_path_factory.mktemp("model") / "model.pt")
+
+
+def _spikes(steps: int = 8, samples: int = 2) -> np.ndarray:
+    return (np.random.default_rng(0).random((steps, samples, CONFIG.input_size)) < 0.4).astype(np.float64)
+
+
+def _error_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def _usual_mode(mode: int) -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
 
 
 def test_backend_choices_are_the_verify_backends():
@@ -11,3 +53,220 @@ def test_backend_choices_are_the_verify_backends():
     for command in ("simulate", "verify"):
         extra = ["-o", "out.npz"] if command == "simulate" else []
         assert parser.parse_args([command, "model.pt", "--backend", "lava-cpu", *extra]).backend == "lava-cpu"
+
+
+def test_export_never_replaces_a_directory_it_did_not_write(model_path, tmp_path, capsys):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    assert main(["export", str(model_path), "--target", "lava", "-o", str(precious), "--samples", "2"]) == 2
+    assert "not ours" in _error_line(capsys)
+    assert [p.name for p in precious.iterdir()] == ["thesis.tex"]
+    bundle = tmp_path / "bundle"
+    for _ in range(2):  # a bundle is ours: exporting again replaces it
+        assert main(["export", str(model_path), "--target", "lava", "-o", str(bundle), "--samples", "2"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "precious"]  # nothing left behind
+    assert bundle.stat().st_mode & 0o777 == _usual_mode(0o777)
+    assert (bundle / "manifest.json").stat().st_mode & 0o777 == _usual_mode(0o666)
+    assert model_path.stat().st_mode & 0o777 == _usual_mode(0o666)
+
+
+@pytest.mark.parametrize("command", ["run", "train", "export-file", "export-bundle"])
+def test_bad_output_paths_fail_before_any_work(model_path, tmp_path, capsys, command):
+    x = tmp_path / "x.npy"
+    np.save(x, _spikes())
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "adir").mkdir()
+    starts = {"run": ["run", str(model_path), "--input", str(x)], "train": ["train", "--epochs", "1"],
+              "export-file": ["export", str(model_path), "--target", "nir"],
+              "export-bundle": ["export", str(model_path), "--target", "lava"]}[command]
+    bad = [tmp_path / "afile" / "out", tmp_path / ("afile" if command == "export-bundle" else "adir")]
+    for output in bad:
+        assert main([*starts, "-o", str(output)]) == 2
+        assert str(output) in _error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile", "x.npy"]
+    assert list((tmp_path / "adir").iterdir()) == []
+
+
+@pytest.mark.parametrize("problem, expected", [
+    ((4, 2, 5), "expects [T, B, 3]"),
+    ("nan", "non-finite"),
+    ((4, 0, 3), "at least one step and one sample"),
+    ("half", "values other than 0 and 1"),
+])
+def test_export_checks_its_input(model_path, tmp_path, capsys, problem, expected):
+    x = np.full(problem, 0.0) if isinstance(problem, tuple) else _spikes()
+    if problem == "nan":
+        x[0, 0, 0] = np.nan
+    elif problem == "half":
+        x[0, 0, 0] = 0.5
+    np.save(tmp_path / "x.npy", x)
+    for target in ("lava", "loihi2"):
+        assert main(["export", str(model_path), "--target", target, "--input", str(tmp_path / "x.npy"),
+                     "-o", str(tmp_path / target)]) == 2
+        assert expected in _error_line(capsys)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "not a .npy array"),
+    ("npz", "an .npz archive"),
+    ("complex", "dtype complex128"),
+])
+def test_input_files_that_are_not_one_real_array(model_path, tmp_path, capsys, content, expected):
+    path = tmp_path / "x.npy"
+    if content == "npz":
+        with open(path, "wb") as handle:
+            np.savez(handle, x=_spikes())
+    elif content == "complex":
+        np.save(path, _spikes().astype(np.complex128))
+    else:
+        path.write_bytes(content)
+    assert main(["run", str(model_path), "--input", str(path), "-o", str(tmp_path / "out.npz")]) == 2
+    assert expected in _error_line(capsys)
+    assert not (tmp_path / "out.npz").exists()
+
+
+def _crafted(model_path: Path, change: str) -> bytes:
+    data = torch.load(model_path, weights_only=True)
+    if change == "state is a string":
+        data["state_dict"] = "x"
+    elif change == "a state entry is not a tensor":
+        data["state_dict"][next(iter(data["state_dict"]))] = [1, 2]
+    elif change == "input_size is a string":
+        data["config"]["input_size"] = "3"
+    elif change == "config is a string":
+        data["config"] = "nope"
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"abc", "not a readable checkpoint"),
+    (b"hello", "not a readable checkpoint"),
+    (b"Gxxxxxxx", "not a readable checkpoint"),
+    ("npy", "not a readable checkpoint"),
+    ("state is a string", "state_dict is str, not a dict"),
+    ("a state entry is not a tensor", "is list, not a tensor"),
+    ("input_size is a string", "input_size = '3' is not of type int"),
+    ("config is a string", "config is str, not a dict"),
+])
+def test_corrupt_and_crafted_checkpoints_give_one_error_line(model_path, tmp_path, capsys, content, expected):
+    path = tmp_path / "bad.pt"
+    if content == "npy":
+        np.save(tmp_path / "bad.npy", _spikes())
+        (tmp_path / "bad.npy").rename(path)
+    else:
+        path.write_bytes(content if isinstance(content, bytes) else _crafted(model_path, content))
+    for command in (["inspect", str(path)], ["finetune", str(path), "-o", str(tmp_path / "ft.pt")]):
+        assert main(command) == 2
+        line = _error_line(capsys)
+        assert expected in line and "weights_only" not in line
+    assert not (tmp_path / "ft.pt").exists()
+
+
+def test_run_in_official_semantics_pads_every_stage(model_path, tmp_path, capsys):
+    """A streaming checkpoint run in official semantics is rebuilt with the official padding;
+    an IR file cannot be, and says so."""
+    x = tmp_path / "x.npy"
+    np.save(x, _spikes(steps=10))
+    assert main(["run", str(model_path), "--input", str(x), "--semantics", "official", "-o", str(tmp_path / "o.npz")]) == 0
+    with np.load(tmp_path / "o.npz") as out:
+        assert out["spikes_0"].shape[0] == 10 + 2 and out["readout"].shape[0] == 10 + 4  # (K - 1) // 2 per stage
+        model = DelaySNN(NetworkConfig(**{**CONFIG.__dict__, "semantics": "official"}))
+        model.load_state_dict(torch.load(model_path, weights_only=True)["state_dict"])
+        expected = simulate(lower(model.eval()), np.load(x), semantics="official")
+        assert np.array_equal(out["readout"], expected.readout.numpy())
+    torch.manual_seed(0)
+    save_network(lower(DelaySNN(CONFIG).eval()), tmp_path / "model.ddn")
+    assert main(["run", str(tmp_path / "model.ddn"), "--input", str(x), "--semantics", "official",
+                 "-o", str(tmp_path / "p.npz")]) == 2
+    assert "needs the checkpoint" in _error_line(capsys)
+
+
+def _rewrite_bundle(bundle: Path, manifest_change=None, vectors_change=None) -> None:
+    import hashlib
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    if vectors_change:
+        with np.load(bundle / "test_vectors.npz") as data:
+            vectors = {key: data[key] for key in data.files}
+        vectors_change(vectors)
+        np.savez_compressed(bundle / "test_vectors.npz", **vectors)
+        manifest["files"]["test_vectors.npz"] = hashlib.sha256((bundle / "test_vectors.npz").read_bytes()).hexdigest()
+    if manifest_change:
+        manifest = manifest_change(manifest)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("manifest is a list", "holds a list, not an object"),
+    ("files is null", "'files' must map file names"),
+    ("vectors lack spikes_0", "lacks 'spikes_0'"),
+])
+def test_malformed_bundles_give_one_error_line(model_path, tmp_path, capsys, damage, expected):
+    bundle = tmp_path / "bundle"
+    assert main(["export", str(model_path), "--target", "lava", "-o", str(bundle), "--samples", "2"]) == 0
+    capsys.readouterr()
+    if damage == "manifest is a list":
+        _rewrite_bundle(bundle, manifest_change=lambda manifest: [])
+    elif damage == "files is null":
+        _rewrite_bundle(bundle, manifest_change=lambda manifest: {**manifest, "files": None})
+    else:
+        _rewrite_bundle(bundle, vectors_change=lambda vectors: vectors.pop("spikes_0"))
+    assert main(["verify", str(bundle)]) == 2
+    assert expected in _error_line(capsys)
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("truncated", "not a delaydeploy network file"),
+    ("no layers", "malformed header (KeyError: 'layers')"),
+    ("tau is text", "malformed header"),
+    ("garbage array", "is unreadable"),
+])
+def test_malformed_ir_files_give_one_error_line(tmp_path, capsys, damage, expected):
+    torch.manual_seed(0)
+    path = save_network(lower(DelaySNN(CONFIG).eval()), tmp_path / "model.ddn")
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        with zipfile.ZipFile(path) as archive:
+            entries = {name: archive.read(name) for name in archive.namelist()}
+        header = json.loads(entries["network.json"])
+        if damage == "no layers":
+            del header["layers"]
+        elif damage == "tau is text":
+            header["readout"]["tau"] = "abc"
+        else:
+            entries["readout.bias.npy"] = b"\x93NUMPY garbage"
+        entries["network.json"] = json.dumps(header).encode()
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in entries.items():
+                archive.writestr(name, data)
+    assert main(["inspect", str(path)]) == 2
+    assert expected in _error_line(capsys)
+
+
+@pytest.mark.parametrize("arguments", [
+    ["verify", "m.pt", "--samples", "0"], ["verify", "m.pt", "--steps", "-5"], ["verify", "m.pt", "--tolerance", "nan"],
+    ["verify", "m.pt", "--tolerance", "-1"], ["train", "--epochs", "0"], ["train", "--batch-size", "0"],
+    ["import", "snn-delays", "s.pt", "--preset", "shd", "--hidden", "0", "-o", "m.pt"],
+    ["finetune", "m.pt", "--lr", "0", "-o", "f.pt"], ["report", "m.pt", "--lava-samples", "-1", "-o", "r"],
+])
+def test_numeric_options_out_of_range_are_usage_errors(arguments, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(arguments)
+    assert exit_info.value.code == 2
+    assert "must be" in capsys.readouterr().err
+
+
+def test_misplaced_artifacts_are_named_for_what_they_are(model_path, tmp_path, capsys):
+    assert main(["import", "snn-delays", str(model_path), "--preset", "shd", "-o", str(tmp_path / "m.pt")]) == 2
+    assert "already a delaydeploy checkpoint" in _error_line(capsys)
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "report")]) == 2
+    assert "is a directory, not a checkpoint file" in _error_line(capsys)
+    if not torch.cuda.is_available():
+        assert main(["train", "--device", "cuda", "--epochs", "1", "-o", str(tmp_path / "m.pt")]) == 2
+        assert "no such CUDA device" in _error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
