@@ -102,6 +102,8 @@ def delayed_linear(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor)
     """
     if delays.numel() and int(delays.min()) < 0:
         raise ValueError(f"delayed_linear: delays must be >= 0, got {int(delays.min())}")
+    if x.numel() == 0 or weights.numel() == 0:  # no terms, whatever the delays: the plain (empty) product
+        return x @ weights.T
     return _DelayedLinear.apply(x, weights, delays)
 
 

@@ -87,9 +87,9 @@ def input_payload(network: FixedNetwork, x: np.ndarray) -> np.ndarray:
         return x.astype(np.int64)
     if not np.all(np.isfinite(x)):
         raise ValueError("input contains a non-finite value")
-    if network.input_kind == "counts" and np.any(x != np.round(x)):
-        index = tuple(int(i) for i in np.argwhere(x != np.round(x))[0])
-        raise ValueError(f"input{list(index)} = {x[index]}, but the network takes whole spike counts")
+    if network.input_kind == "counts" and np.any((x != np.round(x)) | (x < 0)):
+        index = tuple(int(i) for i in np.argwhere((x != np.round(x)) | (x < 0))[0])
+        raise ValueError(f"input{list(index)} = {x[index]}, but the network takes spike counts (whole, >= 0)")
     payload = np.round(x * input_scale)
     if payload.size and np.abs(payload).max() > GRADED_PAYLOAD_MAX:
         index = tuple(int(i) for i in np.argwhere(np.abs(payload) == np.abs(payload).max())[0])

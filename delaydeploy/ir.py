@@ -86,6 +86,9 @@ class _Stage:
         self.weights = _float_matrix(where, "weights", self.weights)
         if self.weights.ndim != 2:
             raise IRValidationError(f"{where}: weights must be [out, in], got shape {self.weights.shape}")
+        if 0 in self.weights.shape:
+            raise IRValidationError(f"{where}: weights have shape {self.weights.shape}; a stage needs at least one "
+                                    "neuron and one input")
         self.delays = _delay_matrix(where, "delays", self.delays, self.weights.shape)
         self.bias = _float_matrix(where, "bias", self.bias, (self.size,))
         if int(self.official_tail) < 0:

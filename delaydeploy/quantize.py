@@ -25,7 +25,8 @@ Every stage (hidden layer or readout) gets one scale ``S``: its integer membrane
 * **Bias.** ``bias_mant << bias_exp = round(b * 64 * S)``, per neuron the smallest exponent
   whose mantissa fits 13 bits (the best precision).
 * **Decays.** ``du = 4095`` (Lava adds one: ``u`` is the instantaneous current) and
-  ``dv = round(4096 / tau)`` (at most 4095: ``tau`` close to 1 keeps ``1/4096`` of ``v``).
+  ``dv = round(4096 / tau)`` (at most 4095: ``tau`` close to 1 keeps ``1/4096`` of ``v``; a
+  ``tau`` of 8192 steps or more, which would round to no leak, is refused).
 * **Readout.** A ``FixedLayer`` with ``vth = VTH_MAX`` (unreachable by the scale rule) and
   ``readout_scale = 64 * S`` to read its membrane in float units.
 * **Inputs.** Binary spikes and counts go as they are (``input_scale = 1``); their peak is
@@ -33,6 +34,8 @@ Every stage (hidden layer or readout) gets one scale ``S``: its integer membrane
   sent as ``round(x * input_scale)``: ``input_scale`` as given, or the largest power of two
   with ``max|calibration| * input_scale <= 2**23 - 1``, the 24-bit payload of Loihi 2 graded
   spikes (Lava: ``num_message_bits = 24``); their peak is ``max|calibration|`` (1 without).
+  With ``weight_exp`` forced (netx), no larger than lets the first stage's weights, which
+  divide by it, still fill their 8 bits.
 
 Limits that quantisation cannot fix raise :class:`~delaydeploy.errors.ConstraintError`: delays
 above 62, a bias or drive too large for the state, and -- given calibration data --
@@ -109,6 +112,22 @@ def _choose_input_scale(network: Network, calibration: np.ndarray | None, input_
     return float(scale if round(peak * scale) <= GRADED_PAYLOAD_MAX else scale / 2)
 
 
+def _weight_filling_input_scale(network: Network, peak: float, weight_exp: int, bias_exp: int | None) -> float:
+    """With ``weight_exp`` forced, the largest power of two ``q`` at which the first stage's weights
+    ``W * S / (q * 2**weight_exp)`` can still reach their 8 bits at the scale ``S`` the stage allows.
+
+    Its weights divide by the input scale: one chosen only to fill the 24-bit payload would make
+    them round to 0.
+    """
+    stage = network.layers[0] if network.layers else network.readout
+    largest = float(np.abs(stage.weights).max(initial=0.0))
+    by_state, by_bias, _ = _scale_limits(stage, peak, True, FixedExponents(bias_exp=bias_exp))
+    allowed = min(by_state, by_bias)
+    if largest == 0 or not np.isfinite(allowed):
+        return np.inf
+    return float(2.0 ** np.floor(np.log2(allowed * largest / ((WEIGHT_GRID_MAX - 1) * 2.0**weight_exp))))
+
+
 def _input_peak(network: Network, calibration: np.ndarray | None) -> float:
     if network.input_kind == "binary" or calibration is None:
         return 1.0
@@ -182,8 +201,13 @@ def _bias(bias: np.ndarray, scale: float, exponent: int | None = None) -> tuple[
     return mantissas[np.arange(len(bias)), chosen].astype(np.int64), exponents[chosen].astype(np.int64)
 
 
-def _decay(tau: float) -> int:
-    return int(min(round(DECAY_UNITY / tau), DECAY_UNITY - 1))
+def _decay(stage_name: str, tau: float) -> int:
+    """``dv = round(4096 / tau)``, at most 4095; from ``tau = 8192`` steps on it would round to no leak at all."""
+    dv = round(DECAY_UNITY / tau)
+    if dv == 0:
+        raise ConstraintError(f"stage {stage_name!r} has tau = {tau:g} steps; Loihi 2's 12-bit decay rounds "
+                              f"4096 / tau to 0 (no leak at all) from tau = {2 * DECAY_UNITY} steps on")
+    return int(min(dv, DECAY_UNITY - 1))
 
 
 def _spiking_scale(layer: SpikingLayer, peak: float, signed: bool, fixed: "FixedExponents") -> tuple[float, int]:
@@ -221,8 +245,12 @@ def _fixed_stage(stage: SpikingLayer | Readout, scale: float, payload_scale: flo
                          recurrent_delays=stage.recurrent_delays)
     else:
         tau, reset = stage.tau, "hard"
+    if np.any(stage.weights) and not np.any(weights):
+        raise ConstraintError(f"stage {stage.name!r}: every weight rounds to 0 at scale {scale:.6g} with weight_exp "
+                              f"{weight_exp} (largest |W| {np.abs(stage.weights).max():.6g}); the target's fixed "
+                              "exponents cannot hold these weights")
     return FixedLayer(stage.name, weights, weight_exp, stage.delays, bias_mant, bias_exp, du=DECAY_UNITY - 1,
-                      dv=_decay(tau), vth=vth, reset=reset, scale=scale, **extra)
+                      dv=_decay(stage.name, tau), vth=vth, reset=reset, scale=scale, **extra)
 
 
 @dataclass(frozen=True)
@@ -256,6 +284,8 @@ def quantize(network: Network, *, calibration: np.ndarray | torch.Tensor | None 
         calibration = np.asarray(calibration, dtype=np.float64)
     payload_scale = _choose_input_scale(network, calibration, input_scale)
     peak, signed = _input_peak(network, calibration), network.input_kind == "analog"
+    if signed and input_scale is None and weight_exp is not None:
+        payload_scale = min(payload_scale, _weight_filling_input_scale(network, peak, weight_exp, bias_exp))
     stages = []
     for index, layer in enumerate(network.layers):
         first = index == 0

@@ -250,6 +250,16 @@ def test_kernel_takes_any_integer_delay_dtype(delay_dtype):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("steps, batch, inputs, outputs", [(0, 3, 4, 5), (6, 0, 4, 5), (6, 3, 0, 5), (6, 3, 4, 0)])
+def test_empty_sequences_and_layers_give_empty_or_zero_products(steps, batch, inputs, outputs):
+    x = torch.rand(steps, batch, inputs, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(outputs, inputs, dtype=torch.float64, requires_grad=True)
+    out = delayed_linear(x, weights, torch.randint(0, 3, (outputs, inputs)))
+    assert out.shape == (steps, batch, outputs) and not out.any()
+    out.sum().backward()
+    assert x.grad.shape == x.shape and weights.grad.shape == weights.shape and not weights.grad.any()
+
+
 def test_negative_delays_are_refused():
     with pytest.raises(ValueError, match="delays must be >= 0, got -2"):
         delayed_linear(torch.zeros(5, 1, 2), torch.ones(3, 2), torch.tensor([[0, 1], [2, -2], [0, 0]]))

@@ -46,6 +46,8 @@ def test_file_is_readable_by_numpy(tmp_path):
         (lambda kw: kw.update(bias=np.zeros(4)), r"hidden0.*bias has shape \(4,\), expected \(5,\)"),
         (lambda kw: kw.update(delays=np.zeros((3, 5), int)), r"hidden0.*delays has shape \(3, 5\)"),
         (lambda kw: kw.update(recurrent_weights=np.zeros((5, 5))), r"hidden0.*given together"),
+        (lambda kw: kw.update(weights=np.ones((0, 3)), delays=np.zeros((0, 3), int), bias=np.zeros(0)),
+         r"hidden0.*shape \(0, 3\); a stage needs at least one neuron and one input"),
     ],
 )
 def test_layer_validation_names_the_layer(change, message):

@@ -13,6 +13,7 @@ from delaydeploy.fixed_point import (
     VTH_MAX,
     FixedLayer,
     FixedNetwork,
+    input_payload,
 )
 from delaydeploy.fixed_reference import predict_fixed, readout_to_float, simulate_fixed
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
@@ -167,6 +168,25 @@ def test_decay_near_one_step_is_clamped_to_twelve_bits() -> None:
     assert fixed.layers[0].dv == 4095
 
 
+def test_decay_too_slow_for_twelve_bits_is_refused() -> None:
+    def network(tau: float) -> Network:
+        small, none = np.full((2, 2), 1e-3), np.zeros((2, 2), int)
+        return Network(2, [SpikingLayer("hidden0", small, none, np.zeros(2), LIFNeuron(tau=tau, threshold=1.0))],
+                       Readout("readout", small, none, np.zeros(2), tau=2.0))
+
+    assert quantize(network(8000.0)).layers[0].dv == 1
+    with pytest.raises(ConstraintError, match="'hidden0' has tau = 8192 steps.*no leak"):
+        quantize(network(8192.0))
+
+
+def test_negative_spike_counts_are_refused() -> None:
+    fixed = quantize(moderate_network(input_kind="counts"))
+    x = _spikes(3, 6, 2, 20)
+    x[2, 1, 7] = -3
+    with pytest.raises(ValueError, match=r"input\[2, 1, 7\] = -3.0.*spike counts \(whole, >= 0\)"):
+        input_payload(fixed, x)
+
+
 def test_deterministic() -> None:
     network = moderate_network(recurrent=True, input_kind="counts")
     x = _spikes(2, 10, 2, 20) * 3
@@ -255,3 +275,18 @@ def test_forced_exponents_keep_every_value_in_range():
         assert np.abs(stage.weights).max() <= 254
     free = quantize(network)
     assert free.layers[0].vth >= fixed.layers[0].vth  # the cap only ever lowers the scale
+
+
+def test_forced_weight_exponent_picks_an_analog_input_scale_the_weights_survive():
+    """Weights forced to ``2**0`` units divide by the input scale: one chosen only to fill the 24-bit
+    payload rounds every first-stage weight to 0 (as netx export did). The scale is lowered until
+    the weights fill their 8 bits; a given scale that zeroes them is refused."""
+    network = moderate_network(3, input_kind="analog")
+    x = np.random.default_rng(6).normal(0.0, 5.0, (30, 8, 20))
+    fixed = quantize(network, calibration=x, weight_exp=0, bias_exp=6)
+    assert 127 <= np.abs(fixed.layers[0].weights).max() <= 254
+    assert fixed.input_scale < quantize(network, calibration=x).input_scale
+    mismatch = _mismatch(network, fixed, x)
+    assert max(mismatch) < 0.1, mismatch
+    with pytest.raises(ConstraintError, match="'hidden0': every weight rounds to 0"):
+        quantize(network, calibration=x, input_scale=2.0**18, weight_exp=0, bias_exp=6)
