@@ -30,7 +30,8 @@ from delaydeploy.errors import BundleError, DelayDeployError
 from delaydeploy.fileio import atomic_directory
 from delaydeploy.fixed_point import DELAY_MAX, FixedNetwork
 from delaydeploy.ir import Network
-from delaydeploy.ir_file import IR_SUFFIX, fixed_network_from_bytes, fixed_network_to_bytes, network_from_bytes, network_to_bytes
+from delaydeploy.ir_file import (IR_SUFFIX, fixed_network_from_bytes, fixed_network_to_bytes, network_from_bytes,
+                                 network_to_bytes)
 from delaydeploy.reference import Simulation
 
 FORMAT = "delaydeploy-bundle"

@@ -110,7 +110,8 @@ def load_raw_state(path: str | os.PathLike) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 -- an untrusted file can make the unpickler raise anything
         if "Weights only load failed" in str(error):
-            reason = "it holds objects other than tensors and plain containers, which are not loaded (they could run code)"
+            reason = ("it holds objects other than tensors and plain containers, which are not loaded "
+                      "(they could run code)")
         else:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): {reason}") from None

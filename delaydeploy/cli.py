@@ -263,7 +263,8 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="dataset folder (not needed for synthetic)")
-    parser.add_argument("--max-samples", type=_at_least(1), help="use at most this many samples of each split (quick runs)")
+    parser.add_argument("--max-samples", type=_at_least(1),
+                        help="use at most this many samples of each split (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -330,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--target", choices=("loihi2",), default="loihi2")
     finetune.add_argument("--epochs", type=_at_least(1), default=5)
     finetune.add_argument("--batch-size", type=_at_least(1), help="default: the checkpoint's training batch size")
-    finetune.add_argument("--lr", type=_finite(positive=True), default=1e-4, help="Adam learning rate (cosine schedule)")
+    finetune.add_argument("--lr", type=_finite(positive=True), default=1e-4,
+                          help="Adam learning rate (cosine schedule)")
     finetune.add_argument("--seed", type=int, default=0)
     _add_dataset_options(finetune)
     finetune.add_argument("-o", "--output", required=True)

@@ -44,8 +44,9 @@ def resolve_device(device: str | None) -> torch.device:
         resolved = torch.device(device)
     except RuntimeError as error:
         raise DelayDeployError(f"device {device!r}: {error}") from None
-    if resolved.type == "cuda" and (not torch.cuda.is_available() or (resolved.index or 0) >= torch.cuda.device_count()):
-        raise DelayDeployError(f"device {device!r}: no such CUDA device here ({torch.cuda.device_count()} visible)")
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if resolved.type == "cuda" and (resolved.index or 0) >= visible:
+        raise DelayDeployError(f"device {device!r}: no such CUDA device here ({visible} visible)")
     return resolved
 
 

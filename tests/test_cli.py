@@ -171,7 +171,8 @@ def test_run_in_official_semantics_pads_every_stage(model_path, tmp_path, capsys
     an IR file cannot be, and says so."""
     x = tmp_path / "x.npy"
     np.save(x, _spikes(steps=10))
-    assert main(["run", str(model_path), "--input", str(x), "--semantics", "official", "-o", str(tmp_path / "o.npz")]) == 0
+    assert main(["run", str(model_path), "--input", str(x), "--semantics", "official",
+                 "-o", str(tmp_path / "o.npz")]) == 0
     with np.load(tmp_path / "o.npz") as out:
         assert out["spikes_0"].shape[0] == 10 + 2 and out["readout"].shape[0] == 10 + 4  # (K - 1) // 2 per stage
         model = DelaySNN(NetworkConfig(**{**CONFIG.__dict__, "semantics": "official"}))
