@@ -10,7 +10,9 @@ network. Median of a few repetitions after a warm-up step. Before inference each
 BatchNorm statistics are set from the batch, as training would leave them: a fresh network's
 hidden layers are otherwise nearly silent, which flatters any activity-driven method. The run
 reports the fraction of nonzero inputs each synaptic stage saw (``activity``: the input, then
-each hidden layer's spikes).
+each hidden layer's spikes), the steps each network runs (with delays, the input and its
+streaming tail), and the share of each inference batch spent in the synaptic products
+(``infer_s_*_synapses``; the rest is BatchNorm and the LIF loops, which scale with the steps).
 
 Run: ``python -m benchmarks training_bench``.
 """
@@ -74,6 +76,32 @@ def _inference(model: DelaySNN, x: torch.Tensor) -> Callable[[], object]:
     return batch
 
 
+def _synaptic_seconds(model: DelaySNN, x: torch.Tensor, repeats: int) -> float:
+    """Median seconds per inference batch spent inside the synaptic stages (timed by hooks)."""
+    stages = [block.synapses for block in model.blocks] + [model.readout]
+    started, spent = [0.0], [0.0]
+
+    def before(module: torch.nn.Module, inputs: object) -> None:
+        started[0] = time.perf_counter()
+
+    def after(module: torch.nn.Module, inputs: object, output: object) -> None:
+        spent[0] += time.perf_counter() - started[0]
+
+    handles = [hook for stage in stages
+               for hook in (stage.register_forward_pre_hook(before), stage.register_forward_hook(after))]
+    try:
+        totals = []
+        for _ in range(repeats + 1):  # the first is a warm-up
+            spent[0] = 0.0
+            with torch.no_grad():
+                model(x, rounded=True)
+            totals.append(spent[0])
+        return statistics.median(totals[1:])
+    finally:
+        for hook in handles:
+            hook.remove()
+
+
 def _activity(model: DelaySNN, x: torch.Tensor) -> list[float]:
     """Fraction of nonzero entries in the input and in each hidden layer's spikes."""
     with torch.no_grad():
@@ -97,6 +125,10 @@ def run(repeats: int = 3, inference_repeats: int = 15) -> dict[str, dict[str, fl
             "train_s_no_delay": _median_seconds(_train_step(flat, "auto", x, labels), repeats),
             "infer_s_rounded": _median_seconds(_inference(rounded_model, x), inference_repeats),
             "infer_s_no_delay": _median_seconds(_inference(flat_model, x), inference_repeats),
+            "infer_s_rounded_synapses": _synaptic_seconds(rounded_model, x, inference_repeats),
+            "infer_s_no_delay_synapses": _synaptic_seconds(flat_model, x, inference_repeats),
+            "steps_rounded": STEPS + config.tail,
+            "steps_no_delay": STEPS + flat.tail,
             "activity": _activity(rounded_model, x),
         }
         row = results[name]
