@@ -254,14 +254,16 @@ class TrainOutcome:
 
 
 def preset_splits(preset: Preset, data_dir: str | None, max_samples: int | None = None) -> tuple[Dataset, Dataset]:
-    """The train and test splits of the preset's dataset, each cut to ``max_samples``; a
+    """The train and test splits of the preset's dataset, each cut to ``max_samples`` evenly spaced
+    samples (the files are sorted by label: the first ones would all be one class); a
     :class:`DatasetError` when the data's channels do not fit the preset's network."""
     splits = [load_dataset(preset.dataset, data_dir, split, **preset.dataset_options) for split in ("train", "test")]
     if splits[0].num_channels != preset.network.input_size:
         raise DatasetError(f"{preset.dataset}: {splits[0].num_channels} input channels, "
                            f"preset {preset.name!r} expects {preset.network.input_size}")
     if max_samples is not None:
-        splits = [torch.utils.data.Subset(split, range(min(max_samples, len(split)))) for split in splits]
+        splits = [torch.utils.data.Subset(split, [index * len(split) // max_samples for index in range(max_samples)])
+                  if max_samples < len(split) else split for split in splits]
     return splits[0], splits[1]
 
 

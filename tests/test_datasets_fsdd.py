@@ -99,6 +99,14 @@ def test_errors(small_dir: Path) -> None:
         FSDD(small_dir, "test")
 
 
+def test_upper_case_extensions_are_recordings_too(tmp_path: Path) -> None:
+    for name in ("0_george_1.wav", "3_theo_9.WAV", "7_lucas_2.Wav", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [(path.name, digit) for path, digit in fsdd_split_files(tmp_path, "train")] == [("3_theo_9.WAV", 3)]
+    assert [(path.name, digit) for path, digit in fsdd_split_files(tmp_path, "test")] == [
+        ("0_george_1.wav", 0), ("7_lucas_2.Wav", 7)]  # recordings 0-4 of each speaker and digit are the test split
+
+
 def test_fsdd_preset_trains_from_a_wav_folder(small_dir: Path, tmp_path: Path) -> None:
     output = tmp_path / "fsdd.pt"
     assert main(["train", "--preset", "fsdd", "--data-dir", str(small_dir), "--epochs", "1", "--quiet",

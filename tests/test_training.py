@@ -12,6 +12,7 @@ from delaydeploy.config import get_preset
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 from delaydeploy.model import DelaySNN, make_lif
 from spikingjelly.activation_based import neuron  # (after delaydeploy.model, which sets up its import)
+from delaydeploy import training
 from delaydeploy.training import dcls_sigma, recurrent_sigma, seed_everything, train, train_preset
 
 CHANCE = 1 / SyntheticTimingDataset.num_classes
@@ -92,3 +93,27 @@ def test_our_lif_trains_exactly_like_spikingjellys():
         assert 0 < float(results[1][0].detach().sum()) < results[1][0].numel()  # some steps fire, some do not
         for mine, reference in zip(*results):
             assert torch.equal(mine, reference)
+
+
+def test_max_samples_spreads_over_a_label_sorted_split(monkeypatch):
+    """Dataset files come sorted by label: a quick run must not train and test on the first class only."""
+
+    class SortedByLabel(torch.utils.data.Dataset):
+        num_channels = get_preset("fsdd").network.input_size
+
+        def __init__(self, size: int) -> None:
+            self.labels = sorted(index % 10 for index in range(size))
+
+        def __len__(self) -> int:
+            return len(self.labels)
+
+        def __getitem__(self, index: int):
+            return torch.zeros(1, self.num_channels), self.labels[index]
+
+    monkeypatch.setattr(training, "load_dataset", lambda name, data_dir, split, **options: SortedByLabel(
+        2250 if split == "train" else 250))
+    train_split, test_split = training.preset_splits(get_preset("fsdd"), "unused", max_samples=30)
+    for split in (train_split, test_split):
+        assert len(split) == 30 and sorted({split[i][1] for i in range(30)}) == list(range(10))
+    whole, _ = training.preset_splits(get_preset("fsdd"), "unused", max_samples=5000)
+    assert len(whole) == 2250

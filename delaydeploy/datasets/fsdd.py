@@ -20,7 +20,7 @@ from delaydeploy.datasets.audio import CochleaEncoder, read_wav
 from delaydeploy.datasets.common import FramesDataset, PackedFrames, cached_frames, check_split
 from delaydeploy.errors import DatasetError
 
-FSDD_NAME = re.compile(r"(?P<digit>\d)_(?P<speaker>[^_]+)_(?P<index>\d+)\.wav")
+FSDD_NAME = re.compile(r"(?P<digit>\d)_(?P<speaker>[^_]+)_(?P<index>\d+)\.wav", re.IGNORECASE)
 TEST_INDICES = range(0, 5)
 
 
