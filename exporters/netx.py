@@ -64,12 +64,8 @@ NETX_BIAS_EXP = ACTIVATION_SHIFT  # netx fixes bias_exp = 6: its bias is in a_in
 
 
 def _weight_range(weights: np.ndarray) -> tuple[int, int]:
-    """Loihi's lossless 8-bit range for this sign mode (mixed, excitatory, inhibitory)."""
-    if weights.size == 0 or weights.min() >= 0:
-        return 0, 255
-    if weights.max() <= 0:
-        return -255, 0
-    return -256, 254
+    """Loihi's lossless 8-bit range for this sign mode (excitatory or mixed)."""
+    return (0, 255) if weights.min() >= 0 else (-256, 254)
 
 
 def netx_weights(layer: FixedLayer) -> np.ndarray:
@@ -88,6 +84,10 @@ def netx_weights(layer: FixedLayer) -> np.ndarray:
                 "integer weights and picks the exponent itself, so it cannot express that (quantise so that "
                 "weight_exp = 0)")
         scaled = weights // divisor
+    if not np.any(scaled > 0):
+        raise ConstraintError(
+            f"{where}: no weight is positive; lava-dl's netx loader cannot carry such a layer (it fails on an "
+            "all-zero matrix and rescales an all-negative one into different weights), so it is refused")
     low, high = _weight_range(scaled)
     if scaled.size and (scaled.min() < low or scaled.max() > high):
         worst = scaled.max() if scaled.max() > high else scaled.min()

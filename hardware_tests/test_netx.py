@@ -139,7 +139,9 @@ def _modified(network: FixedNetwork, **changes) -> FixedNetwork:
      "recurrent"),
     (dict(weight_exp=3), "8-bit range"),
     (dict(bias_exp=np.zeros(5, dtype=np.int64)), "multiple of 64"),
-], ids=["soft-reset", "recurrence", "weight-exponent", "bias-granularity"])
+    (dict(weights=np.full((5, 6), -128, dtype=np.int64)), "no weight is positive"),  # lava-dl would load -256s
+    (dict(weights=np.zeros((5, 6), dtype=np.int64)), "no weight is positive"),  # lava-dl fails to load it
+], ids=["soft-reset", "recurrence", "weight-exponent", "bias-granularity", "all-negative", "all-zero"])
 def test_netx_refuses_what_it_cannot_express(tmp_path: Path, changes: dict, message: str) -> None:
     from exporters.netx import write_netx
 
