@@ -68,7 +68,7 @@ from delaydeploy.layers import DelayLinear
 from delaydeploy.lowering import lower
 from delaydeploy.model import DelaySNN, loss_function
 from delaydeploy.quantize import quantize
-from delaydeploy.reference import predict, simulate
+from delaydeploy.reference import own_steps, predict, simulate
 from delaydeploy.training import make_loader, preset_splits
 
 FINETUNE_TARGETS = ("loihi2",)
@@ -175,8 +175,9 @@ def dataset_splits(checkpoint: Checkpoint, data_dir: str | os.PathLike | None,
 def evaluate_reference(network: Network, loader: DataLoader, progress: bool = False) -> float:
     """Accuracy of the float reference simulator (rounded delays, streaming) on ``loader``."""
     correct = seen = 0
-    for x, labels, _ in tqdm(loader, desc="rounded delays (streaming)", disable=not progress, leave=False):
-        correct += int((simulate(network, x.double(), semantics="streaming").prediction() == labels).sum())
+    for x, labels, lengths in tqdm(loader, desc="rounded delays (streaming)", disable=not progress, leave=False):
+        simulation = simulate(network, x.double(), semantics="streaming")
+        correct += int((simulation.prediction(own_steps(lengths, x.shape[0], simulation.readout)) == labels).sum())
         seen += len(labels)
     return correct / max(seen, 1)
 
@@ -262,8 +263,8 @@ class FixedForward:
         """The readout in the float network's units, ``v / readout_scale`` (what the loss and prediction use)."""
         return self.readout / self.fixed.readout_scale
 
-    def prediction(self) -> torch.Tensor:
-        return predict(self.readout_float().detach())
+    def prediction(self, steps: torch.Tensor | None = None) -> torch.Tensor:
+        return predict(self.readout_float().detach(), steps)
 
 
 class QuantizedTrainingModel(nn.Module):
@@ -378,8 +379,9 @@ def evaluate_fixed(model: QuantizedTrainingModel, loader: DataLoader, progress: 
     """Accuracy of the deployed integer model (current parameters) on ``loader``."""
     correct = seen = 0
     with torch.no_grad():
-        for x, labels, _ in tqdm(loader, desc="Loihi 2 integers", disable=not progress, leave=False):
-            correct += int((model(x).prediction() == labels).sum())
+        for x, labels, lengths in tqdm(loader, desc="Loihi 2 integers", disable=not progress, leave=False):
+            out = model(x)
+            correct += int((out.prediction(own_steps(lengths, x.shape[0], out.readout)) == labels).sum())
             seen += len(labels)
     return correct / max(seen, 1)
 
@@ -396,7 +398,7 @@ def finetune(model: QuantizedTrainingModel, train_set: Dataset, *, epochs: int, 
         start = time.perf_counter()
         total_loss, correct, seen = 0.0, 0, 0
         with tqdm(loader, desc=f"fine-tune {epoch + 1}/{epochs}", disable=not progress, leave=False) as bar:
-            for x, labels, _ in bar:
+            for x, labels, lengths in bar:
                 optimizer.zero_grad()
                 out = model(x)
                 loss = loss_function(out.readout_float(), labels)
@@ -404,7 +406,7 @@ def finetune(model: QuantizedTrainingModel, train_set: Dataset, *, epochs: int, 
                 optimizer.step()
                 schedule.step()
                 total_loss += loss.item() * len(labels)
-                correct += int((out.prediction() == labels).sum())
+                correct += int((out.prediction(own_steps(lengths, x.shape[0], out.readout)) == labels).sum())
                 seen += len(labels)
                 bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         history.append(FinetuneEpoch(epoch + 1, total_loss / seen, correct / seen, time.perf_counter() - start))

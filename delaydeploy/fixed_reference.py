@@ -183,8 +183,8 @@ class FixedSimulation(Simulation):
 
     readout_scale: float = 1.0
 
-    def prediction(self) -> torch.Tensor:
-        return predict(self.readout.to(torch.float64) / self.readout_scale)
+    def prediction(self, steps: torch.Tensor | None = None) -> torch.Tensor:
+        return predict(self.readout.to(torch.float64) / self.readout_scale, steps)
 
 
 def simulate_fixed(network: FixedNetwork, x: torch.Tensor | np.ndarray, *,

@@ -62,14 +62,29 @@ class Simulation:
     spikes: list[torch.Tensor]
     readout: torch.Tensor
 
-    def prediction(self) -> torch.Tensor:
-        """Predicted class per sample: ``argmax_c sum_t softmax(readout[t])_c``."""
-        return predict(self.readout)
+    def prediction(self, steps: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted class per sample: ``argmax_c sum_t softmax(readout[t])_c`` (see :func:`predict`)."""
+        return predict(self.readout, steps)
 
 
-def predict(readout: torch.Tensor) -> torch.Tensor:
-    """Class decision used by training and every backend: argmax of the summed softmax."""
-    return torch.softmax(readout, dim=-1).sum(dim=0).argmax(dim=-1)
+def predict(readout: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
+    """Class decision used by training and every backend: argmax of the summed softmax.
+
+    ``steps`` (one count per sample, see :func:`own_steps`) limits each sample's sum to its own
+    readout steps: in a batch padded to its longest sample, the later steps would otherwise make
+    a sample's class depend on its batch-mates, and differ from a chip that runs it alone.
+    """
+    probabilities = torch.softmax(readout, dim=-1)
+    if steps is not None:
+        own = torch.arange(readout.shape[0], device=readout.device)[:, None] < steps.to(readout.device)[None, :]
+        probabilities = probabilities * own.unsqueeze(-1)
+    return probabilities.sum(dim=0).argmax(dim=-1)
+
+
+def own_steps(lengths: torch.Tensor, input_steps: int, readout: torch.Tensor) -> torch.Tensor:
+    """Readout steps of each sample of a batch padded to ``input_steps``: its own ``lengths`` plus
+    what the network appends (the streaming tail or the official padding)."""
+    return lengths.to(readout.device) + (readout.shape[0] - input_steps)
 
 
 class _Recurrence(NamedTuple):

@@ -50,7 +50,7 @@ from delaydeploy.fixed_reference import readout_to_float, simulate_fixed, trace_
 from delaydeploy.ir import Network
 from delaydeploy.lowering import lower
 from delaydeploy.quantize import check_traces, quantize
-from delaydeploy.reference import predict, simulate
+from delaydeploy.reference import own_steps, predict, simulate
 from delaydeploy.training import make_loader
 from delaydeploy.verify import compare
 
@@ -118,19 +118,21 @@ def memory(fixed: FixedNetwork, network: Network) -> dict[str, Any]:
             "estimated_loihi2_cores": resources["estimated_loihi2_cores"]}
 
 
-def _lava_check(fixed: FixedNetwork, x: torch.Tensor, labels: torch.Tensor, progress: bool) -> dict[str, Any]:
+def _lava_check(fixed: FixedNetwork, x: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor,
+                progress: bool) -> dict[str, Any]:
     """Run Lava's bit-accurate models and compare every spike and the readout with the integer reference."""
     from exporters.lava import simulate_lava
 
     expected = simulate_fixed(fixed, x)
     actual = simulate_lava(fixed, x.numpy(), progress=progress)
+    steps = own_steps(lengths, x.shape[0], expected.readout)
     result = compare(expected, actual, [layer.name for layer in fixed.layers], readout_tolerance=0.0)
     readout_mismatches = int((expected.readout != actual.readout).sum())
     return {"samples": int(x.shape[1]), "spike_mismatches": result.spike_mismatches,
             "total_spike_mismatches": sum(result.spike_mismatches.values()),
             "readout_mismatches": readout_mismatches,
-            "accuracy": float((actual.prediction() == labels).double().mean()),
-            "integer_reference_accuracy": float((expected.prediction() == labels).double().mean()),
+            "accuracy": float((actual.prediction(steps) == labels).double().mean()),
+            "integer_reference_accuracy": float((expected.prediction(steps) == labels).double().mean()),
             "first_divergence": None if result.ok else str(result.first_divergence)}
 
 
@@ -168,17 +170,18 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
         for batch, (x, labels, lengths) in enumerate(tqdm(loader, desc="accuracy ladder", disable=not progress)):
             x64 = x.double()
             streaming = simulate(network, x64)
-            predictions = [predict(model(x.to(dtype), rounded=False).readout)]
+            readouts = [model(x.to(dtype), rounded=False).readout]
             if semantics != "streaming":
-                predictions.append(simulate(network, x64, semantics=semantics).prediction())
-            predictions.append(streaming.prediction())
+                readouts.append(simulate(network, x64, semantics=semantics).readout)
+            readouts.append(streaming.readout)
             traces = trace_fixed(fixed, x64)
             try:
                 check_traces(fixed, traces)
             except ConstraintError as error:
                 raise ConstraintError(f"{path}: test batch {batch} (samples counted from the batch start), which "
                                       f"the calibration peak does not cover: {error}") from None
-            predictions.append(predict(readout_to_float(fixed, traces[-1].v)))
+            readouts.append(readout_to_float(fixed, traces[-1].v))
+            predictions = [predict(readout, own_steps(lengths, x.shape[0], readout)) for readout in readouts]
             for layer, float_spikes, trace in zip(fixed.layers, streaming.spikes, traces):
                 changed[layer.name] = changed.get(layer.name, 0) + int((float_spikes != trace.spikes).sum())
                 float_total[layer.name] = float_total.get(layer.name, 0) + int(float_spikes.sum())
@@ -196,8 +199,8 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
     ladder = [{"rung": name, "accuracy": correct[name] / max(samples, 1), "samples": samples} for name in names]
     lava = None
     if lava_samples > 0:
-        x, labels, _ = pad_collate([test_set[i] for i in range(min(lava_samples, samples))])
-        lava = _lava_check(fixed, x.double(), labels, progress)
+        x, labels, lengths = pad_collate([test_set[i] for i in range(min(lava_samples, samples))])
+        lava = _lava_check(fixed, x.double(), labels, lengths, progress)
         ladder.append({"rung": "Lava fixed point", "accuracy": lava["accuracy"], "samples": lava["samples"],
                        "integer_reference_accuracy_same_samples": lava["integer_reference_accuracy"]})
     per_layer_sparsity = {name: cost.zeros[name] / cost.activations[name] for name in cost.zeros}

@@ -26,7 +26,7 @@ from delaydeploy.datasets import load_dataset, pad_collate
 from delaydeploy.distributed import ProcessGroup, broadcast_buffers, sum_across
 from delaydeploy.errors import DatasetError, DelayDeployError
 from delaydeploy.model import DelaySNN, loss_function
-from delaydeploy.reference import predict
+from delaydeploy.reference import own_steps, predict
 
 
 def seed_everything(seed: int) -> None:
@@ -135,11 +135,11 @@ class Trainer:
         """One pass over ``loader``; returns mean loss and accuracy (continuous model, train mode)."""
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        for x, labels, _ in loader:
+        for x, labels, lengths in loader:
             x, labels = x.to(self.device), labels.to(self.device)
             loss, readout = self.step(x, labels)
             total_loss += loss.item() * len(labels)
-            correct += int((predict(readout) == labels).sum())
+            correct += int((predict(readout, own_steps(lengths, x.shape[0], readout)) == labels).sum())
             seen += len(labels)
             if progress is not None:
                 progress.update(1)
@@ -158,15 +158,18 @@ class Trainer:
 def evaluate(model: DelaySNN, loader: DataLoader, device: torch.device, rounded: bool = True) -> tuple[float, float]:
     """Accuracy and loss of ``model`` on ``loader`` (rounded integer delays by default).
 
-    In a distributed run each process passes its own shard and the counts are summed.
+    Each sample's class is decided on its own steps (:func:`~delaydeploy.reference.own_steps`),
+    so accuracy does not depend on the batch; the loss is the training objective, over the
+    padded batch as the DCLS recipe trains. In a distributed run each process passes its own
+    shard and the counts are summed.
     """
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
-    for x, labels, _ in loader:
+    for x, labels, lengths in loader:
         x, labels = x.to(device), labels.to(device)
         readout = model(x, rounded=rounded).readout
         total_loss += loss_function(readout, labels).item() * len(labels)
-        correct += int((predict(readout) == labels).sum())
+        correct += int((predict(readout, own_steps(lengths, x.shape[0], readout)) == labels).sum())
         seen += len(labels)
     total_loss, correct, seen = sum_across([total_loss, correct, seen], device)
     return correct / max(seen, 1), total_loss / max(seen, 1)

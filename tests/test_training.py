@@ -117,3 +117,34 @@ def test_max_samples_spreads_over_a_label_sorted_split(monkeypatch):
         assert len(split) == 30 and sorted({split[i][1] for i in range(30)}) == list(range(10))
     whole, _ = training.preset_splits(get_preset("fsdd"), "unused", max_samples=5000)
     assert len(whole) == 2250
+
+
+def test_a_samples_class_does_not_depend_on_its_batch_mates():
+    """Padded to the longest sample, a batch adds steps after a short sample's own: its decision
+    must leave them out, as a chip running it alone would (rounded and continuous, any batch size)."""
+    from delaydeploy.datasets import pad_collate
+    from delaydeploy.reference import own_steps, predict
+    from delaydeploy.training import evaluate, make_loader
+    from helpers import warmed_model
+
+    model = warmed_model(get_preset("synthetic").network, seed=3)
+    with torch.no_grad():  # a fresh readout is too weak to separate classes: decisions would all be ties
+        model.readout.weight.mul_(30)
+    generator = torch.Generator().manual_seed(4)
+    samples = [(torch.bernoulli(torch.full((int(length), 12), 0.3, dtype=torch.float64), generator=generator),
+                int(label))
+               for length, label in zip(torch.randint(2, 40, (24,), generator=generator),
+                                        torch.randint(0, 8, (24,), generator=generator))]
+    x, labels, lengths = pad_collate(samples)
+    x = x.double()
+    with torch.no_grad():
+        for rounded in (True, False):
+            together = model(x, rounded=rounded).readout
+            alone = torch.cat([predict(model(sample[:, None], rounded=rounded).readout) for sample, _ in samples])
+            assert torch.equal(predict(together, own_steps(lengths, x.shape[0], together)), alone)
+            if rounded:  # the padded steps would change some decisions
+                assert not torch.equal(predict(together), alone)
+    model.float()  # the loaders' batches are float32
+    accuracies = {size: evaluate(model, make_loader(samples, size, shuffle=False), torch.device("cpu"))[0]
+                  for size in (1, 5, 24)}
+    assert len(set(accuracies.values())) == 1, accuracies
