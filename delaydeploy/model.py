@@ -19,6 +19,7 @@ from torch import nn
 from delaydeploy.config import NetworkConfig
 from delaydeploy.delrec import RecurrentDelayLIF
 from delaydeploy.layers import CONV_METHODS, DelayLinear, Linear
+from delaydeploy.reference import summed_softmax
 
 READOUT_THRESHOLD = 1e9  # the readout LIF never fires: its membrane is the output
 
@@ -182,9 +183,10 @@ class DelaySNN(nn.Module):
         return {"weights": weights, "norm": norm, "delays": delays}
 
 
-def loss_function(readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def loss_function(readout: torch.Tensor, labels: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
     """The DCLS loss: cross-entropy of the time-summed softmax of the readout membrane.
 
-    The same summed softmax decides the class (:func:`delaydeploy.reference.predict`).
+    The same sum decides the class (:func:`delaydeploy.reference.predict`); ``steps`` keeps
+    each sample to its own steps of a padded batch (:func:`delaydeploy.reference.own_steps`).
     """
-    return nn.functional.cross_entropy(torch.softmax(readout, dim=-1).sum(dim=0), labels)
+    return nn.functional.cross_entropy(summed_softmax(readout, steps), labels)

@@ -67,8 +67,8 @@ class Simulation:
         return predict(self.readout, steps)
 
 
-def predict(readout: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
-    """Class decision used by training and every backend: argmax of the summed softmax.
+def summed_softmax(readout: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
+    """``sum_t softmax(readout[t])`` ``[B, classes]``: the evidence the loss and the decision use.
 
     ``steps`` (one count per sample, see :func:`own_steps`) limits each sample's sum to its own
     readout steps: in a batch padded to its longest sample, the later steps would otherwise make
@@ -78,7 +78,12 @@ def predict(readout: torch.Tensor, steps: torch.Tensor | None = None) -> torch.T
     if steps is not None:
         own = torch.arange(readout.shape[0], device=readout.device)[:, None] < steps.to(readout.device)[None, :]
         probabilities = probabilities * own.unsqueeze(-1)
-    return probabilities.sum(dim=0).argmax(dim=-1)
+    return probabilities.sum(dim=0)
+
+
+def predict(readout: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
+    """Class decision used by training and every backend: argmax of :func:`summed_softmax`."""
+    return summed_softmax(readout, steps).argmax(dim=-1)
 
 
 def own_steps(lengths: torch.Tensor, input_steps: int, readout: torch.Tensor) -> torch.Tensor:

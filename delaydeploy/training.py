@@ -1,7 +1,11 @@
 """Training with the DCLS recipe, evaluation of the rounded (deployed) model every epoch.
 
 Weights: Adam (or AdamW) with a OneCycle schedule; delay positions: their own Adam with a
-cosine schedule (both stepped once per epoch, as in the official code). The Gaussian kernel
+cosine schedule (both stepped once per epoch, as in the official code). The OneCycle runs over
+``epochs + 1`` points: over ``epochs``, as the official code sets it, its last epoch trains at
+``max_lr / 25e4`` (~4e-8) and a one-epoch run does not train its weights at all. The loss and
+the decision sum each sample's softmax over its own steps (input and tail), not over the
+padding of its batch: what a chip computes for the sample alone. The Gaussian kernel
 width sigma shrinks geometrically from K//2 to ``sigma_final`` over the first quarter of the
 epochs; DelRec's triangular spread shrinks as ``sigma_init * decay**(100 e / epochs)``.
 Delays are clamped to their range after every optimiser step.
@@ -102,7 +106,7 @@ class Trainer:
             lr=config.lr_weights,
         )
         self.weight_schedule = torch.optim.lr_scheduler.OneCycleLR(
-            self.weight_optimizer, max_lr=config.lr_weights * config.one_cycle_factor, total_steps=config.epochs
+            self.weight_optimizer, max_lr=config.lr_weights * config.one_cycle_factor, total_steps=config.epochs + 1
         )
         self.delay_optimizer = None
         if groups["delays"]:
@@ -116,14 +120,15 @@ class Trainer:
         self.model.set_sigma(self.sigma)
         self.model.set_recurrent_sigma(recurrent_sigma(self.config, epochs_done))
 
-    def step(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, x: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step on a batch (forward, backward, both optimisers, clamping);
-        returns the loss and the detached readout."""
+        returns the loss and the detached readout. ``lengths``: of the samples of a padded batch."""
         self.weight_optimizer.zero_grad()
         if self.delay_optimizer is not None:
             self.delay_optimizer.zero_grad()
         readout = self.forward(x).readout
-        loss = loss_function(readout, labels)
+        loss = loss_function(readout, labels, None if lengths is None else own_steps(lengths, x.shape[0], readout))
         loss.backward()
         self.weight_optimizer.step()
         if self.delay_optimizer is not None:
@@ -137,7 +142,7 @@ class Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         for x, labels, lengths in loader:
             x, labels = x.to(self.device), labels.to(self.device)
-            loss, readout = self.step(x, labels)
+            loss, readout = self.step(x, labels, lengths)
             total_loss += loss.item() * len(labels)
             correct += int((predict(readout, own_steps(lengths, x.shape[0], readout)) == labels).sum())
             seen += len(labels)
@@ -158,18 +163,18 @@ class Trainer:
 def evaluate(model: DelaySNN, loader: DataLoader, device: torch.device, rounded: bool = True) -> tuple[float, float]:
     """Accuracy and loss of ``model`` on ``loader`` (rounded integer delays by default).
 
-    Each sample's class is decided on its own steps (:func:`~delaydeploy.reference.own_steps`),
-    so accuracy does not depend on the batch; the loss is the training objective, over the
-    padded batch as the DCLS recipe trains. In a distributed run each process passes its own
-    shard and the counts are summed.
+    Loss and class use each sample's own steps (:func:`~delaydeploy.reference.own_steps`), so
+    neither depends on the batch. In a distributed run each process passes its own shard and
+    the counts are summed.
     """
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
     for x, labels, lengths in loader:
         x, labels = x.to(device), labels.to(device)
         readout = model(x, rounded=rounded).readout
-        total_loss += loss_function(readout, labels).item() * len(labels)
-        correct += int((predict(readout, own_steps(lengths, x.shape[0], readout)) == labels).sum())
+        steps = own_steps(lengths, x.shape[0], readout)
+        total_loss += loss_function(readout, labels, steps).item() * len(labels)
+        correct += int((predict(readout, steps) == labels).sum())
         seen += len(labels)
     total_loss, correct, seen = sum_across([total_loss, correct, seen], device)
     return correct / max(seen, 1), total_loss / max(seen, 1)

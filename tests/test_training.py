@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from delaydeploy.checkpoint import load_checkpoint
@@ -123,6 +124,7 @@ def test_a_samples_class_does_not_depend_on_its_batch_mates():
     """Padded to the longest sample, a batch adds steps after a short sample's own: its decision
     must leave them out, as a chip running it alone would (rounded and continuous, any batch size)."""
     from delaydeploy.datasets import pad_collate
+    from delaydeploy.model import loss_function
     from delaydeploy.reference import own_steps, predict
     from delaydeploy.training import evaluate, make_loader
     from helpers import warmed_model
@@ -140,11 +142,32 @@ def test_a_samples_class_does_not_depend_on_its_batch_mates():
     with torch.no_grad():
         for rounded in (True, False):
             together = model(x, rounded=rounded).readout
-            alone = torch.cat([predict(model(sample[:, None], rounded=rounded).readout) for sample, _ in samples])
-            assert torch.equal(predict(together, own_steps(lengths, x.shape[0], together)), alone)
+            readouts = [model(sample[:, None], rounded=rounded).readout for sample, _ in samples]
+            alone = torch.cat([predict(readout) for readout in readouts])
+            steps = own_steps(lengths, x.shape[0], together)
+            assert torch.equal(predict(together, steps), alone)
+            losses = torch.stack([loss_function(readout, labels[i:i + 1]) for i, readout in enumerate(readouts)])
+            torch.testing.assert_close(loss_function(together, labels, steps), losses.mean(), rtol=1e-12, atol=0)
             if rounded:  # the padded steps would change some decisions
                 assert not torch.equal(predict(together), alone)
     model.float()  # the loaders' batches are float32
     accuracies = {size: evaluate(model, make_loader(samples, size, shuffle=False), torch.device("cpu"))[0]
                   for size in (1, 5, 24)}
     assert len(set(accuracies.values())) == 1, accuracies
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # no batches here
+def test_every_epoch_trains_its_weights_even_the_last_and_a_single_one():
+    """Stepped once per epoch over ``epochs`` points, OneCycle spends the last epoch (and all of a
+    one-epoch run) at max_lr / 25e4: the weights would not move."""
+    from delaydeploy.config import TrainConfig
+    from delaydeploy.training import Trainer
+
+    for epochs in (1, 3):
+        trainer = Trainer(DelaySNN(get_preset("synthetic").network), TrainConfig(epochs=epochs, batch_size=8),
+                          torch.device("cpu"))
+        rates = []
+        for epoch in range(epochs):
+            rates.append(trainer.weight_optimizer.param_groups[0]["lr"])
+            trainer.end_epoch(epoch + 1)
+        assert min(rates) > 1e-5, rates
