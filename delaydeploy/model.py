@@ -165,7 +165,11 @@ class DelaySNN(nn.Module):
             module.set_sigma(value)
 
     def round_delays(self) -> None:
-        """Round every delay in place: afterwards continuous and rounded forward agree."""
+        """Round every delay in place and set the kernel widths to 0.
+
+        The continuous forward then stays close to the rounded one but not equal: DCLS's Gaussian
+        keeps a width of 0.27 taps at sigma 0, about 0.1 % of each weight on either neighbouring tap.
+        """
         for module in self.delay_layers():
             module.round_positions()
         with torch.no_grad():
