@@ -127,8 +127,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {data.get('format_version')} is not {FORMAT_VERSION}")
     for key in ("config", "state_dict"):
-        if not isinstance(data.get(key), dict):
-            raise CheckpointError(f"{path}: checkpoint {key} is {type(data.get(key)).__name__}, not a dict")
+        if key not in data:
+            raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
+        if not isinstance(data[key], dict):
+            raise CheckpointError(f"{path}: checkpoint {key} is {type(data[key]).__name__}, not a dict")
     state = data["state_dict"]
     for key, value in state.items():
         if not isinstance(value, torch.Tensor):
