@@ -197,10 +197,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from delaydeploy.fileio import check_output_file
     from delaydeploy.finetune import finetune_checkpoint
 
-    check_output_file(args.output)
     finetune_checkpoint(args.model, args.output, target=args.target, data_dir=args.data_dir, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, max_samples=args.max_samples, seed=args.seed,
                         progress=not args.quiet)

@@ -14,11 +14,13 @@ from delaydeploy.artifacts import load_artifact
 from delaydeploy.datasets import pad_collate
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 from delaydeploy.export import export
+from delaydeploy.fileio import check_output_directory
 from delaydeploy.report import build_report, format_ladder
 from delaydeploy.training import train_preset
 from delaydeploy.verify import compare, native_backend, oracle_backend, run_backend
 
 VERIFY_SAMPLES = 8
+MARKER = "bundle_lava/manifest.json"  # written by every complete demo run
 
 
 def _verify(path: Path, inputs) -> bool:
@@ -36,7 +38,12 @@ def _verify(path: Path, inputs) -> bool:
 
 
 def run_demo(output: Path, *, epochs: int | None = None, progress: bool = True) -> int:
-    """Run the whole pipeline into ``output``; returns the process exit code."""
+    """Run the whole pipeline into ``output``; returns the process exit code.
+
+    ``output`` must be missing, empty or an earlier demo's folder (it holds ``MARKER``): the demo
+    writes its files into it, and must not overwrite a folder of yours.
+    """
+    check_output_directory(output, MARKER)
     output.mkdir(parents=True, exist_ok=True)
     model_path = output / "model.pt"
     print("== 1. training on the synthetic relative-timing task")

@@ -54,7 +54,7 @@ from delaydeploy.config import NetworkConfig, get_preset
 from delaydeploy.datasets import pad_collate
 from delaydeploy.delay_ops import delayed_linear
 from delaydeploy.errors import DelayDeployError, IRValidationError
-from delaydeploy.fileio import atomic_path
+from delaydeploy.fileio import atomic_path, check_output_file
 from delaydeploy.fixed_point import (
     ACTIVATION_SHIFT,
     FixedLayer,
@@ -428,6 +428,11 @@ class FinetuneOutcome:
     test_samples: int
 
 
+def calibration_path_of(output: str | Path) -> Path:
+    """Where fine-tuning writes its calibration inputs, next to the checkpoint ``output``."""
+    return Path(output).with_suffix(".calibration.npy")
+
+
 def finetune_checkpoint(path: str | Path, output: str | Path, *, target: str = "loihi2", data_dir: str | None = None,
                         epochs: int = 5, batch_size: int | None = None, lr: float = 1e-4,
                         max_samples: int | None = None, seed: int = 0, progress: bool = True) -> FinetuneOutcome:
@@ -438,6 +443,8 @@ def finetune_checkpoint(path: str | Path, output: str | Path, *, target: str = "
     """
     if target not in FINETUNE_TARGETS:
         raise DelayDeployError(f"fine-tuning target {target!r}; choose one of {', '.join(FINETUNE_TARGETS)}")
+    check_output_file(output)
+    check_output_file(calibration_path_of(output))
     with single_thread():
         return _finetune_checkpoint(path, output, target, data_dir, epochs, batch_size, lr, max_samples, seed,
                                     progress)
@@ -468,7 +475,7 @@ def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data
                "source_metrics": checkpoint.metrics}
     save_checkpoint(checkpoint_of(tuned_model, preset=checkpoint.preset, train_config=checkpoint.train_config,
                                   metrics=metrics), output)
-    calibration_path = Path(output).with_suffix(".calibration.npy")
+    calibration_path = calibration_path_of(output)
     with atomic_path(calibration_path) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, calibration_samples(train_set, peak))

@@ -262,15 +262,18 @@ class TrainOutcome:
 
 
 def preset_splits(preset: Preset, data_dir: str | None, max_samples: int | None = None) -> tuple[Dataset, Dataset]:
-    """The train and test splits of the preset's dataset, each cut to ``max_samples`` evenly spaced
-    samples (the files are sorted by label: the first ones would all be one class); a
-    :class:`DatasetError` when the data's channels do not fit the preset's network."""
+    """The train and test splits of the preset's dataset, each cut to ``max_samples`` samples drawn
+    at random with a fixed seed (files come sorted by label, or with labels in a cycle: the first
+    ones, or evenly spaced ones, can all be one class); a :class:`DatasetError` when the data's
+    channels do not fit the preset's network."""
     splits = [load_dataset(preset.dataset, data_dir, split, **preset.dataset_options) for split in ("train", "test")]
     if splits[0].num_channels != preset.network.input_size:
         raise DatasetError(f"{preset.dataset}: {splits[0].num_channels} input channels, "
                            f"preset {preset.name!r} expects {preset.network.input_size}")
     if max_samples is not None:
-        splits = [torch.utils.data.Subset(split, [index * len(split) // max_samples for index in range(max_samples)])
+        draw = torch.Generator().manual_seed(0)
+        splits = [torch.utils.data.Subset(split, sorted(torch.randperm(len(split), generator=draw)[:max_samples]
+                                                        .tolist()))
                   if max_samples < len(split) else split for split in splits]
     return splits[0], splits[1]
 

@@ -271,3 +271,17 @@ def test_misplaced_artifacts_are_named_for_what_they_are(model_path, tmp_path, c
         assert main(["train", "--device", "cuda", "--epochs", "1", "-o", str(tmp_path / "m.pt")]) == 2
         assert "no such CUDA device" in _error_line(capsys)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_and_finetune_check_every_output_before_any_work(model_path, tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "yours").mkdir()
+    (tmp_path / "yours" / "model.pt").write_text("your own model")
+    for output in ("afile", "afile/sub", "yours"):
+        assert main(["demo", "-o", str(tmp_path / output), "--epochs", "1", "--quiet"]) == 2
+        assert str(tmp_path / output) in _error_line(capsys)
+    assert (tmp_path / "yours" / "model.pt").read_text() == "your own model"
+    (tmp_path / "ft.calibration.npy").mkdir()  # where fine-tuning would write its calibration inputs
+    assert main(["finetune", str(model_path), "-o", str(tmp_path / "ft.pt"), "--epochs", "1", "--quiet"]) == 2
+    assert "ft.calibration.npy: is a directory" in _error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "ft.calibration.npy", "yours"]

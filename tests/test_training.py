@@ -96,14 +96,17 @@ def test_our_lif_trains_exactly_like_spikingjellys():
             assert torch.equal(mine, reference)
 
 
-def test_max_samples_spreads_over_a_label_sorted_split(monkeypatch):
-    """Dataset files come sorted by label: a quick run must not train and test on the first class only."""
+@pytest.mark.parametrize("order", ["sorted", "cyclic"])
+def test_max_samples_spreads_over_the_classes(monkeypatch, order):
+    """Dataset files come sorted by label (FSDD, GSC) or labelled in a cycle (synthetic): a quick run
+    must not train and test on one class, as the first N or every k-th sample would."""
 
     class SortedByLabel(torch.utils.data.Dataset):
         num_channels = get_preset("fsdd").network.input_size
 
         def __init__(self, size: int) -> None:
-            self.labels = sorted(index % 10 for index in range(size))
+            cycle = [index % 10 for index in range(size)]
+            self.labels = sorted(cycle) if order == "sorted" else cycle
 
         def __len__(self) -> int:
             return len(self.labels)
@@ -113,9 +116,11 @@ def test_max_samples_spreads_over_a_label_sorted_split(monkeypatch):
 
     monkeypatch.setattr(training, "load_dataset", lambda name, data_dir, split, **options: SortedByLabel(
         2250 if split == "train" else 250))
-    train_split, test_split = training.preset_splits(get_preset("fsdd"), "unused", max_samples=30)
-    for split in (train_split, test_split):
-        assert len(split) == 30 and sorted({split[i][1] for i in range(30)}) == list(range(10))
+    train_split, test_split = training.preset_splits(get_preset("fsdd"), "unused", max_samples=60)
+    for split in (train_split, test_split):  # a seeded random draw: every class, whatever the order
+        assert len(split) == 60 and sorted({split[i][1] for i in range(60)}) == list(range(10))
+    again, _ = training.preset_splits(get_preset("fsdd"), "unused", max_samples=60)
+    assert again.indices == train_split.indices
     whole, _ = training.preset_splits(get_preset("fsdd"), "unused", max_samples=5000)
     assert len(whole) == 2250
 
