@@ -45,11 +45,13 @@ class _Conversion:
         self.origin[ours] = theirs
 
     def finish(self, config: NetworkConfig, preset: str) -> Checkpoint:
-        """The checkpoint, after checking nothing is left over and every shape fits the preset."""
+        """The checkpoint, after checking nothing is left over, every shape fits the preset and every
+        delay lies where the authors' code keeps it."""
         if self.remaining:
             keys = sorted(self.remaining)
             raise CheckpointError(f"{self.source}: unexpected keys {keys[:6]}{'...' if len(keys) > 6 else ''} "
                                   "(wrong preset, --hidden or --layers?)")
+        self._check_delays(config)
         checkpoint = Checkpoint(config, self.converted, {}, package_versions(), preset, None, source=self.source)
         try:
             checkpoint.build_model()
@@ -59,6 +61,24 @@ class _Conversion:
                 message = message.replace(ours, theirs)
             raise CheckpointError(f"{message} (preset {preset!r})") from None
         return checkpoint
+
+
+    def _check_delays(self, config: NetworkConfig) -> None:
+        """DCLS positions within ``[-K//2, K//2]`` (its clamp) and recurrent delays ``>= 0`` (DelRec's;
+        a delay above the Loihi 2 limit is the export's to refuse)."""
+        half = config.kernel_size // 2
+        for ours, value in self.converted.items():
+            if ours.endswith(".dcls.P"):
+                low, high, what = -half, half, f"positions of a {config.kernel_size}-tap kernel"
+            elif ours.endswith(".recurrent_delays"):
+                low, high, what = 0, float("inf"), "recurrent delays"
+            else:
+                continue
+            outside = (value < low) | (value > high) | ~torch.isfinite(value)
+            if outside.any():
+                index = [int(i) for i in torch.nonzero(outside)[0]]
+                raise CheckpointError(f"{self.source}: {self.origin[ours]}{index} = {float(value[tuple(index)]):g}; "
+                                      f"{what} lie in [{low}, {high}]")
 
 
 def _config(preset: str, hidden: int | None, layers: int | None, **changes: Any) -> NetworkConfig:

@@ -39,5 +39,5 @@ def describe(artifact: Artifact) -> str:
         fixed = artifact.fixed
         lines.append(f"  Loihi 2 integers: input scale {fixed.input_scale:g}, readout scale {fixed.readout_scale:g}; "
                      + "; ".join(f"{layer.name} weight_exp {layer.weight_exp} vth {layer.vth} dv {layer.dv}"
-                                 for layer in fixed.layers))
+                                 for layer in [*fixed.layers, fixed.readout]))
     return "\n".join(lines)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from delaydeploy.cli import main
+from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_delrec, import_snn_delays
 from delaydeploy.lowering import lower
 from delaydeploy.reference import simulate
@@ -125,3 +128,19 @@ def test_cli_import_delrec_and_verify(tmp_path, delrec_vectors, state_dict_from,
         np.testing.assert_allclose(result["readout"], delrec_vectors["output_v_seq"], rtol=0, atol=1e-9)
     assert main(["import", "delrec", str(state), "--preset", "gsc", "-o", str(tmp_path / "bad.pt")]) == 2
     assert "delrec has no 'gsc' recipe" in capsys.readouterr().err
+
+
+def test_imports_refuse_delays_the_authors_code_cannot_hold(snn_delays_vectors, delrec_vectors, state_dict_from):
+    """A position outside DCLS's clamp, or a negative recurrent delay, names the official tensor."""
+    state = state_dict_from(snn_delays_vectors, "state_disc")
+    state["model.0.P"] = state["model.0.P"].clone()
+    state["model.0.P"].view(-1)[3] = 40.0
+    with pytest.raises(CheckpointError, match=r"model\.0\.P\[0, 0, 3, 0\] = 40; positions of a 25-tap kernel "
+                                              r"lie in \[-12, 12\]"):
+        import_snn_delays(state, "shd", hidden=32, layers=2)
+    state = state_dict_from(delrec_vectors, "state")
+    key = next(key for key in state if key.endswith("recurrent_delays"))
+    state[key] = state[key].clone()
+    state[key][1] = -3.0
+    with pytest.raises(CheckpointError, match=rf"{re.escape(key)}\[1\] = -3; recurrent delays lie in \[0, inf\]"):
+        import_delrec(state, "delrec_shd")
