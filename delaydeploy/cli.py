@@ -60,10 +60,8 @@ def _write_simulation(path: str, simulation) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from delaydeploy.fileio import check_output_file
     from delaydeploy.training import train_preset
 
-    check_output_file(args.output)
     train_preset(args.preset, output=args.output, data_dir=args.data_dir, epochs=args.epochs,
                  batch_size=args.batch_size, device=args.device, seed=args.seed, delays=args.delays,
                  progress=not args.quiet, max_samples=args.max_samples)
@@ -172,15 +170,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from delaydeploy.artifacts import load_artifact
-    from delaydeploy.bundle import MANIFEST
     from delaydeploy.export import export
-    from delaydeploy.fileio import check_output_directory, check_output_file
     from delaydeploy.verify import check_input
 
-    if args.target in ("lava", "loihi2"):
-        check_output_directory(args.output, MANIFEST)
-    else:
-        check_output_file(args.output)
     artifact = load_artifact(args.artifact)
     inputs = check_input(artifact, _inputs(args, artifact))
     path = export(artifact, args.target, args.output, inputs)
@@ -206,10 +198,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from delaydeploy.fileio import check_output_directory
-    from delaydeploy.report import REPORT_FILE, build_report, format_ladder
+    from delaydeploy.report import build_report, format_ladder
 
-    check_output_directory(args.output, REPORT_FILE)
     report = build_report(args.model, args.output, data_dir=args.data_dir, lava_samples=args.lava_samples,
                           max_samples=args.max_samples, progress=not args.quiet)
     print(format_ladder(report))

@@ -142,8 +142,7 @@ class _DelayedLinear(torch.autograd.Function):
 
 def _uses_native(x: torch.Tensor, weights: torch.Tensor) -> bool:
     """Whether the compiled kernel applies: CPU, float32/64 (one dtype for both), a C compiler."""
-    return (x.device.type == "cpu" and weights.dtype == x.dtype and x.numel() > 0 and weights.numel() > 0
-            and native.delayed_product(x.dtype) is not None)
+    return x.device.type == "cpu" and weights.dtype == x.dtype and native.delayed_product(x.dtype) is not None
 
 
 def _native_product(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor, advance: bool = False

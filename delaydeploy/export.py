@@ -13,15 +13,25 @@ from pathlib import Path
 import numpy as np
 
 from delaydeploy.artifacts import Artifact
-from delaydeploy.bundle import write_bundle
+from delaydeploy.bundle import MANIFEST, TARGETS as BUNDLE_TARGETS, write_bundle
 from delaydeploy.errors import DelayDeployError
+from delaydeploy.fileio import check_output_directory, check_output_file
 from delaydeploy.reference import simulate
 
 TARGETS = ("nir", "lava", "loihi2", "netx")
 
 
 def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: np.ndarray) -> Path:
-    """Translate ``artifact`` for ``target``; ``inputs`` become test vectors and calibration data."""
+    """Translate ``artifact`` for ``target``; ``inputs`` become test vectors and calibration data.
+
+    ``output`` is checked before any work (a bundle's directory is replaced only if empty or a bundle).
+    """
+    if target not in TARGETS:
+        raise DelayDeployError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target in BUNDLE_TARGETS:
+        check_output_directory(output, MANIFEST)
+    else:
+        check_output_file(output)
     network = artifact.network
     if target == "nir":
         from exporters.nir import write_nir
@@ -30,17 +40,15 @@ def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: n
         return Path(output)
     if target == "lava":
         return write_bundle(output, network, "lava", inputs, simulate(network, inputs))
-    if target in ("loihi2", "netx"):
-        from delaydeploy.fixed_reference import simulate_fixed
-        from delaydeploy.quantize import quantize
+    from delaydeploy.fixed_reference import simulate_fixed
+    from delaydeploy.quantize import quantize
 
-        if target == "netx":
-            from exporters.netx import NETX_BIAS_EXP, write_netx
+    if target == "netx":
+        from exporters.netx import NETX_BIAS_EXP, write_netx
 
-            # netx stores integer weights and biases in a_in units: it picks no exponents of ours
-            write_netx(quantize(network, calibration=inputs, weight_exp=0, bias_exp=NETX_BIAS_EXP), output)
-            return Path(output)
-        fixed = quantize(network, calibration=inputs)
-        return write_bundle(output, network, "loihi2", inputs, simulate_fixed(fixed, inputs), fixed=fixed,
-                            extra_constraints={"overflow_checked_samples": int(np.asarray(inputs).shape[1])})
-    raise DelayDeployError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+        # netx stores integer weights and biases in a_in units: it picks no exponents of ours
+        write_netx(quantize(network, calibration=inputs, weight_exp=0, bias_exp=NETX_BIAS_EXP), output)
+        return Path(output)
+    fixed = quantize(network, calibration=inputs)
+    return write_bundle(output, network, "loihi2", inputs, simulate_fixed(fixed, inputs), fixed=fixed,
+                        extra_constraints={"overflow_checked_samples": int(np.asarray(inputs).shape[1])})

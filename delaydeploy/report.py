@@ -43,7 +43,7 @@ from delaydeploy.bundle import estimate_resources
 from delaydeploy.checkpoint import load_checkpoint
 from delaydeploy.datasets import pad_collate
 from delaydeploy.errors import ConstraintError, DelayDeployError
-from delaydeploy.fileio import atomic_directory
+from delaydeploy.fileio import atomic_directory, check_output_directory
 from delaydeploy.finetune import data_peak, dataset_splits, peak_calibration, single_thread
 from delaydeploy.fixed_point import FixedNetwork, effective_weights, padded_payload
 from delaydeploy.fixed_reference import readout_to_float, simulate_fixed, trace_fixed
@@ -333,7 +333,9 @@ def write_report(report: dict[str, Any], arrays: dict[str, Any], output: str | o
 
 
 def build_report(path: str | os.PathLike, output: str | os.PathLike, **options: Any) -> dict[str, Any]:
-    """Compute the report of a checkpoint (options of :func:`compute_report`) and write it to ``output``."""
+    """Compute the report of a checkpoint (options of :func:`compute_report`) and write it to ``output``
+    (checked first: a directory is replaced only if empty or a report)."""
+    check_output_directory(output, REPORT_FILE)
     report, arrays = compute_report(path, **options)
     write_report(report, arrays, output)
     return report

@@ -295,12 +295,16 @@ def train_preset(
     """Train the preset's network on its dataset, report both accuracies, save a checkpoint.
 
     ``delays`` and ``hidden_sizes`` override the preset's network (for ablations). Under
-    ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves.
+    ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves. A bad
+    ``output`` path is refused before training.
     """
     from delaydeploy import distributed
     from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
     from delaydeploy.config import get_preset
+    from delaydeploy.fileio import check_output_file
 
+    if output is not None:
+        check_output_file(output)
     preset = get_preset(preset_name)
     network_changes = {key: value for key, value in (("delays", delays), ("hidden_sizes", hidden_sizes))
                        if value is not None}
