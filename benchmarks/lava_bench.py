@@ -6,12 +6,16 @@ of the first chunk of steps (which includes compilation and process start-up) to
 one run; sample rates are end to end (graph build, compilation, run, data transfer). The
 stock and fast runs must agree spike for spike, or the benchmark fails.
 
-Run: ``python -m benchmarks.lava_bench`` (prints the dict of :func:`run` as JSON).
+Keys of :func:`run`: ``stock_ms_per_step`` and ``fast_ms_per_step`` (milliseconds per Lava
+step with Lava's stock ``DelayDense`` and with ours, :data:`TIMED_SAMPLES` framed in one run),
+``lava_samples_per_s`` (our models, :data:`THROUGHPUT_SAMPLES`) and ``reference_samples_per_s`` (the
+reference simulator on the same samples).
+
+Run: ``python -m benchmarks lava_bench`` (with the allocator settings of ``benchmarks/__main__.py``).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Callable
 
@@ -42,6 +46,7 @@ def shd_like_network(seed: int = 0) -> Network:
 
 
 def shd_like_input(samples: int, seed: int = 1) -> np.ndarray:
+    """``[STEPS, samples, 140]`` binary input, 5 % of entries spiking."""
     return (np.random.default_rng(seed).random((STEPS, samples, SIZES[0])) < 0.05).astype(np.float64)
 
 
@@ -55,6 +60,7 @@ def timed_run(network: Network, x: np.ndarray, synapse: str) -> tuple[float, Sim
 
 
 def samples_per_s(run: Callable[[], object], samples: int) -> float:
+    """Samples per second of one call of ``run``, which processes ``samples`` samples."""
     start = time.perf_counter()
     run()
     return samples / (time.perf_counter() - start)
@@ -75,7 +81,3 @@ def run() -> dict[str, float]:
         "lava_samples_per_s": samples_per_s(lambda: simulate_lava(network, x), THROUGHPUT_SAMPLES),
         "reference_samples_per_s": samples_per_s(lambda: simulate(network, x), THROUGHPUT_SAMPLES),
     }
-
-
-if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))

@@ -5,20 +5,27 @@ and the ``synthetic_delrec`` preset (12-71-8, plain feedforward synapses, one le
 recurrent delay per hidden neuron) with the same epochs and seed, and prints the test
 accuracy of each with rounded (deployed) delays next to its parameter count: weights
 (synaptic weights, biases, BatchNorm) plus delays (DCLS positions, recurrent delays). The
-hidden sizes are chosen so that both counts agree within 1%.
+hidden sizes are chosen so that both counts agree within 1%. ``--json`` writes the results
+keyed by preset.
 
-    python examples/recurrent_vs_feedforward.py [--epochs N] [--seed S] [--json results.json]
+    python examples/recurrent_vs_feedforward.py [--epochs N] [--seed S] [--max-samples N] [--json results.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from typing import Sequence
 
 import torch
+from tqdm import tqdm
 
+from delaydeploy.cli import EXIT_USAGE, _at_least
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
+from delaydeploy.errors import DelayDeployError
+from delaydeploy.fileio import atomic_path, check_output_file
 from delaydeploy.model import DelaySNN
 from delaydeploy.training import train_preset
 
@@ -33,36 +40,52 @@ def parameter_counts(model: DelaySNN) -> dict[str, int]:
     return {"weights": weights, "delays": delays, "total": weights + delays}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, help="epochs per model (default: the presets' 15)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="also write the results to this JSON file")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # these small networks run many tiny ops per step: faster on one thread
+def compare(epochs: int | None, seed: int, max_samples: int | None) -> dict[str, dict]:
+    """Train both presets with the same epochs and seed; results by preset name."""
     results = {}
-    for preset, label in MODELS.items():
+    for preset, label in tqdm(MODELS.items(), desc="models", unit="model"):
         start = time.perf_counter()
-        outcome = train_preset(preset, epochs=args.epochs, seed=args.seed, progress=False)
+        outcome = train_preset(preset, epochs=epochs, seed=seed, progress=False, max_samples=max_samples)
         results[preset] = {"label": label, "hidden_sizes": list(outcome.model.config.hidden_sizes),
-                           "parameters": parameter_counts(outcome.model),
-                           "test_accuracy_rounded": outcome.test_accuracy_rounded,
+                           "parameters": parameter_counts(outcome.model), "epochs": len(outcome.history),
+                           "seed": seed, "test_accuracy_rounded": outcome.test_accuracy_rounded,
                            "test_accuracy_continuous": outcome.test_accuracy_continuous,
                            "seconds": round(time.perf_counter() - start, 1)}
-    epochs = len(outcome.history)
-    print(f"\nsynthetic task, {SyntheticTimingDataset.num_classes} classes (chance "
-          f"{1 / SyntheticTimingDataset.num_classes:.1%}), {epochs} epochs, seed {args.seed}; "
-          "test accuracy with rounded delays:")
-    print(f"  {'model':<27} {'hidden':>6} {'weights':>8} {'delays':>7} {'total':>6} {'test acc':>9} {'time':>7}")
-    for row in results.values():
-        counts = row["parameters"]
-        hidden = "-".join(str(size) for size in row["hidden_sizes"])
-        print(f"  {row['label']:<27} {hidden:>6} {counts['weights']:>8} {counts['delays']:>7} {counts['total']:>6} "
-              f"{row['test_accuracy_rounded']:>9.1%} {row['seconds']:>6.0f}s")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=_at_least(1), help="epochs per model (default: the presets' 15)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-samples", type=_at_least(1),
+                        help="use at most this many samples of each split (quick runs)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    try:
+        if args.json is not None:
+            check_output_file(args.json)  # before training, not after
+        torch.set_num_threads(1)  # these small networks run many tiny ops per step: faster on one thread
+        results = compare(args.epochs, args.seed, args.max_samples)
+        epochs = next(iter(results.values()))["epochs"]
+        print(f"\nsynthetic task, {SyntheticTimingDataset.num_classes} classes (chance "
+              f"{1 / SyntheticTimingDataset.num_classes:.1%}), epochs {epochs}, seed {args.seed}; "
+              "test accuracy with rounded delays:")
+        print(f"  {'model':<27} {'hidden':>6} {'weights':>8} {'delays':>7} {'total':>6} {'test acc':>9} {'time':>7}")
+        for row in results.values():
+            counts = row["parameters"]
+            hidden = "-".join(str(size) for size in row["hidden_sizes"])
+            print(f"  {row['label']:<27} {hidden:>6} {counts['weights']:>8} {counts['delays']:>7} "
+                  f"{counts['total']:>6} {row['test_accuracy_rounded']:>9.1%} {row['seconds']:>6.0f}s")
+        if args.json:
+            with atomic_path(args.json) as tmp:
+                tmp.write_text(json.dumps(results, indent=2) + "\n")
+            print(f"wrote {args.json}")
+    except DelayDeployError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
