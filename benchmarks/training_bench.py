@@ -14,6 +14,12 @@ each hidden layer's spikes), the steps each network runs (with delays, the input
 streaming tail), and the share of each inference batch spent in the synaptic products
 (``infer_s_*_synapses``; the rest is BatchNorm and the LIF loops, which scale with the steps).
 
+Keys per network (``shd``, ``ssc``), in seconds unless said: ``train_s_reference``,
+``train_s_fast``, ``train_s_fixed_delays``, ``train_s_no_delay``, ``infer_s_rounded``,
+``infer_s_no_delay``, ``infer_s_rounded_synapses``, ``infer_s_no_delay_synapses``;
+``steps_rounded``, ``steps_no_delay`` (steps per sample); ``activity`` (fractions); and the
+ratios ``train_speedup_fast_vs_reference``, ``train_fast_vs_no_delay``, ``infer_rounded_vs_no_delay``.
+
 Run: ``python -m benchmarks training_bench``.
 """
 
