@@ -1,4 +1,5 @@
-"""Fixtures for the Lava tests: the official conformance model as IR, random float and integer networks.
+"""Fixtures for the Lava tests: the official conformance models as IR, random integer networks and inputs
+(random float networks: :func:`helpers.moderate_network`).
 
 Lava compiles slowly (seconds per run), so the tests keep networks small and put several
 samples into one framed run wherever the point is not the framing itself.
@@ -7,46 +8,28 @@ samples into one framed run wherever the point is not the framing itself.
 from __future__ import annotations
 
 import exporters.lava_env  # noqa: F401  (Lava must be importable after tqdm ran)
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
 
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork
-from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
-
-REPO = Path(__file__).resolve().parents[1]
-CONFORMANCE = REPO.parent / "shared" / "conformance"
+from delaydeploy.ir import Network
+from helpers import CONFORMANCE, require_file
+from nir_fixtures import shd_small
 
 
 @pytest.fixture(scope="session")
 def conformance_model() -> tuple[Network, np.ndarray]:
-    """The official SNN-delays SHD model (140-32-32-20, delays 0..24) as IR, and its input ``x``.
+    """The official SNN-delays SHD model (140-32-32-20, delays 0..24) as IR (built by
+    :func:`nir_fixtures.shd_small`), and its input ``x``.
 
     BatchNorm is folded into the synapses (``W *= scale``) and a per-neuron bias
     (``beta - mean * scale``): that bias makes neurons fire before any input reaches them, so
     the model checks the bias timing of a target.
     """
-    path = CONFORMANCE / "snn_delays_shd_small.npz"
-    if not path.exists():
-        pytest.skip(f"{path} is not available on this machine")
-    with np.load(path) as data:
-        vectors = {key: data[key] for key in data.files}
-    tau = float(vectors["meta/tau"])
-    layers = []
-    for index, (delay_key, bn) in enumerate((("delay_0", 1), ("delay_1", 5))):
-        weights = vectors[f"state_disc/model.{4 * index}.weight"][:, :, 0].astype(np.float64)
-        gamma, beta, mean, var = (vectors[f"state_disc/model.{bn}.{key}"].astype(np.float64)
-                                  for key in ("weight", "bias", "running_mean", "running_var"))
-        scale = gamma / np.sqrt(var + 1e-5)
-        layers.append(SpikingLayer(f"hidden{index}", weights * scale[:, None], vectors[delay_key], beta - mean * scale,
-                                   LIFNeuron(tau=tau, threshold=1.0), official_tail=12))
-    readout_weights = vectors["state_disc/model.8.weight"][:, :, 0].astype(np.float64)
-    readout = Readout("readout", readout_weights, vectors["delay_2"], np.zeros(readout_weights.shape[0]), tau,
-                      official_tail=12)
-    network = Network(140, layers, readout, input_kind="binary", dt=0.01, tail_steps=36)
-    return network, vectors["x"].astype(np.float64)
+    network, x, _ = shd_small()
+    return network, x
 
 
 @pytest.fixture(scope="session")
@@ -58,36 +41,12 @@ def delrec_model() -> tuple[Network, np.ndarray, dict[str, np.ndarray]]:
     from delaydeploy.importers import import_delrec
     from delaydeploy.lowering import lower
 
-    path = CONFORMANCE / "delrec_shd.npz"
-    if not path.exists():
-        pytest.skip(f"{path} is not available on this machine")
-    with np.load(path) as data:
+    with np.load(require_file(CONFORMANCE / "delrec_shd.npz")) as data:
         vectors = {key: data[key] for key in data.files}
     state = {key[len("state/"):]: torch.from_numpy(np.array(value)) for key, value in vectors.items()
              if key.startswith("state/")}
     network = lower(import_delrec(state, "delrec_shd").build_model())
     return network, vectors["input"].astype(np.float64), vectors
-
-
-def _random_network(rng: np.random.Generator, sizes: list[int], *, max_delay: int = 6, tau: float = 2.0,
-                    reset: str = "hard", threshold_rule: str = ">=", recurrent: bool = False,
-                    input_kind: str = "binary", tail_steps: int = 5) -> Network:
-    """A small float network whose layers fire at moderate rates; ``recurrent`` adds DelRec-like
-    recurrence (one delay per presynaptic neuron) to every hidden layer."""
-    layers = []
-    for index, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1])):
-        extra = {}
-        if recurrent:
-            extra = dict(recurrent_weights=rng.normal(0.0, 0.6, (n_out, n_out)),
-                         recurrent_delays=np.tile(rng.integers(0, 4, n_out), (n_out, 1)))
-        layers.append(SpikingLayer(f"hidden{index}", rng.normal(0.25, 0.7, (n_out, n_in)),
-                                   rng.integers(0, max_delay + 1, (n_out, n_in)), rng.normal(0.1, 0.2, n_out),
-                                   LIFNeuron(tau=tau, threshold=1.0, reset=reset, threshold_rule=threshold_rule),
-                                   **extra))
-    n_in, n_out = sizes[-2:]
-    readout = Readout("readout", rng.normal(0.0, 0.5, (n_out, n_in)), rng.integers(0, max_delay + 1, (n_out, n_in)),
-                      rng.normal(0.0, 0.1, n_out), tau=3.0)
-    return Network(sizes[0], layers, readout, input_kind=input_kind, tail_steps=tail_steps)
 
 
 def _random_fixed_network(rng: np.random.Generator, sizes: list[int], *, weight_exp: int = 0, reset: str = "hard",
@@ -116,12 +75,6 @@ def _random_fixed_network(rng: np.random.Generator, sizes: list[int], *, weight_
                          dv=int(rng.integers(200, 3000)), vth=131071)
     return FixedNetwork(sizes[0], layers, readout, input_kind=input_kind, input_scale=input_scale,
                         tail_steps=tail_steps)
-
-
-@pytest.fixture
-def random_network() -> Callable[..., Network]:
-    """``random_network(seed, sizes, **options)``: see :func:`_random_network`."""
-    return lambda seed, sizes, **options: _random_network(np.random.default_rng(seed), sizes, **options)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import torch
 from delaydeploy.ir import Network
 from delaydeploy.reference import Simulation, simulate
 from exporters.lava import simulate_lava
+from helpers import moderate_network
 
 
 def _assert_matches_reference(network: Network, x: np.ndarray, sim: Simulation) -> None:
@@ -42,8 +43,8 @@ def test_delrec_model(delrec_model) -> None:
         np.testing.assert_array_equal(sim.spikes[layer].numpy(), vectors[f"hidden_spikes_{layer}"])
 
 
-def test_graded_counts_input(random_network) -> None:
-    network = random_network(10, [9, 12, 8, 4], input_kind="counts")
+def test_graded_counts_input() -> None:
+    network = moderate_network(10, (9, 12, 8, 4), input_kind="counts")
     x = np.random.default_rng(11).poisson(0.8, (14, 3, 9)).astype(np.float64)
     assert x.max() > 1
     _assert_matches_reference(network, x, simulate_lava(network, x))
@@ -54,15 +55,15 @@ def test_graded_counts_input(random_network) -> None:
     dict(reset="soft", recurrent=True),
     dict(reset="soft", threshold_rule=">", tau=1.5, max_delay=9),
 ], ids=["recurrent", "soft-reset-recurrent", "soft-reset-strict"])
-def test_random_networks(random_network, spikes_input, options) -> None:
-    network = random_network(20, [10, 14, 9, 3], **options)
+def test_random_networks(spikes_input, options) -> None:
+    network = moderate_network(20, (10, 14, 9, 3), **options)
     x = spikes_input(21, 16, 3, 10)
     _assert_matches_reference(network, x, simulate_lava(network, x))
 
 
-def test_framed_samples_equal_single_runs(random_network, spikes_input) -> None:
+def test_framed_samples_equal_single_runs(spikes_input) -> None:
     """Four samples in one run give bit-identical results to four separate runs."""
-    network = random_network(30, [8, 10, 7, 3], recurrent=True, reset="soft")
+    network = moderate_network(30, (8, 10, 7, 3), recurrent=True, reset="soft")
     x = spikes_input(31, 12, 4, 8)
     framed = simulate_lava(network, x)
     for sample in range(x.shape[1]):

@@ -18,6 +18,7 @@ from lava.proc.io.source import RingBuffer
 
 from exporters.lava import simulate_lava
 from exporters.lava_processes import PyFastDelayDenseModelBitAcc, PyFastDelayDenseModelFloat
+from helpers import moderate_network
 
 STEPS, N_IN, N_OUT, MAX_DELAY = 40, 12, 9, 7
 
@@ -87,11 +88,11 @@ def test_fixed_fast_delay_dense_equals_stock_bit_for_bit() -> None:
 
 
 @pytest.mark.parametrize("kind", ["float", "fixed"])
-def test_network_fast_synapses_equal_stock(kind, random_network, random_fixed_network, spikes_input) -> None:
+def test_network_fast_synapses_equal_stock(kind, random_fixed_network, spikes_input) -> None:
     """Whole framed networks (recurrent, soft reset): fast and stock synapses give the same run."""
     sizes = [8, 10, 7, 3]
     if kind == "float":
-        network = random_network(2, sizes, recurrent=True, reset="soft")
+        network = moderate_network(2, sizes, recurrent=True, reset="soft")
     else:
         network = random_fixed_network(2, sizes, recurrent=True, reset="soft", weight_exp=-1)
     x = spikes_input(3, 12, 3, sizes[0])

@@ -20,7 +20,7 @@ from delaydeploy.config import NetworkConfig
 from delaydeploy.ir_file import save_network
 from delaydeploy.lowering import lower
 from delaydeploy.model import DelaySNN
-from delaydeploy.reference import simulate
+from delaydeploy.reference import Simulation, simulate
 
 CONFIG = NetworkConfig(input_size=3, hidden_sizes=(4,), num_classes=2, kernel_size=5, input_kind="binary")
 
@@ -218,6 +218,68 @@ def test_malformed_bundles_give_one_error_line(model_path, tmp_path, capsys, dam
         _rewrite_bundle(bundle, vectors_change=lambda vectors: vectors.pop("spikes_0"))
     assert main(["verify", str(bundle)]) == 2
     assert expected in _error_line(capsys)
+
+
+def test_compare_counts_mismatches_and_finds_the_earliest_divergence():
+    zeros = [torch.zeros(6, 2, 3, dtype=torch.float64), torch.zeros(6, 2, 4, dtype=torch.float64)]
+    expected = Simulation([s.clone() for s in zeros], torch.zeros(6, 2, 2, dtype=torch.float64))
+    actual = Simulation([s.clone() for s in zeros], torch.zeros(6, 2, 2, dtype=torch.float64))
+    assert verify.compare(expected, actual, ["a", "b"]).ok
+    actual.spikes[0][4, 0, 1] = actual.spikes[0][5, 1, 2] = 1.0
+    actual.spikes[1][2, 1, 3] = 1.0
+    actual.readout[1, 0, 0] = 1e-9  # within the default tolerance
+    result = verify.compare(expected, actual, ["a", "b"])
+    assert result.spike_mismatches == {"a": 2, "b": 1} and result.readout_max_error == 1e-9
+    assert result.first_divergence == verify.Divergence("b", 2, 1, 3, 0.0, 1.0)
+    actual.readout[1, 1, 1] = -2e-9
+    assert verify.compare(expected, actual, ["a", "b"]).first_divergence == verify.Divergence(
+        "readout", 1, 1, 1, 0.0, -2e-9)
+    assert verify.compare(expected, actual, ["a", "b"], readout_tolerance=2e-9).first_divergence.layer == "b"
+
+
+def test_verify_exits_1_and_names_the_first_divergence(model_path, tmp_path, capsys, monkeypatch):
+    """A backend that flips one spike, or moves the readout past ``--tolerance``, fails verification."""
+    run_backend = verify.run_backend
+    change = {}
+
+    def perturbed(artifact, backend, x, **options):
+        simulation = run_backend(artifact, backend, x, **options)
+        if backend == "torch" and "spike" in change:
+            simulation.spikes[0][3, 1, 2] = 1.0 - simulation.spikes[0][3, 1, 2]
+        if backend == "torch" and "readout" in change:
+            simulation.readout[5, 0, 1] += change["readout"]
+        return simulation
+
+    monkeypatch.setattr(verify, "run_backend", perturbed)
+    x = tmp_path / "x.npy"
+    np.save(x, _spikes())
+    verify_command = ["verify", str(model_path), "--input", str(x)]
+    assert main(verify_command) == 0
+    assert "verified: 0 spike mismatches" in capsys.readouterr().out
+    change["spike"] = True
+    assert main(verify_command) == 1
+    out = capsys.readouterr().out
+    assert "hidden0: 1 spike mismatches" in out
+    assert "FAILED: first divergence: hidden0, neuron 2, time step 3, sample 1" in out
+    change.clear()
+    change["readout"] = 1e-6
+    assert main(verify_command) == 1
+    assert "FAILED: first divergence: readout, neuron 1, time step 5, sample 0" in capsys.readouterr().out
+    assert main([*verify_command, "--tolerance", "1e-5"]) == 0
+
+
+def test_verify_refuses_a_bundle_whose_stored_vectors_disagree(model_path, tmp_path, capsys):
+    bundle = tmp_path / "bundle"
+    assert main(["export", str(model_path), "--target", "lava", "-o", str(bundle), "--samples", "2"]) == 0
+
+    def flip(vectors):
+        vectors["spikes_0"][1, 0, 3] = 1.0 - vectors["spikes_0"][1, 0, 3]
+
+    _rewrite_bundle(bundle, vectors_change=flip)
+    capsys.readouterr()
+    assert main(["verify", str(bundle)]) == 1
+    assert "the bundle's stored test vectors disagree with reference: first divergence: hidden0, neuron 3, " \
+           "time step 1, sample 0" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("damage, expected", [

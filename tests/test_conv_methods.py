@@ -27,20 +27,25 @@ def test_fast_path_reproduces_the_official_continuous_output(method, snn_delays_
     np.testing.assert_allclose(out.readout.numpy(), snn_delays_vectors["out_cont"], rtol=0, atol=1e-4)
 
 
-def test_model_gradients_agree_between_paths():
+def test_model_gradients_of_every_conv_method_equal_the_reference():
+    """Each method forced: at this size ``auto`` would take ``direct`` and leave ``fft`` and ``dft`` untested."""
     config = dataclasses.replace(get_preset("synthetic").network, hidden_sizes=(16, 12))
     torch.manual_seed(0)
     model = DelaySNN(config).double().train()
     x = torch.bernoulli(torch.full((30, 4, config.input_size), 0.3, dtype=torch.float64))
     grads = {}
-    for method in ("reference", "auto"):
+    for method in ("reference", "direct", "fft", "dft"):
         model.zero_grad()
         model.set_conv_method(method)
         torch.manual_seed(1)  # same dropout masks
         model(x).readout.square().sum().backward()
         grads[method] = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-    for name, reference in grads["reference"].items():
-        assert torch.allclose(grads["auto"][name], reference, rtol=1e-6, atol=1e-9), name
+    positions = [name for name in grads["reference"] if name.endswith(".P")]
+    assert len(positions) == 3 and all(grads["reference"][name].abs().max() > 0 for name in positions)
+    for method in ("direct", "fft", "dft"):
+        assert grads[method].keys() == grads["reference"].keys(), method
+        for name, reference in grads["reference"].items():
+            assert torch.allclose(grads[method][name], reference, rtol=1e-6, atol=1e-9), (method, name)
 
 
 def _accuracy(method: str) -> float:

@@ -28,6 +28,7 @@ from lava.proc.lif.process import LIF
 from lava.proc.monitor.process import Monitor
 from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
+from delaydeploy.errors import ConstraintError
 from delaydeploy.fixed_point import GRADED_PAYLOAD_MAX, FixedLayer, FixedNetwork, effective_weights, input_payload
 from delaydeploy.fixed_reference import predict_fixed, readout_to_float, simulate_fixed, trace_fixed
 from delaydeploy.reference import predict
@@ -311,5 +312,5 @@ def test_rejects_bad_inputs() -> None:
     counts = _lava_network(1, input_kind="counts")
     with pytest.raises(ValueError, match="whole"):
         simulate_fixed(counts, np.full((3, 1, 6), 0.5))
-    with pytest.raises(Exception, match="24 bits"):
+    with pytest.raises(ConstraintError, match="24 bits"):
         simulate_fixed(counts, np.full((3, 1, 6), GRADED_PAYLOAD_MAX + 1.0))

@@ -35,6 +35,7 @@ def test_rounded_model_equals_reference_of_its_ir(name):
     with torch.no_grad():
         out = model(x, rounded=True)
     result = simulate(network, x, semantics=config.semantics)
+    assert len(out.spikes) == len(result.spikes) == len(config.hidden_sizes)
     total_spikes = 0
     for model_spikes, reference_spikes in zip(out.spikes, result.spikes):
         assert torch.equal(model_spikes, reference_spikes)

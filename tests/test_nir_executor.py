@@ -44,19 +44,29 @@ def test_random_networks(case, tmp_path) -> None:
 
 
 def _tie_network(rule: str, reset: str) -> Network:
-    """One neuron whose membrane lands exactly on the threshold: ``>=`` fires, ``>`` does not."""
-    layer = SpikingLayer("tie", np.ones((1, 1)), np.zeros((1, 1), np.int64), np.zeros(1),
-                         LIFNeuron(1.0, 1.0, reset, rule))
-    return Network(1, [layer], Readout("ro", np.ones((1, 1)), np.ones((1, 1), np.int64), np.zeros(1), 2.0))
+    """Two neurons (tau 2, threshold 1.5) whose membranes land exactly on the threshold (dyadic
+    values, exact in float): neuron 0 under a constant drive of 1, neuron 1 after a single kick of 4.5."""
+    layer = SpikingLayer("tie", np.diag([1.0, 4.5]), np.zeros((2, 2), np.int64), np.zeros(2),
+                         LIFNeuron(2.0, 1.5, reset, rule))
+    return Network(2, [layer], Readout("ro", np.ones((1, 2)), np.ones((1, 2), np.int64), np.zeros(1), 2.0))
 
 
-@pytest.mark.parametrize("rule, fires", [(">=", 1.0), (">", 0.0)])
-@pytest.mark.parametrize("reset", ["hard", "soft"])
-def test_threshold_rule_and_reset_from_metadata(rule, fires, reset) -> None:
+TIE_SPIKES = {  # (rule, reset): spike trains of neurons 0 and 1, worked out by hand
+    (">=", "hard"): ([0, 1, 0, 1, 0, 1, 0, 1, 0], [1, 0, 0, 0, 0, 0, 0, 0, 0]),
+    (">", "hard"): ([0, 0, 1, 0, 0, 1, 0, 0, 1], [1, 0, 0, 0, 0, 0, 0, 0, 0]),
+    (">=", "soft"): ([0, 1, 0, 1, 0, 1, 0, 1, 0], [1, 1, 0, 0, 0, 0, 0, 0, 0]),  # 4.5 - 1.5 = 3, halved: a tie
+    (">", "soft"): ([0, 0, 1, 0, 1, 0, 1, 0, 1], [1, 0, 0, 0, 0, 0, 0, 0, 0]),  # 1.75 - 1.5 leaves 0.25
+}
+
+
+@pytest.mark.parametrize("rule, reset", list(TIE_SPIKES))
+def test_threshold_rule_and_reset_from_metadata(rule, reset) -> None:
     network = _tie_network(rule, reset)
-    x = np.ones((5, 1, 1))
+    x = np.zeros((9, 1, 2))
+    x[:, 0, 0] = 1.0
+    x[0, 0, 1] = 1.0
     executed = simulate_nir(network_to_nir(network), x)
-    assert torch.all(executed.spikes[0] == fires)
+    assert executed.spikes[0][:, 0].T.tolist() == [list(map(float, train)) for train in TIE_SPIKES[rule, reset]]
     assert_agree(simulate(network, x), executed)
 
 
