@@ -61,12 +61,18 @@ class Bundle:
         return self.vectors["inputs"]
 
     def expected(self) -> Simulation:
-        """The oracle's simulation of the test vectors, as stored."""
+        """The oracle's simulation of the test vectors, as stored, deciding by the network's rule
+        (a Loihi 2 bundle's readout is the integer membrane, read in float units)."""
         import torch
+
+        from delaydeploy.fixed_reference import FixedSimulation
 
         names = [layer.name for layer in self.network.layers]
         spikes = [torch.from_numpy(self.vectors[f"spikes_{i}"]) for i in range(len(names))]
-        return Simulation(spikes, torch.from_numpy(self.vectors["readout"]))
+        readout = torch.from_numpy(self.vectors["readout"])
+        if self.fixed is not None:
+            return FixedSimulation(spikes, readout, decision=self.fixed.decision, readout_scale=self.fixed.readout_scale)
+        return Simulation(spikes, readout, self.network.decision)
 
 
 def _sha256(path: Path) -> str:
@@ -141,6 +147,7 @@ def write_bundle(path: str | os.PathLike, network: Network, target: str, inputs:
             "input_scale": None if fixed is None else fixed.input_scale,
             "readout_scale": None if fixed is None else fixed.readout_scale,
             "threshold_rule": sorted({layer.neuron.threshold_rule for layer in network.layers}),
+            "decision": network.decision,
             "latency_offsets": latency_offsets(network),
             "constraints": {**constraint_report(network), **(extra_constraints or {})},
             "resources": estimate_resources(network),

@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.continuous:
             with torch.no_grad():
                 out = model(torch.as_tensor(x, dtype=next(model.parameters()).dtype))
-            simulation = Simulation(out.spikes, out.readout)
+            simulation = Simulation(out.spikes, out.readout, config.decision)
         else:
             simulation = simulate(lower(model), x, semantics=semantics)
     else:

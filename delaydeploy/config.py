@@ -8,11 +8,12 @@ on. ``shd``/``ssc``/``gsc`` follow Hammouamri et al. (ICLR 2024, repo Thvnvtos/S
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from delaydeploy.errors import CheckpointError
-from delaydeploy.ir import INPUT_KINDS
+from delaydeploy.ir import DECISION_RULES, DEFAULT_DECISION, INPUT_KINDS
 
 DELAY_MODES = ("learned", "fixed", "none")
 SEMANTICS = ("streaming", "official")
@@ -28,6 +29,13 @@ class NetworkConfig:
     ``learned`` (DCLS), ``fixed`` (random integer delays, not trained) or ``none``.
     ``tail_steps`` zero steps are appended to every input in streaming semantics; by default
     one half kernel per delay stage, so outputs are as long as the official implementation's.
+
+    The readout is a non-spiking LIF with time constant ``readout_tau`` steps (``None``: the
+    network's ``tau``; ``1``: no leak, the readout is each step's synaptic output, as in the
+    DelRec SSC model). ``decision`` (one of ``DECISION_RULES``) is how the readout decides the
+    class and what the loss optimises: ``"summed_softmax"`` (``argmax_c sum_t softmax(V[t])_c``,
+    cross-entropy of that sum) or ``"summed_output"`` (``argmax_c sum_t V[t, c]``, cross-entropy
+    of the summed output); see :func:`delaydeploy.reference.evidence`.
     """
 
     input_size: int
@@ -50,6 +58,8 @@ class NetworkConfig:
     input_kind: str = "counts"
     dt: float = 0.01
     surrogate_alpha: float = 5.0
+    readout_tau: float | None = None
+    decision: str = DEFAULT_DECISION
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
@@ -71,6 +81,15 @@ class NetworkConfig:
             problems.append(f"kernel_size = {self.kernel_size} must be odd and >= 1 (delays 0..K-1)")
         if not self.tau > 1.0:
             problems.append(f"tau = {self.tau} steps must be > 1")
+        if self.readout_tau is not None:
+            if isinstance(self.readout_tau, bool) or not isinstance(self.readout_tau, (int, float)) \
+                    or not math.isfinite(self.readout_tau) or self.readout_tau < 1.0:
+                problems.append(f"readout_tau = {self.readout_tau!r} steps must be a finite number >= 1 "
+                                "(1: no leak), or None for the network's tau")
+            else:
+                self.readout_tau = float(self.readout_tau)
+        if self.decision not in DECISION_RULES:
+            problems.append(f"decision = {self.decision!r} must be one of {DECISION_RULES}")
         if self.reset not in ("hard", "soft"):
             problems.append(f"reset = {self.reset!r} must be 'hard' or 'soft'")
         if self.delays not in DELAY_MODES:
@@ -87,6 +106,11 @@ class NetworkConfig:
             problems.append(f"max_recurrent_delay = {self.max_recurrent_delay} must be >= 0")
         if problems:
             raise ValueError("invalid network configuration: " + "; ".join(problems))
+
+    @property
+    def readout_time_constant(self) -> float:
+        """The readout LIF's tau in steps: ``readout_tau``, or the network's ``tau``."""
+        return self.tau if self.readout_tau is None else self.readout_tau
 
     @property
     def stage_has_delays(self) -> tuple[bool, ...]:
@@ -177,9 +201,10 @@ def _is_plain(type_name: str, value: Any) -> bool:
 def _matches(annotation: str, value: Any) -> bool:
     """Whether ``value`` fits a field annotation such as ``int``, ``str | None``, ``tuple[int, ...]``."""
     for option in (part.strip() for part in annotation.split("|")):
-        if option == "None" and value is None:
-            return True
-        if option.startswith("tuple["):
+        if option == "None":
+            if value is None:
+                return True
+        elif option.startswith("tuple["):
             element = option[len("tuple["):].split(",")[0].strip()
             if isinstance(value, (list, tuple)) and all(_is_plain(element, item) for item in value):
                 return True
@@ -249,6 +274,8 @@ def _fsdd() -> Preset:
 
 
 def _delrec_shd() -> Preset:
+    # src/SHD/snn.py ends in Linear + LIF (tau = config.tau, threshold 1e8) and src/utils.py calc_loss_SHD /
+    # calc_metric_SHD use sum_t softmax(v[t]): the default readout and decision.
     network = NetworkConfig(input_size=140, hidden_sizes=(256, 256), num_classes=20, tau=1.05, dropout=0.4,
                             bias=True, delay_stages=(False, False, False), recurrent_layers=(False, True),
                             recurrent_dropout=0.2, input_kind="counts")
@@ -257,12 +284,21 @@ def _delrec_shd() -> Preset:
 
 
 def _delrec_ssc() -> Preset:
+    # perf_SSC.py trains SNN_recurrent_delays: Linear synapses (no feedforward delays; K is used only by
+    # an imported DCLS variant), recurrent delays in all three layers. Its loader bins 0..1.4 s into
+    # 250 steps (np.linspace(0, 1.4, 250)), a step of 1.4/249 s. Its readout is the bare last Linear
+    # (src/SSC/snn.py, no neuron: readout_tau 1) and src/utils.py calc_loss_SSC / calc_metric_SSC use
+    # sum_t output[t] (no softmax): decision "summed_output".
+    step = 1.4 / 249
     network = NetworkConfig(input_size=140, hidden_sizes=(256, 256, 256), num_classes=35, kernel_size=25, tau=2.0,
                             reset="soft", dropout=0.1, batchnorm=False, bias=True,
-                            recurrent_layers=(True, True, True), recurrent_dropout=0.3, input_kind="counts")
+                            delay_stages=(False, False, False, False), recurrent_layers=(True, True, True),
+                            recurrent_dropout=0.3, input_kind="counts", dt=step, readout_tau=1.0,
+                            decision="summed_output")
     train = TrainConfig(epochs=100, batch_size=128, lr_weights=1e-3, lr_positions=5e-2)
     return Preset("delrec_ssc", "ssc", network, train,
-                  "DelRec SSC: feedforward + recurrent delays, soft reset (Queant et al. 2025)")
+                  "DelRec SSC: recurrent delays in all 3 layers, soft reset (Queant et al. 2025)",
+                  dataset_options={"frames": "grid", "dt": step})
 
 
 _PRESETS = {

@@ -80,8 +80,9 @@ def config_for_network(network: Network, template: NetworkConfig) -> NetworkConf
     """The :class:`NetworkConfig` of a DelaySNN whose lowering is ``network``.
 
     ``template`` supplies what the IR does not say (kernel size, time semantics, which stages
-    carry delays, which layers are recurrent, dropout, surrogate); the IR supplies sizes and
-    neuron constants. The model has no BatchNorm and a bias on every stage, so folded
+    carry delays, which layers are recurrent, dropout, surrogate); the IR supplies sizes,
+    neuron constants (the readout's tau, kept as ``readout_tau`` where it differs from the
+    layers') and the decision rule. The model has no BatchNorm and a bias on every stage, so folded
     BatchNorm survives as weights and biases. Raises :class:`IRValidationError` where the IR
     cannot be such a model.
     """
@@ -89,15 +90,13 @@ def config_for_network(network: Network, template: NetworkConfig) -> NetworkConf
     if len(neurons) > 1:
         raise IRValidationError(f"a DelaySNN shares one neuron model; the IR's layers have {sorted(map(str, neurons))}")
     neuron = neurons.pop() if neurons else None
-    tau = neuron.tau if neuron is not None else network.readout.tau
+    tau = neuron.tau if neuron is not None else template.tau
     if neuron is not None and neuron.threshold_rule != ">=":
         raise IRValidationError(f"a DelaySNN fires on '>=', the IR's layers on {neuron.threshold_rule!r}")
-    if network.readout.tau != tau:
-        raise IRValidationError(f"readout tau {network.readout.tau} differs from the layers' tau {tau}; "
-                                "a DelaySNN shares one tau")
+    readout_tau = None if network.readout.tau == tau else network.readout.tau
     changes = dict(input_size=network.input_size, hidden_sizes=tuple(layer.size for layer in network.layers),
-                   num_classes=network.num_classes, tau=tau, batchnorm=False, bias=True,
-                   input_kind=network.input_kind, dt=network.dt,
+                   num_classes=network.num_classes, tau=tau, readout_tau=readout_tau, decision=network.decision,
+                   batchnorm=False, bias=True, input_kind=network.input_kind, dt=network.dt,
                    tail_steps=None if template.semantics == "official" else network.tail_steps)
     if neuron is not None:
         changes.update(threshold=neuron.threshold, reset=neuron.reset)
@@ -264,7 +263,7 @@ class FixedForward:
         return self.readout / self.fixed.readout_scale
 
     def prediction(self, steps: torch.Tensor | None = None) -> torch.Tensor:
-        return predict(self.readout_float().detach(), steps)
+        return predict(self.readout_float().detach(), steps, self.fixed.decision)
 
 
 class QuantizedTrainingModel(nn.Module):
@@ -402,7 +401,7 @@ def finetune(model: QuantizedTrainingModel, train_set: Dataset, *, epochs: int, 
                 optimizer.zero_grad()
                 out = model(x)
                 steps = own_steps(lengths, x.shape[0], out.readout)
-                loss = loss_function(out.readout_float(), labels, steps)
+                loss = loss_function(out.readout_float(), labels, steps, out.fixed.decision)
                 loss.backward()
                 optimizer.step()
                 schedule.step()

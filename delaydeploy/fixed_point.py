@@ -29,7 +29,10 @@ IR's time axis (an input at step ``t`` with delay ``d`` acts at ``t + d``; the b
   long before that.
 
 The readout uses the same equations with ``vth`` so large that it never fires, and its
-membrane ``v`` (divided by ``readout_scale``) is the output. Inputs are binary spikes or
+membrane ``v`` (divided by ``readout_scale``) is the output, decided by the network's
+``decision`` rule as in the float IR. ``dv`` is at most 4095 (Lava's ``dm_offset`` is 0), so
+``v`` always keeps at least ``trunc(v / 4096)``: a float readout without leak (``tau = 1``)
+is approximated by that smallest leak. Inputs are binary spikes or
 integer graded payloads (:func:`input_payload`).
 
 :mod:`delaydeploy.quantize` maps a float :class:`delaydeploy.ir.Network` to this form and
@@ -43,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from delaydeploy.errors import ConstraintError, IRValidationError
-from delaydeploy.ir import INPUT_KINDS, check_binary_input
+from delaydeploy.ir import DEFAULT_DECISION, INPUT_KINDS, check_binary_input, check_decision
 
 WEIGHT_MIN, WEIGHT_MAX = -256, 254  # 8-bit mixed-sign weights: lossless grid is even integers
 DELAY_MAX = 62  # per-synapse delay (6 bits on Loihi 2; lava-dl netx accepts up to 62)
@@ -191,7 +194,8 @@ class FixedNetwork:
 
     ``input_scale`` maps graded/analog inputs to integer payloads ``round(x * input_scale)``
     (1 for binary spikes and counts); ``readout_scale`` maps the readout membrane back to the
-    float network's units (``v_float ~= v / readout_scale``).
+    float network's units (``v_float ~= v / readout_scale``); ``decision`` is the float
+    network's class rule (:data:`delaydeploy.ir.DECISION_RULES`).
     """
 
     input_size: int
@@ -203,10 +207,12 @@ class FixedNetwork:
     dt: float = 1e-3
     tail_steps: int = 0
     metadata: dict[str, str | int | float | bool] = field(default_factory=dict)
+    decision: str = DEFAULT_DECISION
 
     def __post_init__(self) -> None:
         if self.input_kind not in INPUT_KINDS:
             raise IRValidationError(f"network: input_kind = {self.input_kind!r}; expected one of {INPUT_KINDS}")
+        check_decision(self.decision, "network")
         for name in ("input_scale", "readout_scale", "dt"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):

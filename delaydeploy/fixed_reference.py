@@ -179,12 +179,12 @@ def trace_fixed(network: FixedNetwork, x: torch.Tensor | np.ndarray, *,
 @dataclass
 class FixedSimulation(Simulation):
     """A :class:`Simulation` whose ``readout`` is the raw integer membrane; ``prediction()``
-    applies the float rule to it in float units (``readout / readout_scale``)."""
+    applies the network's rule to it in float units (``readout / readout_scale``)."""
 
     readout_scale: float = 1.0
 
     def prediction(self, steps: torch.Tensor | None = None) -> torch.Tensor:
-        return predict(self.readout.to(torch.float64) / self.readout_scale, steps)
+        return predict(self.readout.to(torch.float64) / self.readout_scale, steps, self.decision)
 
 
 def simulate_fixed(network: FixedNetwork, x: torch.Tensor | np.ndarray, *,
@@ -196,7 +196,8 @@ def simulate_fixed(network: FixedNetwork, x: torch.Tensor | np.ndarray, *,
     ``v`` (int64) ``[T + tail, B, C]``; see :func:`readout_to_float` and :func:`predict_fixed`.
     """
     *layers, readout = trace_fixed(network, x, device=device)
-    return FixedSimulation([trace.spikes for trace in layers], readout.v, network.readout_scale)
+    return FixedSimulation([trace.spikes for trace in layers], readout.v, decision=network.decision,
+                           readout_scale=network.readout_scale)
 
 
 def readout_to_float(network: FixedNetwork, readout: torch.Tensor) -> torch.Tensor:
@@ -205,5 +206,5 @@ def readout_to_float(network: FixedNetwork, readout: torch.Tensor) -> torch.Tens
 
 
 def predict_fixed(network: FixedNetwork, simulation: Simulation) -> torch.Tensor:
-    """Predicted class per sample, the float rule applied to the readout in float units."""
-    return predict(readout_to_float(network, simulation.readout))
+    """Predicted class per sample, the network's rule applied to the readout in float units."""
+    return predict(readout_to_float(network, simulation.readout), decision=network.decision)

@@ -4,10 +4,17 @@
   ``model.<i>.*`` with, per hidden block, ``Dcls1d`` (``weight``, ``P``, ``SIG``), optional
   ``BatchNorm1d``, LIF and dropout, then the readout ``Dcls1d`` and LIF. The imported model
   keeps the official time semantics (each layer (K-1)//2 steps longer).
-* DelRec (Queant et al. 2025, ``alexmaxad/DelRec``): keys ``layers.<i>.*`` with, per hidden
-  block, ``Linear`` or DCLS, optional BatchNorm, LIF or recurrent-delay LIF
-  (``recurrent_weights``, ``recurrent_delays``), a spike recorder and dropout, then the
-  readout ``Linear`` and LIF. The triangular spread is forced to sigma = 0.
+* DelRec (Queant et al. 2025, ``alexmaxad/DelRec``): keys ``layers.<i>.*``; one hidden block
+  is, in ``src/SHD/snn.py``, ``Linear``, BatchNorm, LIF, spike recorder, dropout (readout
+  ``Linear`` + LIF) and, in ``src/SSC/snn.py``, ``Linear`` or DCLS (``weight``, ``P``; version
+  ``v1``, no ``SIG``), dropout, LIF, spike recorder (readout ``Linear`` or DCLS, no neuron).
+  The SHD model decides by ``sum_t softmax(v[t])`` of its readout LIF (``src/utils.py``
+  ``calc_loss_SHD``/``calc_metric_SHD``), the SSC model by ``sum_t output[t]`` of the bare
+  readout stage (``calc_loss_SSC``/``calc_metric_SSC``): imported as ``readout_tau = 1``
+  (no leak) with ``decision = "summed_output"``.
+  Recurrent-delay LIFs hold ``recurrent_weights``, ``recurrent_delays`` and ``p_spread``. The
+  triangular spread is forced to sigma = 0. DelRec's DCLS pads K-1 steps on the left only, so
+  the imported model has no tail (outputs as long as inputs, as the authors' code).
 """
 
 from __future__ import annotations
@@ -117,12 +124,62 @@ def import_snn_delays(state: dict[str, Any], preset: str, *, hidden: int | None 
     return conversion.finish(config, preset)
 
 
+_RECURRENT_KEYS = ("recurrent_weights", "recurrent_delays")
+
+
+def _delrec_offsets(preset: str, batchnorm: bool) -> tuple[int, int | None, int]:
+    """``(stride, BatchNorm offset or None, neuron offset)`` of a hidden block in the authors' ``layers``.
+
+    ``src/SHD/snn.py``: synapses, [BatchNorm], LIF, spike recorder, dropout. ``src/SSC/snn.py``:
+    synapses, dropout, LIF, spike recorder (its optional BatchNorm of the spikes is refused).
+    """
+    if preset == "delrec_shd":
+        return 4 + int(batchnorm), 1 if batchnorm else None, 1 + int(batchnorm)
+    if preset == "delrec_ssc":
+        return 4, None, 2
+    raise CheckpointError(f"preset {preset!r} has no DelRec layout; choose delrec_shd or delrec_ssc")
+
+
+# The authors' readout and class rule per model file: src/SHD/snn.py ends in a LIF of the network's tau
+# decided by summed softmax (src/utils.py calc_metric_SHD); src/SSC/snn.py ends in the bare synaptic stage,
+# decided by its summed output (calc_metric_SSC).
+_DELREC_READOUT = {"delrec_shd": dict(readout_tau=None, decision="summed_softmax"),
+                   "delrec_ssc": dict(readout_tau=1.0, decision="summed_output")}
+
+
 def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = None, layers: int | None = None,
                   source: str = "<state_dict>") -> Checkpoint:
-    """Convert an official DelRec ``state_dict`` to a delaydeploy checkpoint (sigma = 0)."""
+    """Convert an official DelRec ``state_dict`` to a delaydeploy checkpoint (sigma = 0).
+
+    Which synaptic stages are DCLS (a ``P`` or a 3-D ``weight``) and which neurons are recurrent
+    (any ``recurrent_*`` key) is read from the keys: the authors' model classes share one layout
+    per model file and differ only there (``perf_SSC.py`` trains one without feedforward delays).
+    The SSC readout is a bare synaptic stage whose per-step output the authors sum over time
+    and take the argmax of: imported as a readout without leak (``readout_tau = 1``, its
+    membrane is that output) and ``decision = "summed_output"``, so readout, loss and
+    predictions are the authors'.
+    """
+    network = get_preset(preset).network
+    stride, norm_offset, neuron_offset = _delrec_offsets(preset, network.batchnorm)
+    if preset == "delrec_ssc":
+        norms = sorted(key for key in state if key.endswith("running_mean"))
+        if norms:
+            raise CheckpointError(f"{source}: {norms[0]}: the authors' SSC model normalises the spikes after the "
+                                  "LIF (use_batch_norm = True), which delaydeploy does not model")
+    count = len(network.hidden_sizes) if layers is None else layers
+
+    def is_dcls(index: int) -> bool:
+        weight = state.get(f"layers.{index}.weight")
+        return f"layers.{index}.P" in state or (isinstance(weight, torch.Tensor) and weight.dim() == 3)
+
+    def is_recurrent(index: int) -> bool:
+        return any(f"layers.{index}.{name}" in state for name in (*_RECURRENT_KEYS, "p_spread"))
+
+    synapse_indices = [l * stride for l in range(count)] + [count * stride]
+    config = _config(preset, hidden, layers, delay_stages=tuple(is_dcls(i) for i in synapse_indices),
+                     recurrent_layers=tuple(is_recurrent(l * stride + neuron_offset) for l in range(count)),
+                     semantics="streaming", tail_steps=0, **_DELREC_READOUT[preset])
     conversion = _Conversion(state, source)
-    config = _config(preset, hidden, layers)
-    stride = 5 if config.batchnorm else 4
 
     def synapses(ours: str, index: int, stage: int) -> None:
         if config.stage_has_delays[stage]:
@@ -136,20 +193,20 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
         if config.bias:
             conversion.take(f"{prefix}.bias", f"layers.{index}.bias")
 
-    for l in range(len(config.hidden_sizes)):
+    for l in range(count):
         base = l * stride
         ours = f"blocks.{l}"
         synapses(f"{ours}.synapses", base, l)
-        if config.batchnorm:
+        if norm_offset is not None:
             for name in _BN_KEYS:
-                conversion.take(f"{ours}.norm.{name}", f"layers.{base + 1}.{name}")
-        neuron_index = base + (2 if config.batchnorm else 1)
+                conversion.take(f"{ours}.norm.{name}", f"layers.{base + norm_offset}.{name}")
+        neuron_index = base + neuron_offset
         if config.layer_is_recurrent[l]:
-            for name in ("recurrent_weights", "recurrent_delays"):
+            for name in _RECURRENT_KEYS:
                 conversion.take(f"{ours}.neuron.{name}", f"layers.{neuron_index}.{name}")
             conversion.converted[f"{ours}.neuron.sigma"] = torch.zeros(())
             conversion.remaining.pop(f"layers.{neuron_index}.p_spread", None)  # spread width: moot at sigma = 0
-    synapses("readout", len(config.hidden_sizes) * stride, len(config.hidden_sizes))
+    synapses("readout", count * stride, count)
     return conversion.finish(config, preset)
 
 

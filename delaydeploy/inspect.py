@@ -30,8 +30,9 @@ def describe(artifact: Artifact) -> str:
             lines.append(f"    recurrent {layer.size} -> {layer.size}: delays {layer.recurrent_delays.min()}.."
                          f"{layer.recurrent_delays.max()} (+1 step synaptic latency)")
     readout = network.readout
-    lines.append(f"  {readout.name}: {readout.in_size} -> {readout.size} non-spiking (tau {readout.tau:g} steps); "
-                 f"delays {readout.delays.min()}..{readout.delays.max()}")
+    leak = "no leak: the synaptic output" if readout.tau == 1 else f"tau {readout.tau:g} steps"
+    lines.append(f"  {readout.name}: {readout.in_size} -> {readout.size} non-spiking ({leak}); "
+                 f"delays {readout.delays.min()}..{readout.delays.max()}; class by {network.decision}")
     lines.extend(_histogram(readout.delays))
     resources = estimate_resources(network)
     lines.append("  resources: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in resources.items()))

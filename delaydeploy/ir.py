@@ -16,8 +16,16 @@ Equations of spiking layer ``l`` with input ``x`` (the network input or the spik
     V[t] = H[t] * (1 - s[t])            (reset "hard")
     V[t] = H[t] - threshold * s[t]      (reset "soft")
 
-The readout integrates without spiking, ``V[t] = V[t-1] * (1 - 1/tau) + I[t]``, and the
-predicted class is ``argmax_c sum_t softmax(V[t])_c``.
+The readout integrates without spiking, ``V[t] = V[t-1] * (1 - 1/tau) + I[t]`` (its own
+``tau >= 1``; ``tau = 1`` keeps no membrane: ``V[t] = I[t]``, the bare synaptic output). The
+network's ``decision`` rule turns the readout into per-class evidence ``e_c``, summed over
+each sample's own steps, and the predicted class is ``argmax_c e_c``::
+
+    "summed_softmax":  e_c = sum_t softmax(V[t])_c      (Hammouamri et al.; DelRec SHD)
+    "summed_output":   e_c = sum_t V[t, c]              (DelRec SSC: no softmax)
+
+Training minimises the cross-entropy of the same evidence taken as logits
+(:func:`delaydeploy.reference.evidence`).
 
 Delay 0 acts in the same step; a recurrent spike needs at least one step (``1 + E``).
 Serialisation lives in :mod:`delaydeploy.ir_file`.
@@ -35,10 +43,13 @@ from delaydeploy.errors import IRValidationError
 InputKind = Literal["binary", "counts", "analog"]
 ResetKind = Literal["hard", "soft"]
 ThresholdRule = Literal[">=", ">"]
+DecisionRule = Literal["summed_softmax", "summed_output"]
 
 INPUT_KINDS: tuple[str, ...] = ("binary", "counts", "analog")
 RESET_KINDS: tuple[str, ...] = ("hard", "soft")
 THRESHOLD_RULES: tuple[str, ...] = (">=", ">")
+DECISION_RULES: tuple[str, ...] = ("summed_softmax", "summed_output")
+DEFAULT_DECISION = "summed_softmax"
 
 
 def _float_matrix(where: str, name: str, value: object, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -112,6 +123,12 @@ def check_binary_input(x: np.ndarray) -> None:
         raise ValueError(f"input{list(index)} = {x[index]}, but the network takes binary spikes (0 or 1)")
 
 
+def check_decision(decision: object, where: str) -> None:
+    """Raise :class:`IRValidationError` unless ``decision`` is one of :data:`DECISION_RULES`."""
+    if not (isinstance(decision, str) and decision in DECISION_RULES):
+        raise IRValidationError(f"{where}: decision = {decision!r}; expected one of {DECISION_RULES}")
+
+
 @dataclass(frozen=True)
 class LIFNeuron:
     """Leaky integrate-and-fire constants (time constant in steps, see module equations)."""
@@ -173,7 +190,11 @@ class SpikingLayer(_Stage):
 
 @dataclass
 class Readout(_Stage):
-    """Non-spiking leaky integrator fed by delayed synapses; its membrane is the output."""
+    """Non-spiking leaky integrator fed by delayed synapses; its membrane is the output.
+
+    ``tau`` is in steps and may be 1: no leak at all, the output is each step's synaptic
+    current (the DelRec SSC readout, a bare synaptic stage).
+    """
 
     name: str
     weights: np.ndarray
@@ -198,8 +219,9 @@ class Network:
     """A deployable network: input description, spiking layers, readout.
 
     ``tail_steps`` zero steps are appended to every input sample so that delayed spikes
-    still reach the readout; every target runs ``T + tail_steps`` steps. ``metadata`` holds
-    provenance (source, kernel size, ...) as JSON-serialisable scalars.
+    still reach the readout; every target runs ``T + tail_steps`` steps. ``decision`` (one of
+    ``DECISION_RULES``) is how the readout decides the class (module docstring). ``metadata``
+    holds provenance (source, kernel size, ...) as JSON-serialisable scalars.
     """
 
     input_size: int
@@ -209,6 +231,7 @@ class Network:
     dt: float = 1e-3
     tail_steps: int = 0
     metadata: dict[str, str | int | float | bool] = field(default_factory=dict)
+    decision: DecisionRule = DEFAULT_DECISION
 
     def __post_init__(self) -> None:
         self.input_size = int(self.input_size)
@@ -216,6 +239,7 @@ class Network:
         self.layers = list(self.layers)
         if self.input_kind not in INPUT_KINDS:
             raise IRValidationError(f"network: input_kind = {self.input_kind!r}; expected one of {INPUT_KINDS}")
+        check_decision(self.decision, "network")
         if not (np.isfinite(self.dt) and self.dt > 0):
             raise IRValidationError(f"network: dt = {self.dt} s; it must be finite and > 0")
         if self.tail_steps < 0:

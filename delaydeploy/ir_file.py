@@ -3,7 +3,9 @@
 Kept apart from the dataclasses, as in NIR. A file is a zip archive readable by
 ``numpy.load``: ``network.json`` holds the structure and scalars, one ``.npy`` entry per
 array. Entries are written in a fixed order with fixed timestamps, so the same network
-always gives the same bytes (and the same sha256).
+always gives the same bytes (and the same sha256). The header's ``decision`` (the network's
+class rule) was added after version 1 was first written: a file without it reads as
+``"summed_softmax"``, the rule every earlier network used.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from delaydeploy.errors import IRValidationError
 from delaydeploy.fileio import atomic_path
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork
-from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
+from delaydeploy.ir import DEFAULT_DECISION, LIFNeuron, Network, Readout, SpikingLayer
 
 FORMAT = "delaydeploy-ir"
 FIXED_FORMAT = "delaydeploy-fixed-ir"
@@ -123,6 +125,7 @@ def network_to_bytes(network: Network) -> bytes:
         "dt": network.dt,
         "tail_steps": network.tail_steps,
         "metadata": network.metadata,
+        "decision": network.decision,
         "layers": layers,
         "readout": {"name": readout.name, "tau": readout.tau, "official_tail": readout.official_tail},
     }
@@ -169,6 +172,7 @@ def _network(header: dict, array: Callable[[str], np.ndarray]) -> Network:
         dt=header["dt"],
         tail_steps=header["tail_steps"],
         metadata=header["metadata"],
+        decision=header.get("decision", DEFAULT_DECISION),
     )
 
 
@@ -214,6 +218,7 @@ def fixed_network_to_bytes(network: FixedNetwork) -> bytes:
         "dt": network.dt,
         "tail_steps": network.tail_steps,
         "metadata": network.metadata,
+        "decision": network.decision,
         "stages": stages,
     }
     return _archive_bytes(header, arrays)
@@ -245,5 +250,6 @@ def _fixed_network(header: dict, array: Callable[[str], np.ndarray]) -> FixedNet
         input_size=header["input_size"], layers=stages[:-1], readout=stages[-1], input_kind=header["input_kind"],
         input_scale=header["input_scale"], readout_scale=header["readout_scale"], dt=header["dt"],
         tail_steps=header["tail_steps"], metadata=header["metadata"],
+        decision=header.get("decision", DEFAULT_DECISION),
     )
 

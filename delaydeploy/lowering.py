@@ -3,7 +3,9 @@
 Positions are rounded to integer delays (``K//2 - round(P)``), BatchNorm is folded into the
 weights and a per-neuron bias (its statistics are over time x batch and it acts at every
 step, so ``y = scale * (W x) + shift`` exactly), dropout is dropped, DelRec delays become
-``round(d_j)`` for every synapse leaving neuron ``j``. Arithmetic is float64.
+``round(d_j)`` for every synapse leaving neuron ``j``. The readout keeps the configuration's
+readout time constant (``tau = 1``: no leak) and the network its decision rule. Arithmetic is
+float64.
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ def lower(model: DelaySNN, metadata: dict[str, str | int | float | bool] | None 
     neuron = LIFNeuron(tau=config.tau, threshold=config.threshold, reset=config.reset, threshold_rule=">=")
     layers = [_lower_block(block, index, neuron) for index, block in enumerate(model.blocks)]
     weights, delays, bias, tail = _synapses(model.readout)
-    readout = Readout("readout", weights, delays, bias, config.tau, tail)
+    readout = Readout("readout", weights, delays, bias, config.readout_time_constant, tail)
     provenance = {"source": "delaydeploy.DelaySNN", "kernel_size": config.kernel_size,
                   "training_semantics": config.semantics}
     provenance.update(metadata or {})
     return Network(config.input_size, layers, readout, input_kind=config.input_kind, dt=config.dt,
-                   tail_steps=config.tail, metadata=provenance)
+                   tail_steps=config.tail, metadata=provenance, decision=config.decision)

@@ -2,8 +2,12 @@
 
 Each hidden block is ``synapses -> BatchNorm (statistics over time x batch) -> LIF ->
 dropout (one mask per sequence)``; the readout is ``synapses -> non-spiking LIF`` whose
-membrane is the output. LIF neurons are spikingjelly's (``decay_input=False``, hard reset to
-0 or soft reset, ATan surrogate), exactly as in the published models.
+membrane is the output, with time constant ``config.readout_time_constant``. LIF neurons are
+spikingjelly's (``decay_input=False``, hard reset to 0 or soft reset, ATan surrogate),
+exactly as in the published models. spikingjelly's LIF needs ``tau > 1``; a readout of
+``tau = 1`` keeps no membrane (``V[t] = I[t]``) and is the synaptic output itself (DelRec's
+SSC model has no readout neuron). The class and the loss follow ``config.decision``
+(:func:`delaydeploy.reference.evidence`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from torch import nn
 
 from delaydeploy.config import NetworkConfig
 from delaydeploy.delrec import RecurrentDelayLIF
+from delaydeploy.ir import DEFAULT_DECISION
 from delaydeploy.layers import CONV_METHODS, DelayLinear, Linear
-from delaydeploy.reference import summed_softmax
+from delaydeploy.reference import evidence
 
 READOUT_THRESHOLD = 1e9  # the readout LIF never fires: its membrane is the output
 
@@ -46,11 +51,11 @@ class LIFNode(neuron.LIFNode):
         return torch.stack(spikes)
 
 
-def make_lif(config: NetworkConfig, *, threshold: float | None = None, step_mode: str = "m",
-             store_v_seq: bool = False) -> LIFNode:
-    """A spikingjelly LIF neuron with the configuration's constants."""
+def make_lif(config: NetworkConfig, *, threshold: float | None = None, tau: float | None = None,
+             step_mode: str = "m", store_v_seq: bool = False) -> LIFNode:
+    """A spikingjelly LIF neuron with the configuration's constants (``tau``: the network's by default)."""
     return LIFNode(
-        tau=config.tau,
+        tau=config.tau if tau is None else tau,
         decay_input=False,
         v_threshold=config.threshold if threshold is None else threshold,
         v_reset=0.0 if config.reset == "hard" else None,
@@ -103,6 +108,28 @@ class HiddenBlock(nn.Module):
         return spikes, self.dropout(spikes)
 
 
+class ReadoutNeuron(nn.Module):
+    """The non-spiking readout: ``V[t] = V[t-1] (1 - 1/tau) + I[t]`` over a ``[T, B, C]`` current.
+
+    For ``tau > 1`` it is spikingjelly's LIF with threshold ``READOUT_THRESHOLD`` (never fires),
+    as in the published models; at ``tau = 1`` (no leak, which spikingjelly's LIF refuses) the
+    membrane is the current itself.
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.tau = config.readout_time_constant
+        self.lif = (make_lif(config, threshold=READOUT_THRESHOLD, tau=self.tau, store_v_seq=True)
+                    if self.tau > 1.0 else None)
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        if self.lif is None:
+            return current
+        self.lif.reset()
+        self.lif(current)
+        return self.lif.v_seq
+
+
 @dataclass
 class SNNOutput:
     """Readout membrane ``[T_out, B, classes]`` and each hidden layer's spikes ``[T_l, B, N_l]``."""
@@ -120,7 +147,7 @@ class DelaySNN(nn.Module):
         sizes = (config.input_size, *config.hidden_sizes)
         self.blocks = nn.ModuleList(HiddenBlock(config, i, sizes[i]) for i in range(len(config.hidden_sizes)))
         self.readout = _synapses(config, len(config.hidden_sizes), sizes[-1], config.num_classes)
-        self.readout_neuron = make_lif(config, threshold=READOUT_THRESHOLD, store_v_seq=True)
+        self.readout_neuron = ReadoutNeuron(config)
 
     def forward(self, x: torch.Tensor, rounded: bool = False) -> SNNOutput:
         """Run on ``x`` ``[T, B, input_size]``; ``rounded`` uses the deployed integer delays."""
@@ -130,9 +157,7 @@ class DelaySNN(nn.Module):
         for block in self.blocks:
             spikes, x = block(x, rounded)
             all_spikes.append(spikes)
-        self.readout_neuron.reset()
-        self.readout_neuron(self.readout(x, rounded))
-        return SNNOutput(self.readout_neuron.v_seq, all_spikes)
+        return SNNOutput(self.readout_neuron(self.readout(x, rounded)), all_spikes)
 
     def delay_layers(self) -> Iterator[DelayLinear]:
         return (module for module in self.modules() if isinstance(module, DelayLinear))
@@ -187,10 +212,13 @@ class DelaySNN(nn.Module):
         return {"weights": weights, "norm": norm, "delays": delays}
 
 
-def loss_function(readout: torch.Tensor, labels: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
-    """The DCLS loss: cross-entropy of the time-summed softmax of the readout membrane.
+def loss_function(readout: torch.Tensor, labels: torch.Tensor, steps: torch.Tensor | None = None,
+                  decision: str = DEFAULT_DECISION) -> torch.Tensor:
+    """Cross-entropy of the readout's evidence under ``decision``, taken as logits.
 
-    The same sum decides the class (:func:`delaydeploy.reference.predict`); ``steps`` keeps
-    each sample to its own steps of a padded batch (:func:`delaydeploy.reference.own_steps`).
+    ``"summed_softmax"``: of ``sum_t softmax(V[t])`` (the DCLS authors' and DelRec SHD's loss);
+    ``"summed_output"``: of ``sum_t V[t]`` (DelRec SSC's ``calc_loss_SSC``). The same evidence
+    decides the class (:func:`delaydeploy.reference.predict`); ``steps`` keeps each sample to
+    its own steps of a padded batch (:func:`delaydeploy.reference.own_steps`).
     """
-    return nn.functional.cross_entropy(summed_softmax(readout, steps), labels)
+    return nn.functional.cross_entropy(evidence(readout, steps, decision), labels)

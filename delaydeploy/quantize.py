@@ -26,7 +26,10 @@ Every stage (hidden layer or readout) gets one scale ``S``: its integer membrane
   whose mantissa fits 13 bits (the best precision).
 * **Decays.** ``du = 4095`` (Lava adds one: ``u`` is the instantaneous current) and
   ``dv = round(4096 / tau)`` (at most 4095: ``tau`` close to 1 keeps ``1/4096`` of ``v``; a
-  ``tau`` of 8192 steps or more, which would round to no leak, is refused).
+  ``tau`` of 8192 steps or more, which would round to no leak, is refused). A readout without
+  leak (``tau = 1``: the DelRec SSC readout, the bare synaptic output) has no exact Loihi 2
+  form either: its ``v[t] = trunc(v[t-1] / 4096) + u[t] + bias`` carries at most ``1/4095`` of
+  the previous steps, below the rounding of the 8-bit weights (``1/254``), so it is kept.
 * **Readout.** A ``FixedLayer`` with ``vth = VTH_MAX`` (unreachable by the scale rule) and
   ``readout_scale = 64 * S`` to read its membrane in float units.
 * **Inputs.** Binary spikes and counts go as they are (``input_scale = 1``); their peak is
@@ -301,7 +304,7 @@ def quantize(network: Network, *, calibration: np.ndarray | torch.Tensor | None 
     readout = _fixed_stage(network.readout, scale, payload_scale if first else 1.0, VTH_MAX, fixed)
     fixed = FixedNetwork(network.input_size, stages, readout, input_kind=network.input_kind,
                          input_scale=payload_scale, readout_scale=2**ACTIVATION_SHIFT * scale, dt=network.dt,
-                         tail_steps=network.tail_steps, metadata=dict(network.metadata))
+                         tail_steps=network.tail_steps, metadata=dict(network.metadata), decision=network.decision)
     if calibration is not None:
         check_overflow(fixed, calibration)
     return fixed

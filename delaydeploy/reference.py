@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from delaydeploy.delay_ops import delayed_linear
-from delaydeploy.ir import LIFNeuron, Network, SpikingLayer
+from delaydeploy.ir import DEFAULT_DECISION, LIFNeuron, Network, SpikingLayer, check_decision
 
 Semantics = Literal["streaming", "official"]
 
@@ -51,39 +51,50 @@ def lif_step(current: torch.Tensor, v: torch.Tensor, params: LIFParams) -> tuple
 
 
 def integrator_step(current: torch.Tensor, v: torch.Tensor, decay: float) -> torch.Tensor:
-    """One step of the non-spiking readout: ``v_next = v * decay + current``."""
+    """One step of the non-spiking readout: ``v_next = v * decay + current`` (``decay = 0`` at
+    ``tau = 1``: the current itself, as ``v * 0.0`` is 0 for every finite ``v``)."""
     return v * decay + current
 
 
 @dataclass
 class Simulation:
-    """Result of a run, time first: ``spikes[l]`` is ``[T_l, B, N_l]``, ``readout`` ``[T_out, B, C]``."""
+    """Result of a run, time first: ``spikes[l]`` is ``[T_l, B, N_l]``, ``readout`` ``[T_out, B, C]``;
+    ``decision`` is the network's rule (:data:`delaydeploy.ir.DECISION_RULES`)."""
 
     spikes: list[torch.Tensor]
     readout: torch.Tensor
+    decision: str = DEFAULT_DECISION
 
     def prediction(self, steps: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted class per sample: ``argmax_c sum_t softmax(readout[t])_c`` (see :func:`predict`)."""
-        return predict(self.readout, steps)
+        """Predicted class per sample by the network's rule (see :func:`predict`)."""
+        return predict(self.readout, steps, self.decision)
 
 
-def summed_softmax(readout: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
-    """``sum_t softmax(readout[t])`` ``[B, classes]``: the evidence the loss and the decision use.
+def evidence(readout: torch.Tensor, steps: torch.Tensor | None = None,
+             decision: str = DEFAULT_DECISION) -> torch.Tensor:
+    """Per-class evidence ``[B, classes]`` of a readout ``[T, B, classes]`` under ``decision``.
+
+    ``"summed_softmax"``: ``sum_t softmax(readout[t])``; ``"summed_output"``: ``sum_t readout[t]``
+    (see :mod:`delaydeploy.ir`). The class is its argmax (:func:`predict`) and the training loss
+    its cross-entropy as logits (:func:`delaydeploy.model.loss_function`): the one place the
+    rules are written.
 
     ``steps`` (one count per sample, see :func:`own_steps`) limits each sample's sum to its own
     readout steps: in a batch padded to its longest sample, the later steps would otherwise make
     a sample's class depend on its batch-mates, and differ from a chip that runs it alone.
     """
-    probabilities = torch.softmax(readout, dim=-1)
+    check_decision(decision, "evidence")
+    per_step = torch.softmax(readout, dim=-1) if decision == "summed_softmax" else readout
     if steps is not None:
         own = torch.arange(readout.shape[0], device=readout.device)[:, None] < steps.to(readout.device)[None, :]
-        probabilities = probabilities * own.unsqueeze(-1)
-    return probabilities.sum(dim=0)
+        per_step = per_step * own.unsqueeze(-1)
+    return per_step.sum(dim=0)
 
 
-def predict(readout: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
-    """Class decision used by training and every backend: argmax of :func:`summed_softmax`."""
-    return summed_softmax(readout, steps).argmax(dim=-1)
+def predict(readout: torch.Tensor, steps: torch.Tensor | None = None,
+            decision: str = DEFAULT_DECISION) -> torch.Tensor:
+    """Class decision used by training and every backend: argmax of :func:`evidence`."""
+    return evidence(readout, steps, decision).argmax(dim=-1)
 
 
 def own_steps(lengths: torch.Tensor, input_steps: int, readout: torch.Tensor) -> torch.Tensor:
@@ -175,4 +186,4 @@ def simulate(
     for t in range(steps):
         v = integrator_step(current[t], v, readout.decay)
         trace[t] = v
-    return Simulation(all_spikes, trace)
+    return Simulation(all_spikes, trace, network.decision)

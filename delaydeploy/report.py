@@ -181,7 +181,8 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
                 raise ConstraintError(f"{path}: test batch {batch} (samples counted from the batch start), which "
                                       f"the calibration peak does not cover: {error}") from None
             readouts.append(readout_to_float(fixed, traces[-1].v))
-            predictions = [predict(readout, own_steps(lengths, x.shape[0], readout)) for readout in readouts]
+            predictions = [predict(readout, own_steps(lengths, x.shape[0], readout), network.decision)
+                           for readout in readouts]
             for layer, float_spikes, trace in zip(fixed.layers, streaming.spikes, traces):
                 changed[layer.name] = changed.get(layer.name, 0) + int((float_spikes != trace.spikes).sum())
                 float_total[layer.name] = float_total.get(layer.name, 0) + int(float_spikes.sum())

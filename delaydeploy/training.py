@@ -4,8 +4,9 @@ Weights: Adam (or AdamW) with a OneCycle schedule; delay positions: their own Ad
 cosine schedule (both stepped once per epoch, as in the official code). The OneCycle runs over
 ``epochs + 1`` points: over ``epochs``, as the official code sets it, its last epoch trains at
 ``max_lr / 25e4`` (~4e-8) and a one-epoch run does not train its weights at all. The loss and
-the decision sum each sample's softmax over its own steps (input and tail), not over the
-padding of its batch: what a chip computes for the sample alone. The Gaussian kernel
+the decision follow the configuration's ``decision`` rule (:func:`delaydeploy.reference.evidence`)
+and sum over each sample's own steps (input and tail), not over the padding of its batch: what
+a chip computes for the sample alone. The Gaussian kernel
 width sigma shrinks geometrically from K//2 to ``sigma_final`` over the first quarter of the
 epochs; DelRec's triangular spread shrinks as ``sigma_init * decay**(100 e / epochs)``.
 Delays are clamped to their range after every optimiser step.
@@ -128,7 +129,8 @@ class Trainer:
         if self.delay_optimizer is not None:
             self.delay_optimizer.zero_grad()
         readout = self.forward(x).readout
-        loss = loss_function(readout, labels, None if lengths is None else own_steps(lengths, x.shape[0], readout))
+        steps = None if lengths is None else own_steps(lengths, x.shape[0], readout)
+        loss = loss_function(readout, labels, steps, self.model.config.decision)
         loss.backward()
         self.weight_optimizer.step()
         if self.delay_optimizer is not None:
@@ -144,7 +146,8 @@ class Trainer:
             x, labels = x.to(self.device), labels.to(self.device)
             loss, readout = self.step(x, labels, lengths)
             total_loss += loss.item() * len(labels)
-            correct += int((predict(readout, own_steps(lengths, x.shape[0], readout)) == labels).sum())
+            steps = own_steps(lengths, x.shape[0], readout)
+            correct += int((predict(readout, steps, self.model.config.decision) == labels).sum())
             seen += len(labels)
             if progress is not None:
                 progress.update(1)
@@ -173,8 +176,8 @@ def evaluate(model: DelaySNN, loader: DataLoader, device: torch.device, rounded:
         x, labels = x.to(device), labels.to(device)
         readout = model(x, rounded=rounded).readout
         steps = own_steps(lengths, x.shape[0], readout)
-        total_loss += loss_function(readout, labels, steps).item() * len(labels)
-        correct += int((predict(readout, steps) == labels).sum())
+        total_loss += loss_function(readout, labels, steps, model.config.decision).item() * len(labels)
+        correct += int((predict(readout, steps, model.config.decision) == labels).sum())
         seen += len(labels)
     total_loss, correct, seen = sum_across([total_loss, correct, seen], device)
     return correct / max(seen, 1), total_loss / max(seen, 1)

@@ -73,7 +73,7 @@ def run_backend(artifact: Artifact, backend: str, x: np.ndarray, *, semantics: s
         model = Checkpoint(config, artifact.checkpoint.state_dict, source=str(artifact.path)).build_model().double()
         with torch.no_grad():
             out = model(torch.as_tensor(x, dtype=torch.float64), rounded=True)
-        return Simulation([s.detach() for s in out.spikes], out.readout.detach())
+        return Simulation([s.detach() for s in out.spikes], out.readout.detach(), config.decision)
     if backend == "nir":
         from exporters.nir import network_to_nir
         from exporters.nir_executor import simulate_nir

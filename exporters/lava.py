@@ -2,7 +2,9 @@
 
 Graph per network: ``RingBuffer`` input -> per stage a ``DelayDense`` (plus a recurrent
 ``DelayDense`` from a layer's spikes back to its own input) -> a :class:`FramedLIF`
-population; the readout is a ``FramedLIF`` that never fires. Only what is compared is
+population; the readout is a ``FramedLIF`` that never fires (float: ``dv = 1/tau``, so a
+readout of ``tau = 1`` keeps no membrane and is the current itself, exactly; bit-accurate:
+Loihi 2's smallest leak, see :mod:`delaydeploy.quantize`). Only what is compared is
 recorded: each hidden population probes its spikes, the readout its membrane, and they send
 them to the host in blocks of steps through external pipes. (``Monitor`` data moves value by
 value through the runtime, ~30k values/s; an ``Extractor`` is one more process to synchronise
@@ -40,7 +42,7 @@ from tqdm import tqdm
 
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
 from delaydeploy.fixed_reference import FixedSimulation
-from delaydeploy.ir import Network, Readout, SpikingLayer, check_binary_input
+from delaydeploy.ir import DEFAULT_DECISION, Network, Readout, SpikingLayer, check_binary_input
 from delaydeploy.reference import Simulation
 from exporters.lava_processes import (
     PROBE_PIPE_BLOCKS,
@@ -98,6 +100,7 @@ class LavaGraph:
     run_cfg: Loihi2SimCfg
     layout: FrameLayout
     readout_scale: float | None  # a FixedNetwork's (its readout is the raw integer v); None in float
+    decision: str = DEFAULT_DECISION  # the network's class rule, carried by the Simulation
 
 
 def _float_stage(stage: SpikingLayer | Readout) -> _Stage:
@@ -204,7 +207,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
     # import every module of the ``exporters`` package.
     models.update({neuron: FRAMED_LIF[tag] for neuron in neurons})
     run_cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models)
-    return LavaGraph(source, neurons, run_cfg, layout, network.readout_scale if fixed else None)
+    return LavaGraph(source, neurons, run_cfg, layout, network.readout_scale if fixed else None, network.decision)
 
 
 def run_lava_graph(graph: LavaGraph, *, progress: bool = False,
@@ -238,8 +241,9 @@ def run_lava_graph(graph: LavaGraph, *, progress: bool = False,
               for stage, data in enumerate(records[:-1], 1)]
     readout = layout.stage_trace(records[-1], layout.num_stages)
     if graph.readout_scale is None:
-        return Simulation(spikes, torch.from_numpy(readout))
-    return FixedSimulation(spikes, torch.from_numpy(readout.astype(np.int64)), graph.readout_scale)
+        return Simulation(spikes, torch.from_numpy(readout), graph.decision)
+    return FixedSimulation(spikes, torch.from_numpy(readout.astype(np.int64)), decision=graph.decision,
+                           readout_scale=graph.readout_scale)
 
 
 def simulate_lava(network: Network | FixedNetwork, x: np.ndarray, *, synapse: str = "fast",

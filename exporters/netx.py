@@ -10,7 +10,8 @@ per stage, the readout last::
     layer/<i>/bias   [out]       in a_in units: netx uses it as bias_mant with bias_exp = 6
     layer/<i>/neuron/{type = "CUBA", iDecay, vDecay, vThMant, refDelay, gradedSpike}
 
-The root's attributes record the time step, input kind and scales (netx ignores them).
+The root's attributes record the time step, input kind, scales and the class rule
+(``decision``; netx ignores them all).
 
 **What netx can hold**, and what raises :class:`ConstraintError` naming the layer:
 
@@ -155,7 +156,7 @@ def write_netx(fixed: FixedNetwork, path: str | os.PathLike) -> Path:
         with h5py.File(tmp, "w") as handle:
             attrs = {"format": "delaydeploy-netx", "dt": fixed.dt, "tail_steps": fixed.tail_steps,
                      "input_kind": fixed.input_kind, "input_scale": fixed.input_scale,
-                     "readout_scale": fixed.readout_scale,
+                     "readout_scale": fixed.readout_scale, "decision": fixed.decision,
                      "input_message_bits": input_message_bits(fixed.input_kind)}
             handle.attrs.update(attrs)
             layers = handle.create_group("layer")

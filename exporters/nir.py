@@ -13,7 +13,9 @@ neuron with ``tau_steps`` is ``LIF(tau = tau_steps * dt, r = tau_steps, v_leak =
 v_threshold = theta, v_reset = 0)``, so one Euler step of ``tau dv/dt = (v_leak - v) + r I``
 is ``v * (1 - 1/tau_steps) + I``, the IR's equation. The readout is
 ``LI(tau = tau_steps * dt, r = tau_steps, v_leak = 0) -> I(r = 1/dt) -> Output``: the LI
-membrane is the IR's readout, the integrator its running sum. Node names are
+membrane is the IR's readout, the integrator its running sum. A readout without leak
+(``tau_steps = 1``) is ``LI(tau = dt, r = 1)``, whose Euler step ``v + (I - v)`` is the
+current itself; its running sum is then the evidence of the ``"summed_output"`` rule. Node names are
 ``hidden<k>.{affine, delay<d>, linear<d>, rec_delay<e>, rec_linear<e>, lif}``,
 ``readout.{affine, delay<d>, linear<d>, li, integrator}``, ``input`` and ``output``.
 
@@ -28,7 +30,8 @@ What NIR cannot say is kept in metadata (consumers must not rely on it; our read
 graph ``delaydeploy_format``/``delaydeploy_format_version`` (marker), ``dt_seconds`` (the
 IR's real time step), ``euler_dt_seconds``, ``delay_unit_steps`` (IR steps per Euler step
 of a Delay node: 1), ``tail_steps``, ``input_kind``, ``threshold_rule`` and ``reset``
-(network-wide, or ``"per_node"``), ``recurrent_latency_steps``, ``ir_metadata_json``;
+(network-wide, or ``"per_node"``), ``recurrent_latency_steps``, ``ir_metadata_json``,
+``decision`` (the class rule; a graph without it reads as ``"summed_softmax"``);
 per neuron node ``threshold_rule``, ``reset`` (NIR's LIF fires on ``v > v_threshold`` and
 resets hard; the IR also allows ``>=`` and a soft reset), ``ir_name``, ``official_tail`` and,
 only where a synapse has weight exactly 0 but a delay (which no Linear can carry),
@@ -57,7 +60,8 @@ import numpy as np
 
 from delaydeploy.errors import IRValidationError, NIRFormatError
 from delaydeploy.fileio import atomic_path
-from delaydeploy.ir import INPUT_KINDS, RESET_KINDS, THRESHOLD_RULES, LIFNeuron, Network, Readout, SpikingLayer
+from delaydeploy.ir import (DECISION_RULES, DEFAULT_DECISION, INPUT_KINDS, RESET_KINDS, THRESHOLD_RULES, LIFNeuron,
+                            Network, Readout, SpikingLayer)
 
 EULER_DT = 1e-4
 FORMAT_NAME = "delaydeploy-nir"
@@ -172,6 +176,7 @@ def network_to_nir(network: Network) -> nir.NIRGraph:
         "reset": _network_rule({layer.neuron.reset for layer in network.layers}, "hard"),
         "recurrent_latency_steps": RECURRENT_LATENCY_STEPS,
         "ir_metadata_json": json.dumps(network.metadata, sort_keys=True),
+        "decision": network.decision,
     }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
@@ -213,6 +218,16 @@ def euler_dt(graph: nir.NIRGraph, where: str = "NIR graph") -> float:
     if not (np.isfinite(dt) and dt > 0):
         raise NIRFormatError(f"{where}: graph metadata gives time step {value!r}; it must be a number > 0")
     return dt
+
+
+def graph_decision(graph: nir.NIRGraph, where: str = "NIR graph") -> str:
+    """The class rule in the graph metadata ``decision``, else ``"summed_softmax"``."""
+    value = (graph.metadata or {}).get("decision", DEFAULT_DECISION)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not (isinstance(value, str) and value in DECISION_RULES):
+        raise NIRFormatError(f"{where}: graph metadata decision = {value!r}; expected one of {DECISION_RULES}")
+    return value
 
 
 def delay_steps(name: str, node: nir.Delay, dt: float, where: str = "NIR graph") -> np.ndarray:
@@ -620,6 +635,7 @@ def nir_to_network(graph: nir.NIRGraph, source: str = "NIR graph") -> Network:
             dt=float(metadata.get("dt_seconds", reader.dt)),
             tail_steps=int(metadata.get("tail_steps", 0)),
             metadata=ir_metadata,
+            decision=graph_decision(graph, source),
         )
     except (IRValidationError, ValueError, TypeError, KeyError) as error:
         raise reader.fail(f"the graph metadata does not form a valid IR: {error}") from error

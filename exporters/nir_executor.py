@@ -37,7 +37,7 @@ import torch
 
 from delaydeploy.errors import NIRFormatError
 from delaydeploy.reference import Simulation
-from exporters.nir import check_node_types, delay_steps, euler_dt, neuron_rules, node_size, read_graph
+from exporters.nir import check_node_types, delay_steps, euler_dt, graph_decision, neuron_rules, node_size, read_graph
 
 
 def _buffer(value: object, size: int) -> torch.Tensor:
@@ -179,7 +179,7 @@ def simulate_nir(
 
     ``tail_steps`` comes from the graph metadata (0 if absent). Returns the spikes of every
     LIF/CubaLIF node in network order (distance from the Input) and the membrane of the one
-    LI node as readout, on the reference simulator's time axis.
+    LI node as readout, on the reference simulator's time axis, with the graph's decision rule.
     """
     if isinstance(graph_or_path, nir.NIRGraph):
         graph, where = graph_or_path, "NIR graph"
@@ -187,6 +187,7 @@ def simulate_nir(
         graph, where = read_graph(graph_or_path), str(graph_or_path)
     check_node_types(graph, where)
     dt = euler_dt(graph, where)
+    decision = graph_decision(graph, where)
     inputs = [name for name, node in graph.nodes.items() if isinstance(node, nir.Input)]
     if len(inputs) != 1:
         raise NIRFormatError(f"{where}: expected one Input node, found {inputs}")
@@ -225,4 +226,4 @@ def simulate_nir(
             for record, name in zip(spikes, spiking):
                 record[t] = state[state_key[id(built[name])]].spikes
             readout[t] = state[state_key[id(built[readouts[0]])]]
-    return Simulation(spikes, readout)
+    return Simulation(spikes, readout, decision)

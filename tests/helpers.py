@@ -75,9 +75,9 @@ def warmed_model(config: NetworkConfig, seed: int, warm_batches: int = 1) -> Del
 
 
 def assert_same_network(a: Network, b: Network) -> None:
-    """Every array equal (dtype included) and every constant identical (names, tails, metadata)."""
-    assert (a.input_size, a.input_kind, a.dt, a.tail_steps, a.metadata) == (
-        b.input_size, b.input_kind, b.dt, b.tail_steps, b.metadata)
+    """Every array equal (dtype included) and every constant identical (names, tails, metadata, decision)."""
+    assert (a.input_size, a.input_kind, a.dt, a.tail_steps, a.metadata, a.decision) == (
+        b.input_size, b.input_kind, b.dt, b.tail_steps, b.metadata, b.decision)
     assert len(a.layers) == len(b.layers)
     for x, y in zip(a.layers, b.layers):
         assert (x.name, x.neuron, x.official_tail) == (y.name, y.neuron, y.official_tail)
