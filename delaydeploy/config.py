@@ -17,6 +17,7 @@ from delaydeploy.ir import DECISION_RULES, DEFAULT_DECISION, INPUT_KINDS
 
 DELAY_MODES = ("learned", "fixed", "none")
 SEMANTICS = ("streaming", "official")
+OPTIMIZERS = ("adam", "adamw")
 
 
 @dataclass
@@ -163,6 +164,26 @@ class TrainConfig:
     recurrent_sigma_init: float = 10.0
     recurrent_sigma_decay: float = 0.95
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        def integer(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        def number(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        problems = [f"{name} = {getattr(self, name)!r} must be an integer >= 1" for name in ("epochs", "batch_size")
+                    if not (integer(getattr(self, name)) and getattr(self, name) >= 1)]
+        rules = {"> 0": (lambda v: v > 0, ("lr_weights", "one_cycle_factor")),
+                 ">= 0": (lambda v: v >= 0, ("lr_positions", "weight_decay", "sigma_final", "recurrent_sigma_init")),
+                 "in (0, 1]": (lambda v: 0 < v <= 1, ("sigma_epoch_fraction", "recurrent_sigma_decay"))}
+        for rule, (holds, names) in rules.items():
+            problems += [f"{name} = {getattr(self, name)!r} must be a finite number {rule}" for name in names
+                         if not (number(getattr(self, name)) and holds(getattr(self, name)))]
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer = {self.optimizer!r} must be one of {OPTIMIZERS}")
+        if problems:
+            raise ValueError("invalid training configuration: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         return _as_plain(self)

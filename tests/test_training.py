@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -176,3 +177,19 @@ def test_every_epoch_trains_its_weights_even_the_last_and_a_single_one():
             rates.append(trainer.weight_optimizer.param_groups[0]["lr"])
             trainer.end_epoch(epoch + 1)
         assert min(rates) > 1e-5, rates
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"epochs": 0}, "epochs = 0 must be an integer >= 1"),
+    ({"batch_size": 2.5}, "batch_size = 2.5 must be an integer >= 1"),
+    ({"lr_weights": float("nan")}, "lr_weights = nan must be a finite number > 0"),
+    ({"weight_decay": -1e-5}, "weight_decay = -1e-05 must be a finite number >= 0"),
+    ({"sigma_epoch_fraction": 1.5}, "sigma_epoch_fraction = 1.5 must be a finite number in (0, 1]"),
+    ({"optimizer": "AdamW"}, "optimizer = 'AdamW' must be one of ('adam', 'adamw')"),
+])
+def test_training_configuration_refuses_values_that_would_fail_or_train_silently_wrong(changes, words):
+    """A zero epoch count ended in a ZeroDivisionError mid-run; an unknown optimizer name trained with Adam."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        dataclasses.replace(get_preset("synthetic").train, **changes)
+    with pytest.raises(ValueError, match="invalid training configuration"):
+        train_preset("synthetic", epochs=0, progress=False)
