@@ -213,7 +213,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.output), epochs=args.epochs, progress=not args.quiet)
 
 
-def _at_least(minimum: int):
+def at_least(minimum: int):
     """argparse type: an integer ``>= minimum``."""
 
     def integer(text: str) -> int:
@@ -225,7 +225,7 @@ def _at_least(minimum: int):
     return integer
 
 
-def _finite(*, positive: bool):
+def finite_number(*, positive: bool):
     """argparse type: a finite float, ``> 0`` (``positive``) or ``>= 0``."""
 
     def number(text: str) -> float:
@@ -244,14 +244,14 @@ BACKENDS = ("reference", "torch", "nir", "lava-cpu", "fixed-reference")
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--input", help="input array .npy, time first [T, B, C]")
-    group.add_argument("--samples", type=_at_least(1), help="number of random test inputs")
-    parser.add_argument("--steps", type=_at_least(1), default=50, help="time steps of random inputs (default 50)")
+    group.add_argument("--samples", type=at_least(1), help="number of random test inputs")
+    parser.add_argument("--steps", type=at_least(1), default=50, help="time steps of random inputs (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random inputs")
 
 
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="dataset folder (not needed for synthetic)")
-    parser.add_argument("--max-samples", type=_at_least(1),
+    parser.add_argument("--max-samples", type=at_least(1),
                         help="use at most this many samples of each split (quick runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -263,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a delay network from a preset")
     train.add_argument("--preset", choices=PRESET_NAMES, default="synthetic")
     train.add_argument("-o", "--output", default="model.pt")
-    train.add_argument("--epochs", type=_at_least(1))
-    train.add_argument("--batch-size", type=_at_least(1))
+    train.add_argument("--epochs", type=at_least(1))
+    train.add_argument("--batch-size", type=at_least(1))
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     train.add_argument("--seed", type=int)
     train.add_argument("--delays", choices=("learned", "fixed", "none"), help="ablation: delay mode")
@@ -276,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("state", help="the authors' state_dict file (.pt)")
     imp.add_argument("--preset", choices=("shd", "ssc", "gsc"), required=True,
                      help="the recipe the model was trained with (DelRec: shd or ssc)")
-    imp.add_argument("--hidden", type=_at_least(1), help="hidden layer size, if not the preset's")
-    imp.add_argument("--layers", type=_at_least(1), help="number of hidden layers, if not the preset's")
+    imp.add_argument("--hidden", type=at_least(1), help="hidden layer size, if not the preset's")
+    imp.add_argument("--layers", type=at_least(1), help="number of hidden layers, if not the preset's")
     imp.add_argument("-o", "--output", required=True)
     imp.set_defaults(handler=cmd_import)
 
@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check an artifact spike for spike against the reference")
     verify.add_argument("artifact")
     verify.add_argument("--backend", choices=BACKENDS)
-    verify.add_argument("--tolerance", type=_finite(positive=False), default=1e-9, help="readout tolerance (float64)")
+    verify.add_argument("--tolerance", type=finite_number(positive=False), default=1e-9, help="readout tolerance (float64)")
     _add_input_options(verify)
     verify.set_defaults(handler=cmd_verify)
 
@@ -317,9 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     finetune = commands.add_parser("finetune", help="quantisation-aware fine-tuning of a checkpoint for Loihi 2")
     finetune.add_argument("model", help="a delaydeploy checkpoint (.pt)")
     finetune.add_argument("--target", choices=("loihi2",), default="loihi2")
-    finetune.add_argument("--epochs", type=_at_least(1), default=5)
-    finetune.add_argument("--batch-size", type=_at_least(1), help="default: the checkpoint's training batch size")
-    finetune.add_argument("--lr", type=_finite(positive=True), default=1e-4,
+    finetune.add_argument("--epochs", type=at_least(1), default=5)
+    finetune.add_argument("--batch-size", type=at_least(1), help="default: the checkpoint's training batch size")
+    finetune.add_argument("--lr", type=finite_number(positive=True), default=1e-4,
                           help="Adam learning rate (cosine schedule)")
     finetune.add_argument("--seed", type=int, default=0)
     _add_dataset_options(finetune)
@@ -328,14 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="accuracy ladder, cost and plots of a checkpoint on its test set")
     report.add_argument("model", help="a delaydeploy checkpoint (.pt)")
-    report.add_argument("--lava-samples", type=_at_least(0), default=16, help="test samples run on Lava (0: none)")
+    report.add_argument("--lava-samples", type=at_least(0), default=16, help="test samples run on Lava (0: none)")
     _add_dataset_options(report)
     report.add_argument("-o", "--output", required=True, help="report directory")
     report.set_defaults(handler=cmd_report)
 
     demo = commands.add_parser("demo", help="the main job: train on the synthetic task, export, verify")
     demo.add_argument("-o", "--output", default="out/demo")
-    demo.add_argument("--epochs", type=_at_least(1))
+    demo.add_argument("--epochs", type=at_least(1))
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(handler=cmd_demo)
     return parser

@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 
 from delaydeploy.checkpoint import load_checkpoint
-from delaydeploy.cli import EXIT_USAGE, _at_least
+from delaydeploy.cli import EXIT_USAGE, at_least
 from delaydeploy.config import PRESET_NAMES, get_preset
 from delaydeploy.datasets import load_dataset
 from delaydeploy.errors import DatasetError, DelayDeployError
@@ -60,8 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("checkpoints", nargs="+", help="trained .pt files; ratios are to the last one")
     parser.add_argument("--preset", required=True, choices=PRESET_NAMES, help="the preset whose test split to read")
     parser.add_argument("--data-dir", help="the dataset folder (not needed for synthetic)")
-    parser.add_argument("--batch-size", type=_at_least(1), default=32, help="test samples per batch (default 32)")
-    parser.add_argument("--repeats", type=_at_least(1), default=15, help="timed runs per model (default 15)")
+    parser.add_argument("--batch-size", type=at_least(1), default=32, help="test samples per batch (default 32)")
+    parser.add_argument("--repeats", type=at_least(1), default=15, help="timed runs per model (default 15)")
     args = parser.parse_args(argv)
     try:
         time_checkpoints(args.checkpoints, args.preset, args.data_dir, args.batch_size, args.repeats)

@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from delaydeploy.cli import EXIT_USAGE, _at_least
+from delaydeploy.cli import EXIT_USAGE, at_least
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.fileio import atomic_path, check_output_file
@@ -56,9 +56,9 @@ def compare(epochs: int | None, seed: int, max_samples: int | None) -> dict[str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=_at_least(1), help="epochs per model (default: the presets' 15)")
+    parser.add_argument("--epochs", type=at_least(1), help="epochs per model (default: the presets' 15)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-samples", type=_at_least(1),
+    parser.add_argument("--max-samples", type=at_least(1),
                         help="use at most this many samples of each split (quick runs)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)

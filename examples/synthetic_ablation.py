@@ -23,7 +23,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from delaydeploy.cli import EXIT_USAGE, _at_least
+from delaydeploy.cli import EXIT_USAGE, at_least
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.fileio import atomic_path, check_output_file
@@ -77,10 +77,10 @@ def plot_ablation(results: dict[int, dict[str, dict]], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--widths", type=_at_least(1), nargs="+", default=[12, 24, 48],
+    parser.add_argument("--widths", type=at_least(1), nargs="+", default=[12, 24, 48],
                         help="neurons per hidden layer, one run of every mode per width")
-    parser.add_argument("--epochs", type=_at_least(1), help="epochs per model (default: the preset's)")
-    parser.add_argument("--max-samples", type=_at_least(1),
+    parser.add_argument("--epochs", type=at_least(1), help="epochs per model (default: the preset's)")
+    parser.add_argument("--max-samples", type=at_least(1),
                         help="use at most this many samples of each split (quick runs)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--plot", help="also draw the results into this PNG file")
