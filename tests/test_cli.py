@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from delaydeploy import cli, verify
-from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
+from delaydeploy.checkpoint import checkpoint_of, load_checkpoint, save_checkpoint
 from delaydeploy.cli import main
 from delaydeploy.config import NetworkConfig
 from delaydeploy.ir_file import save_network
@@ -347,3 +347,57 @@ def test_demo_and_finetune_check_every_output_before_any_work(model_path, tmp_pa
     assert main(["finetune", str(model_path), "-o", str(tmp_path / "ft.pt"), "--epochs", "1", "--quiet"]) == 2
     assert "ft.calibration.npy: is a directory" in _error_line(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "ft.calibration.npy", "yours"]
+
+
+@pytest.mark.parametrize("backend", ["reference", "torch", "nir"])
+def test_simulate_writes_what_the_reference_computes(model_path, tmp_path, capsys, backend):
+    """A successful ``simulate``: every array in the file equals the reference simulation of the IR."""
+    x = tmp_path / "x.npy"
+    np.save(x, _spikes(steps=12, samples=3))
+    out = tmp_path / "sim.npz"
+    assert main(["simulate", str(model_path), "--backend", backend, "--input", str(x), "-o", str(out)]) == 0
+    network = lower(load_checkpoint(model_path).build_model())
+    expected = simulate(network, np.load(x))
+    with np.load(out) as written:
+        assert sorted(written.files) == ["pred", "readout", "spikes_0"]
+        np.testing.assert_array_equal(written["spikes_0"], expected.spikes[0].numpy())
+        np.testing.assert_allclose(written["readout"], expected.readout.numpy(), rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(written["pred"], expected.prediction().numpy())
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_inspect_describes_the_network_it_loads(model_path, capsys):
+    assert main(["inspect", str(model_path)]) == 0
+    text = capsys.readouterr().out
+    network = lower(load_checkpoint(model_path).build_model())
+    layer, readout = network.layers[0], network.readout
+    assert f"input: {CONFIG.input_size} channels, binary" in text
+    assert (f"{layer.name}: {CONFIG.input_size} -> {CONFIG.hidden_sizes[0]} LIF (tau {CONFIG.tau:g} steps, "
+            f"threshold {CONFIG.threshold:g}") in text
+    assert f"delays {layer.delays.min()}..{layer.delays.max()}" in text
+    assert (f"{readout.name}: {CONFIG.hidden_sizes[0]} -> {CONFIG.num_classes} non-spiking "
+            f"(tau {CONFIG.tau:g} steps); delays {readout.delays.min()}..{readout.delays.max()}; "
+            "class by summed_softmax") in text
+    histogram = [line for line in text.splitlines() if line.startswith("      ") and "|" in line]
+    counts = np.bincount(layer.delays.ravel()).tolist() + np.bincount(readout.delays.ravel()).tolist()
+    assert [int(line.split()[-1]) for line in histogram] == [c for c in counts if c]
+
+
+def test_demo_runs_the_whole_pipeline_and_verifies_every_target(tmp_path, capsys):
+    """``make demo`` end to end (one epoch): every file is written, loads, and every target verified."""
+    from delaydeploy.artifacts import load_artifact
+
+    output = tmp_path / "demo"
+    assert main(["demo", "-o", str(output), "--epochs", "1", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("0 spike mismatches") == 4 and printed.count("-> verified") == 3
+    assert sorted(p.name for p in output.iterdir()) == ["bundle_lava", "bundle_loihi2", "model.nir", "model.pt",
+                                                        "report"]
+    kinds = {name: load_artifact(output / name).kind for name in ("model.pt", "model.nir", "bundle_lava",
+                                                                   "bundle_loihi2")}
+    assert kinds == {"model.pt": "checkpoint", "model.nir": "nir", "bundle_lava": "bundle", "bundle_loihi2": "bundle"}
+    report = json.loads((output / "report" / "report.json").read_text())
+    assert report["lava"]["samples"] == 8
+    assert report["lava"]["total_spike_mismatches"] == 0 and report["lava"]["readout_mismatches"] == 0
+    for plot in ("delays", "firing_rates", "ladder", "raster"):
+        assert (output / "report" / f"{plot}.png").read_bytes().startswith(b"\x89PNG")
