@@ -401,3 +401,12 @@ def test_demo_runs_the_whole_pipeline_and_verifies_every_target(tmp_path, capsys
     assert report["lava"]["total_spike_mismatches"] == 0 and report["lava"]["readout_mismatches"] == 0
     for plot in ("delays", "firing_rates", "ladder", "raster"):
         assert (output / "report" / f"{plot}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_version_is_the_installed_package_version(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"delaydeploy {metadata.version('delaydeploy')}"
