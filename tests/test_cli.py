@@ -410,3 +410,15 @@ def test_version_is_the_installed_package_version(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"delaydeploy {metadata.version('delaydeploy')}"
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(model_path):
+    """``delaydeploy inspect m.pt | head``: no BrokenPipeError traceback, the shell's SIGPIPE status."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "delaydeploy", "inspect", str(model_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the command has written anything
+    stderr = process.stderr.read().decode()
+    assert process.wait() == cli.EXIT_BROKEN_PIPE and stderr == ""
