@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import torch
@@ -98,11 +99,17 @@ def _config(preset: str, hidden: int | None, layers: int | None, **changes: Any)
     return dataclasses.replace(network, hidden_sizes=(size,) * count, **changes)
 
 
-def import_snn_delays(state: dict[str, Any], preset: str, *, hidden: int | None = None, layers: int | None = None,
-                      source: str = "<state_dict>") -> Checkpoint:
-    """Convert an official SNN-delays ``state_dict`` to a delaydeploy checkpoint."""
-    conversion = _Conversion(state, source)
-    config = _config(preset, hidden, layers, semantics="official")
+def _snn_delays_layout(state: dict[str, Any], config: NetworkConfig, preset: str, source: str) -> int:
+    """Module stride of a hidden block in the authors' ``nn.Sequential`` (``snn_delays.py``
+    ``SnnDelays.build_model``), after checking that the state is that model under the preset's recipe.
+
+    A hidden block is ``Dcls1d, [BatchNorm1d], LIFNode, Dropout`` (stride 4, or 3 without
+    BatchNorm), the readout ``Dcls1d, LIFNode``: the ``Dcls1d`` modules (keys ``model.<i>.P``)
+    sit at ``0, s, 2s, ...``. The authors' other options leave traces that delaydeploy does not
+    model, refused by name: ``stateful_synapse`` (a ``SynapseFilter`` after each dropout, stride
+    + 1), ``spiking_neuron_type = 'plif'`` or a learnable ``SynapseFilter`` (a ``w``),
+    ``bias = True`` (a ``Dcls1d`` ``bias``) and ``model_type = 'snn'`` (no ``P`` at all).
+    """
     has_norm = any(key.endswith("running_mean") for key in state)
     if has_norm != config.batchnorm:
         raise CheckpointError(
@@ -110,6 +117,48 @@ def import_snn_delays(state: dict[str, Any], preset: str, *, hidden: int | None 
             f"{'present' if config.batchnorm else 'absent'}"
         )
     stride = 4 if has_norm else 3
+    indices = sorted(int(match.group(1)) for key in state if (match := re.fullmatch(r"model\.(\d+)\.P", key)))
+    if not indices:
+        raise CheckpointError(f"{source}: no Dcls1d positions model.<i>.P: not a state_dict of the authors' "
+                              "SnnDelays (their delay-free model_type = 'snn' is not importable)")
+    places = ", ".join(f"model.{index}" for index in indices)
+    gaps = {after - before for before, after in zip(indices, indices[1:])}
+    if indices[0] != 0 or gaps - {stride}:
+        why = (": stateful_synapse = True (a SynapseFilter after each dropout), which delaydeploy does not model"
+               if indices[0] == 0 and gaps == {stride + 1} else "")
+        raise CheckpointError(f"{source}: Dcls1d layers at {places}; the authors' blocks "
+                              f"{'with' if has_norm else 'without'} BatchNorm put them at 0, {stride}, "
+                              f"{2 * stride}, ...{why}")
+    if len(indices) != len(config.hidden_sizes) + 1:
+        raise CheckpointError(f"{source}: Dcls1d layers at {places} are {len(indices) - 1} hidden layers and the "
+                              f"readout, the configuration has {len(config.hidden_sizes)} hidden layers "
+                              f"(layers={len(indices) - 1}, --layers {len(indices) - 1}?)")
+    traces = ((int(match.group(1)), match.group(2), key) for key in state
+              if (match := re.fullmatch(r"model\.(\d+)\.(w|bias)", key)))
+    for index, name, key in sorted(traces):
+        if name == "w":
+            raise CheckpointError(f"{source}: {key}: a learned time constant (spiking_neuron_type = 'plif' or a "
+                                  f"learnable SynapseFilter); preset {preset!r} has a fixed tau of "
+                                  f"{config.tau:g} steps")
+        if index in indices and not config.bias:
+            raise CheckpointError(f"{source}: {key}: a Dcls1d bias (the authors' bias = True); preset {preset!r} "
+                                  "has none")
+    return stride
+
+
+def import_snn_delays(state: dict[str, Any], preset: str, *, hidden: int | None = None, layers: int | None = None,
+                      source: str = "<state_dict>") -> Checkpoint:
+    """Convert an official SNN-delays ``state_dict`` to a delaydeploy checkpoint.
+
+    The layout is checked by :func:`_snn_delays_layout`; the recipe (tau, threshold, K, readout,
+    decision) is the preset's, and the imported model keeps the official time semantics.
+    """
+    network = get_preset(preset).network
+    if network.delay_stages is not None or network.recurrent_layers is not None or network.delays != "learned":
+        raise CheckpointError(f"preset {preset!r} is not an all-DCLS feedforward recipe; choose shd, ssc or gsc")
+    conversion = _Conversion(state, source)
+    config = _config(preset, hidden, layers, semantics="official")
+    stride = _snn_delays_layout(state, config, preset, source)
     stages = [(f"blocks.{l}.synapses", l * stride) for l in range(len(config.hidden_sizes))]
     stages.append(("readout", len(config.hidden_sizes) * stride))
     for ours, index in stages:
@@ -117,7 +166,7 @@ def import_snn_delays(state: dict[str, Any], preset: str, *, hidden: int | None 
             conversion.take(f"{ours}.dcls.{name}", f"model.{index}.{name}")
         if config.bias:
             conversion.take(f"{ours}.dcls.bias", f"model.{index}.bias")
-    if has_norm:
+    if config.batchnorm:
         for l in range(len(config.hidden_sizes)):
             for name in _BN_KEYS:
                 conversion.take(f"blocks.{l}.norm.{name}", f"model.{l * stride + 1}.{name}")
