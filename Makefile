@@ -22,7 +22,7 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest -q tests hardware_tests
 
 bench: $(INSTALLED)
-	$(BIN)/python -m benchmarks
+	@$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis
