@@ -296,18 +296,22 @@ def _fsdd() -> Preset:
 
 def _delrec_shd() -> Preset:
     # src/SHD/snn.py ends in Linear + LIF (tau = config.tau, threshold 1e8) and src/utils.py calc_loss_SHD /
-    # calc_metric_SHD use sum_t softmax(v[t]): the default readout and decision.
+    # calc_metric_SHD use sum_t softmax(v[t]): the default readout and decision. Its loader (src/datasets.py
+    # BinnedSpikingHeidelbergDigits, duration = time_step = 10 ms) uses src/SHD/SHD_downloader.py's
+    # integrate_events_by_fixed_duration_shd: a 10 ms grid from each sample's first event ("onset_grid").
     network = NetworkConfig(input_size=140, hidden_sizes=(256, 256), num_classes=20, tau=1.05, dropout=0.4,
                             bias=True, delay_stages=(False, False, False), recurrent_layers=(False, True),
                             recurrent_dropout=0.2, input_kind="counts")
     train = TrainConfig(epochs=150, batch_size=256, lr_weights=5e-3, lr_positions=5e-2, optimizer="adamw")
-    return Preset("delrec_shd", "shd", network, train, "DelRec SHD: recurrent delays in layer 2 (Queant et al. 2025)")
+    return Preset("delrec_shd", "shd", network, train, "DelRec SHD: recurrent delays in layer 2 (Queant et al. 2025)",
+                  dataset_options={"frames": "onset_grid", "dt": 0.01})
 
 
 def _delrec_ssc() -> Preset:
     # perf_SSC.py trains SNN_recurrent_delays: Linear synapses (no feedforward delays; K is used only by
-    # an imported DCLS variant), recurrent delays in all three layers. Its loader bins 0..1.4 s into
-    # 250 steps (np.linspace(0, 1.4, 250)), a step of 1.4/249 s. Its readout is the bare last Linear
+    # an imported DCLS variant), recurrent delays in all three layers. Its loader (src/datasets.py
+    # SSC_SpikeIterator) gives each event step np.digitize(t, np.linspace(0, 1.4, 250)) of 250 steps
+    # ("digitize"), a step of 1.4/249 s. Its readout is the bare last Linear
     # (src/SSC/snn.py, no neuron: readout_tau 1) and src/utils.py calc_loss_SSC / calc_metric_SSC use
     # sum_t output[t] (no softmax): decision "summed_output".
     step = 1.4 / 249
@@ -319,7 +323,7 @@ def _delrec_ssc() -> Preset:
     train = TrainConfig(epochs=100, batch_size=128, lr_weights=1e-3, lr_positions=5e-2)
     return Preset("delrec_ssc", "ssc", network, train,
                   "DelRec SSC: recurrent delays in all 3 layers, soft reset (Queant et al. 2025)",
-                  dataset_options={"frames": "grid", "dt": step})
+                  dataset_options={"frames": "digitize", "steps": 250, "max_time": 1.4})
 
 
 _PRESETS = {

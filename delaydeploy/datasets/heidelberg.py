@@ -5,7 +5,7 @@ Layout of ``shd_{train,test}.h5`` / ``ssc_{train,valid,test}.h5``: ``spikes/time
 0..699) and ``labels``; the ``extra/`` group is ignored.
 
 Each sample becomes spike COUNTS per ``dt`` frame, the 700 units summed in groups of
-``channel_bin`` (default 5, 140 channels: channel = unit // 5). Two frame conventions:
+``channel_bin`` (default 5, 140 channels: channel = unit // 5). Four frame conventions:
 
 * ``"event_aligned"`` (default): the one the published DCLS models were trained with,
   spikingjelly's ``integrate_events_by_fixed_duration_shd`` with times converted to ms.
@@ -15,12 +15,28 @@ Each sample becomes spike COUNTS per ``dt`` frame, the 700 units summed in group
   ``1000 * times`` under numpy 1.x promotion (float16 files, as published, give float32)
   and differences are taken in that dtype.
 * ``"grid"``: frame ``floor(t / dt)`` on a fixed grid, ``floor(t_max / dt) + 1`` frames.
+* ``"onset_grid"``: the DelRec SHD loader's (``src/SHD/SHD_downloader.py`` of alexmaxad/DelRec,
+  spikingjelly's later ``integrate_events_by_fixed_duration_shd``): a fixed ``dt`` grid that
+  starts at the sample's first event. With ``r = fl(fl(1000 t) - fl(1000 t_0))`` in the ms
+  dtype above, ``n = ceil(r_last / d)`` frames (``d = 1000 dt``) and event frame
+  ``min(r // d, n - 1)``: bins are closed on the left, and an event exactly on the last
+  edge joins the last frame; silent gaps keep their empty frames. Where the reference
+  fails (every event at ``t_0``, so ``n = 0``; or no event), this gives one frame.
+* ``"digitize"``: the DelRec SSC loader's (``SSC_SpikeIterator`` in ``src/datasets.py``):
+  ``np.digitize(t, np.linspace(0, max_time, steps))``, exactly ``steps`` frames of
+  ``dt = max_time / (steps - 1)`` s. Step ``k`` takes ``edge[k-1] <= t < edge[k]`` (times
+  compared in float64), so an event on an edge opens the next step and step 0 stays empty
+  (times are >= 0). An event at or after ``max_time`` would be step ``steps``, which the
+  reference writes out of bounds (the next sample's step 0, or past the batch): refused.
+  Defaults: the authors' ``steps = 250``, ``max_time = 1.4`` s; ``dt`` is not an option here.
 
-A sample without events gives one empty frame.
+In every convention events are taken in time order (the published files are sorted).
+A sample without events gives one empty frame (``steps`` empty frames for ``"digitize"``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -32,7 +48,9 @@ from delaydeploy.datasets.common import FramesDataset, PackedFrames, cached_fram
 from delaydeploy.errors import DatasetError
 
 NUM_UNITS = 700
-FRAME_CONVENTIONS: tuple[str, ...] = ("event_aligned", "grid")
+FRAME_CONVENTIONS: tuple[str, ...] = ("event_aligned", "grid", "onset_grid", "digitize")
+DIGITIZE_STEPS = 250  # DelRec configs/perf_SSC.py time_window
+DIGITIZE_MAX_TIME = 1.4  # seconds, DelRec src/datasets.py SSC_dataloaders max_time
 _CHUNK = 1024  # samples read from the HDF5 file at a time
 
 
@@ -74,19 +92,68 @@ def grid_frame_index(times: np.ndarray, dt: float) -> np.ndarray:
     return np.floor(times.astype(np.float64) * 1000.0 / (dt * 1000.0)).astype(np.int64)
 
 
-def bin_sample(times: np.ndarray, units: np.ndarray, frames: str, dt: float, channel_bin: int) -> np.ndarray:
-    """Spike counts ``[T, ceil(700 / channel_bin)]`` (int64) of one sample."""
+def ms_times(times: np.ndarray) -> np.ndarray:
+    """``1000 * times`` in the dtype numpy 1.x gives it (1000 promotes as uint16: float16 -> float32)."""
+    dtype = np.promote_types(np.uint16, times.dtype)
+    return times.astype(dtype) * dtype.type(1000)
+
+
+def onset_grid_frame_index(times: np.ndarray, dt: float) -> tuple[np.ndarray, int]:
+    """Frame index of each event (times sorted, seconds) and the frame count, ``"onset_grid"``.
+
+    The arithmetic is the reference's: ms and differences in the ms dtype, ``//`` in that
+    dtype; ``dt`` of a whole number of ms is a Python int there, as in the reference.
+    """
+    t = ms_times(times)
+    t = t - t[0]
+    duration_ms = dt * 1000.0
+    duration: float = round(duration_ms) if abs(duration_ms - round(duration_ms)) < 1e-9 else duration_ms
+    num_frames = max(int(math.ceil(t[-1] / duration)), 1)
+    index = np.minimum(t // duration, num_frames - 1).astype(np.int64)
+    return index, num_frames
+
+
+def digitize_edges(steps: int, max_time: float) -> np.ndarray:
+    """The reference's bin edges, ``np.linspace(0, max_time, steps)`` (float64)."""
+    return np.linspace(0, max_time, num=steps)
+
+
+def bin_sample(
+    times: np.ndarray,
+    units: np.ndarray,
+    frames: str,
+    dt: float,
+    channel_bin: int,
+    steps: int = DIGITIZE_STEPS,
+    max_time: float = DIGITIZE_MAX_TIME,
+) -> np.ndarray:
+    """Spike counts ``[T, ceil(700 / channel_bin)]`` (int64) of one sample.
+
+    ``dt`` is not used by ``"digitize"``, ``steps`` and ``max_time`` only by it. A
+    ``"digitize"`` event at or after ``max_time`` raises a :class:`DatasetError`.
+    """
     num_channels = -(-NUM_UNITS // channel_bin)
-    if len(times) == 0:
+    if frames == "digitize":
+        index = np.digitize(times, digitize_edges(steps, max_time)).astype(np.int64)
+        if len(index) and index.max() >= steps:
+            late = times[np.argmax(index)]
+            raise DatasetError(f"has a spike at {float(late)!r} s, at or after max_time = {max_time!r} s, the last "
+                               f"bin edge of the 'digitize' convention (the reference writes it out of bounds)")
+        num_frames = steps
+    elif len(times) == 0:
         return np.zeros((1, num_channels), dtype=np.int64)
-    if np.any(times[1:] < times[:-1]):
-        order = np.argsort(times, kind="stable")
-        times, units = times[order], units[order]
-    if frames == "event_aligned":
-        index = event_aligned_frame_index(times, dt * 1000.0)
     else:
-        index = grid_frame_index(times, dt)
-    num_frames = int(index[-1]) + 1
+        if np.any(times[1:] < times[:-1]):
+            order = np.argsort(times, kind="stable")
+            times, units = times[order], units[order]
+        if frames == "event_aligned":
+            index = event_aligned_frame_index(times, dt * 1000.0)
+            num_frames = int(index[-1]) + 1
+        elif frames == "onset_grid":
+            index, num_frames = onset_grid_frame_index(times, dt)
+        else:
+            index = grid_frame_index(times, dt)
+            num_frames = int(index[-1]) + 1
     flat = index * num_channels + units.astype(np.int64) // channel_bin
     return np.bincount(flat, minlength=num_frames * num_channels).reshape(num_frames, num_channels)
 
@@ -113,7 +180,15 @@ def _check_sample(path: Path, index: int, times: np.ndarray, units: np.ndarray) 
         raise DatasetError(f"{path}: sample {index} has spike times that are not finite non-negative seconds")
 
 
-def read_heidelberg(path: Path, num_classes: int, frames: str, dt: float, channel_bin: int) -> PackedFrames:
+def read_heidelberg(
+    path: Path,
+    num_classes: int,
+    frames: str,
+    dt: float,
+    channel_bin: int,
+    steps: int = DIGITIZE_STEPS,
+    max_time: float = DIGITIZE_MAX_TIME,
+) -> PackedFrames:
     """Read and bin every sample of one SHD/SSC HDF5 file, checking its layout and values.
 
     Samples are read in chunks and kept as compact counts, so SSC fits in memory.
@@ -140,7 +215,11 @@ def read_heidelberg(path: Path, num_classes: int, frames: str, dt: float, channe
             for index, (times, units) in enumerate(chunk, start):
                 times, units = np.asarray(times), np.asarray(units)
                 _check_sample(path, index, times, units)
-                samples.append(compact_counts(bin_sample(times, units, frames, dt, channel_bin)))
+                try:
+                    counts = bin_sample(times, units, frames, dt, channel_bin, steps, max_time)
+                except DatasetError as exc:
+                    raise DatasetError(f"{path}: sample {index} {exc}") from None
+                samples.append(compact_counts(counts))
     return PackedFrames.pack(samples, labels.astype(np.int64), -(-NUM_UNITS // channel_bin))
 
 
@@ -156,14 +235,30 @@ class HeidelbergDataset(FramesDataset):
         data_dir: str | os.PathLike,
         split: str = "train",
         frames: str = "event_aligned",
-        dt: float = 0.01,
+        dt: float | None = None,
         channel_bin: int = 5,
         cache_dir: str | os.PathLike | None = None,
+        steps: int | None = None,
+        max_time: float | None = None,
     ) -> None:
         check_split(data_dir, self.name.upper(), split, self.splits)
         if frames not in FRAME_CONVENTIONS:
             raise DatasetError(f"{data_dir}: unknown frame convention {frames!r} "
                                f"(choose from {', '.join(FRAME_CONVENTIONS)})")
+        if frames == "digitize":
+            if dt is not None:
+                raise DatasetError(f"{data_dir}: the 'digitize' convention takes steps and max_time, not dt "
+                                   f"(its dt is max_time / (steps - 1))")
+            steps = DIGITIZE_STEPS if steps is None else steps
+            max_time = DIGITIZE_MAX_TIME if max_time is None else max_time
+            if isinstance(steps, bool) or int(steps) != steps or steps < 2 or not 0 < max_time < math.inf:
+                raise DatasetError(f"{data_dir}: 'digitize' needs an integer steps >= 2 and a finite max_time > 0 "
+                                   f"(got steps={steps}, max_time={max_time})")
+            steps, max_time = int(steps), float(max_time)
+            dt = max_time / (steps - 1)
+        elif steps is not None or max_time is not None:
+            raise DatasetError(f"{data_dir}: steps and max_time are options of the 'digitize' convention only")
+        dt = 0.01 if dt is None else dt
         if not dt > 0 or int(channel_bin) != channel_bin or channel_bin < 1:
             raise DatasetError(f"{data_dir}: dt must be > 0 and channel_bin a positive integer "
                                f"(got dt={dt}, channel_bin={channel_bin})")
@@ -174,8 +269,12 @@ class HeidelbergDataset(FramesDataset):
         self.frames = frames
         self.num_channels = -(-NUM_UNITS // int(channel_bin))
         options = {"frames": frames, "dt": self.dt, "channel_bin": int(channel_bin)}
+        if frames == "digitize":
+            options.update(steps=steps, max_time=max_time)
+        bin_options = (steps or DIGITIZE_STEPS, max_time or DIGITIZE_MAX_TIME)
         packed = cached_frames(cache_dir, f"{self.name}_{split}", options, [path],
-                               lambda: read_heidelberg(path, self.num_classes, frames, self.dt, int(channel_bin)))
+                               lambda: read_heidelberg(path, self.num_classes, frames, self.dt, int(channel_bin),
+                                                       *bin_options))
         super().__init__(packed)
 
 
