@@ -13,8 +13,10 @@
   readout stage (``calc_loss_SSC``/``calc_metric_SSC``): imported as ``readout_tau = 1``
   (no leak) with ``decision = "summed_output"``.
   Recurrent-delay LIFs hold ``recurrent_weights``, ``recurrent_delays`` and ``p_spread``. The
-  triangular spread is forced to sigma = 0. DelRec's DCLS pads K-1 steps on the left only, so
-  the imported model has no tail (outputs as long as inputs, as the authors' code).
+  triangular spread is forced to sigma = 0. DelRec's SSC DCLS pads K-1 steps on the left
+  only, so the imported model has no tail (outputs as long as inputs, as the authors' code).
+  Their SHD DCLS also pads (K-1)//2 on the right; that variant (``equiparam_SHD.py``) is
+  refused, as it has not been checked against their code.
 """
 
 from __future__ import annotations
@@ -225,6 +227,11 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
         return any(f"layers.{index}.{name}" in state for name in (*_RECURRENT_KEYS, "p_spread"))
 
     synapse_indices = [l * stride for l in range(count)] + [count * stride]
+    if preset == "delrec_shd" and any(is_dcls(index) for index in synapse_indices):
+        first = next(index for index in synapse_indices if is_dcls(index))
+        raise CheckpointError(f"{source}: layers.{first} is a DCLS stage: the authors' SHD models with feedforward "
+                              "delays (equiparam_SHD.py; right padding (K-1)//2) are not importable yet, only their "
+                              "Linear SHD model")
     config = _config(preset, hidden, layers, delay_stages=tuple(is_dcls(i) for i in synapse_indices),
                      recurrent_layers=tuple(is_recurrent(l * stride + neuron_offset) for l in range(count)),
                      semantics="streaming", tail_steps=0, **_DELREC_READOUT[preset])

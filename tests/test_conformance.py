@@ -144,3 +144,14 @@ def test_imports_refuse_delays_the_authors_code_cannot_hold(snn_delays_vectors, 
     state[key][1] = -3.0
     with pytest.raises(CheckpointError, match=rf"{re.escape(key)}\[1\] = -3; recurrent delays lie in \[0, inf\]"):
         import_delrec(state, "delrec_shd")
+
+
+def test_delrec_shd_with_feedforward_delays_is_refused_not_misread(delrec_vectors, state_dict_from):
+    """The authors' SHD DCLS also pads (K-1)//2 on the right, which the SSC import does not model:
+    such a state must be refused by name, not imported with the SSC timing."""
+    state = state_dict_from(delrec_vectors, "state")
+    state["layers.0.weight"] = state["layers.0.weight"][:, :, None]
+    state["layers.0.P"] = torch.zeros(1, *state["layers.0.weight"].shape[:2], 1, dtype=state["layers.0.weight"].dtype)
+    with pytest.raises(CheckpointError, match=r"layers\.0 is a DCLS stage: the authors' SHD models with feedforward "
+                                              r"delays .* are not importable yet"):
+        import_delrec(state, "delrec_shd")
