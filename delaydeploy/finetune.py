@@ -53,7 +53,7 @@ from delaydeploy.checkpoint import Checkpoint, checkpoint_of, load_checkpoint, s
 from delaydeploy.config import NetworkConfig, get_preset
 from delaydeploy.datasets import pad_collate
 from delaydeploy.delay_ops import delayed_linear
-from delaydeploy.errors import DelayDeployError, IRValidationError
+from delaydeploy.errors import CheckpointError, DatasetError, DelayDeployError, IRValidationError
 from delaydeploy.fileio import atomic_path, check_output_file
 from delaydeploy.fixed_point import (
     ACTIVATION_SHIFT,
@@ -164,11 +164,25 @@ def model_from_network(network: Network, template: NetworkConfig) -> DelaySNN:
 
 def dataset_splits(checkpoint: Checkpoint, data_dir: str | os.PathLike | None,
                    max_samples: int | None = None) -> tuple[Dataset, Dataset, str]:
-    """``(train, test, dataset name)`` of the dataset the checkpoint's preset trains on."""
+    """``(train, test, dataset name)`` of the dataset the checkpoint's preset trains on.
+
+    The data is framed as in training: with the dataset options the checkpoint recorded (older
+    checkpoints: the preset's), and its time step must be the network's.
+    """
     if checkpoint.preset is None:
         raise DelayDeployError(f"{checkpoint.source}: the checkpoint names no preset, so its dataset is unknown")
     preset = get_preset(checkpoint.preset)
-    return (*preset_splits(preset, data_dir, max_samples), preset.dataset)
+    options = checkpoint.metrics.get("dataset_options", preset.dataset_options)
+    if not (isinstance(options, dict) and all(isinstance(key, str) for key in options)):
+        raise CheckpointError(f"{checkpoint.source}: metrics dataset_options = {options!r} is not a dict of options")
+    train_set, test_set = preset_splits(dataclasses.replace(preset, dataset_options=options), data_dir, max_samples)
+    whole = train_set.dataset if isinstance(train_set, torch.utils.data.Subset) else train_set
+    data_dt = getattr(whole, "dt", None)
+    if data_dt is not None and not math.isclose(data_dt, checkpoint.config.dt, rel_tol=1e-9):
+        raise DatasetError(f"{checkpoint.source}: the network runs {checkpoint.config.dt * 1e3:g} ms steps, but "
+                           f"{preset.dataset} loads with {data_dt * 1e3:g} ms frames ({options}); the preset's "
+                           "framing changed after this checkpoint was trained")
+    return train_set, test_set, preset.dataset
 
 
 def evaluate_reference(network: Network, loader: DataLoader, progress: bool = False) -> float:

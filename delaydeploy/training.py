@@ -339,6 +339,7 @@ def train_preset(
     if output is not None:
         metrics = {"history": history_to_dict(history), "test_accuracy_continuous": continuous,
                    "test_accuracy_rounded": rounded, "dataset": preset.dataset,
+                   "dataset_options": dict(preset.dataset_options),
                    "processes": 1 if group is None else group.world_size}
         save_checkpoint(checkpoint_of(model, preset=preset_name, train_config=config, metrics=metrics), output)
         print(f"saved {output}")

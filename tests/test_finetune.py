@@ -18,6 +18,7 @@ from delaydeploy.fixed_reference import simulate_fixed
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.ir_file import save_network
 from delaydeploy.lowering import lower
+from delaydeploy.model import DelaySNN
 from delaydeploy.quantize import quantize
 from helpers import assert_same_network, moderate_network, warmed_model
 
@@ -188,3 +189,30 @@ def test_export_loihi2_explains_an_unquantisable_model(tmp_path: Path, capsys: p
     assert not (tmp_path / "bundle").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")]
 
+
+
+def test_data_is_framed_as_the_checkpoint_was_trained(monkeypatch, tmp_path):
+    """report and finetune read the data with the dataset options the checkpoint recorded, and refuse
+    data whose frames are not the network's time step (a preset whose framing changed since)."""
+    import dataclasses
+
+    from delaydeploy import finetune as finetune_module
+    from delaydeploy.errors import DatasetError
+    from delaydeploy.finetune import dataset_splits
+
+    network = get_preset("synthetic").network
+    checkpoint = checkpoint_of(DelaySNN(network), preset="synthetic", metrics={"dataset_options": {"num_samples": 8}})
+    seen = {}
+    real_splits = finetune_module.preset_splits
+
+    def recording_splits(preset, data_dir, max_samples=None):
+        seen["options"] = preset.dataset_options
+        return real_splits(preset, data_dir, max_samples)
+
+    monkeypatch.setattr(finetune_module, "preset_splits", recording_splits)
+    train_set, test_set, name = dataset_splits(checkpoint, None)
+    assert seen["options"] == {"num_samples": 8} and len(train_set) == len(test_set) == 8 and name == "synthetic"
+
+    stale = checkpoint_of(DelaySNN(dataclasses.replace(network, dt=0.01)), preset="synthetic")
+    with pytest.raises(DatasetError, match="10 ms steps, but synthetic loads with 1 ms frames"):
+        dataset_splits(stale, None, max_samples=4)

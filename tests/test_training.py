@@ -62,6 +62,7 @@ def test_cli_train_writes_a_loadable_checkpoint(tmp_path, capsys):
     checkpoint = load_checkpoint(output)
     assert checkpoint.preset == "synthetic" and checkpoint.train_config.epochs == 1
     assert set(checkpoint.metrics) >= {"history", "test_accuracy_continuous", "test_accuracy_rounded"}
+    assert checkpoint.metrics["dataset_options"] == get_preset("synthetic").dataset_options  # framing, for later
     assert 0.0 <= checkpoint.metrics["test_accuracy_rounded"] <= 1.0
 
 
