@@ -196,6 +196,11 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             vectors = {key: data[key] for key in data.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise BundleError(f"{path / VECTORS_FILE}: unreadable ({error})") from None
+    rules = {NETWORK_FILE: network.decision, MANIFEST: manifest.get("decision", network.decision)}
+    if fixed is not None:
+        rules[FIXED_FILE] = fixed.decision
+    if len(set(map(str, rules.values()))) > 1:
+        raise BundleError(f"{path}: the files disagree on the class decision rule ({rules})")
     needed = ["inputs", "readout", "pred", *(f"spikes_{i}" for i in range(len(network.layers)))]
     for name in needed:
         if name not in vectors:

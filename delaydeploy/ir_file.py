@@ -81,10 +81,13 @@ class _Archive:
 
 @contextlib.contextmanager
 def _header_of(source: str) -> Iterator[None]:
-    """Turn what a header with missing or mistyped entries raises into one error naming the file
-    (the IR's own validation errors pass through)."""
+    """Turn what a header with missing or mistyped entries raises, and what the IR's own validation
+    refuses in it, into one error naming the file."""
     try:
         yield
+    except IRValidationError as error:
+        message = str(error)
+        raise IRValidationError(message if message.startswith(f"{source}: ") else f"{source}: {message}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         raise IRValidationError(f"{source}: malformed header ({type(error).__name__}: {error})") from None
 

@@ -206,8 +206,11 @@ def test_ir_file_without_the_rule_reads_as_the_default_and_a_bad_rule_is_named()
     old = _rewrite_header(data, lambda header: header.pop("decision"))
     assert network_from_bytes(old, "old.ddn").decision == "summed_softmax"
     bad = _rewrite_header(data, lambda header: header.update(decision="vote"))
-    with pytest.raises(IRValidationError, match=r"network: decision = 'vote'; expected one of"):
+    with pytest.raises(IRValidationError, match=r"^bad\.ddn: network: decision = 'vote'; expected one of"):
         network_from_bytes(bad, "bad.ddn")
+    missing = _rewrite_header(data, lambda header: header["layers"][0].update(arrays="nowhere"))
+    with pytest.raises(IRValidationError, match=r"^missing\.ddn: array 'nowhere\.weights' is missing$"):
+        network_from_bytes(missing, "missing.ddn")  # named once, not twice
     with pytest.raises(IRValidationError, match=r"decision = 'mean'"):
         dataclasses.replace(network, decision="mean")
     fixed = quantize(network)
@@ -365,7 +368,29 @@ def test_exports_record_the_rule(recurrent_no_leak, tmp_path):
         assert stored.decision == "summed_output"
         np.testing.assert_array_equal(stored.prediction().numpy(), bundle.vectors["pred"])
     assert load_bundle(tmp_path / "loihi2").fixed.decision == "summed_output"
+    _check_bundles_agree_on_the_rule(tmp_path / "loihi2")
     netx = export(artifact, "netx", tmp_path / "no_leak.net", x)
     with h5py.File(netx, "r") as handle:
         assert handle.attrs["decision"] == "summed_output"
         assert int(handle["layer/2/neuron/vDecay"][()]) == 4095
+
+
+def _check_bundles_agree_on_the_rule(bundle_path) -> None:
+    """A manifest or an integer network whose rule contradicts ``network.ddn`` is refused on load."""
+    import hashlib
+    import json
+
+    from delaydeploy.bundle import load_bundle
+    from delaydeploy.errors import BundleError
+
+    manifest_path = bundle_path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "decision": "summed_softmax"}))
+    with pytest.raises(BundleError, match=r"disagree on the class decision rule"):
+        load_bundle(bundle_path)
+    fixed_path = bundle_path / "loihi2.ddn"
+    fixed_path.write_bytes(_rewrite_header(fixed_path.read_bytes(), lambda header: header.update(decision="summed_softmax")))
+    manifest["files"]["loihi2.ddn"] = hashlib.sha256(fixed_path.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"'loihi2\.ddn': 'summed_softmax'"):
+        load_bundle(bundle_path)
