@@ -359,9 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        try:
+            args = build_parser().parse_args(argv)  # --help and --version print and exit here
+            return args.handler(args)
+        finally:
+            sys.stdout.flush()  # here, not at exit: a reader gone before the last buffered line is caught below
     except DelayDeployError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

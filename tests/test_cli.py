@@ -412,13 +412,17 @@ def test_version_is_the_installed_package_version(capsys):
     assert capsys.readouterr().out.strip() == f"delaydeploy {metadata.version('delaydeploy')}"
 
 
-def test_a_reader_that_goes_away_stops_the_command_quietly(model_path):
-    """``delaydeploy inspect m.pt | head``: no BrokenPipeError traceback, the shell's SIGPIPE status."""
+@pytest.mark.parametrize("command", [["inspect", "MODEL"], ["--version"]])
+def test_a_reader_that_goes_away_stops_the_command_quietly(model_path, command):
+    """``delaydeploy inspect m.pt | head``: no BrokenPipeError traceback, the shell's SIGPIPE status,
+    also where stdout is buffered (the output then only fails when flushed) and for what argparse prints."""
     import subprocess
     import sys
 
-    process = subprocess.Popen([sys.executable, "-m", "delaydeploy", "inspect", str(model_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    arguments = [str(model_path) if word == "MODEL" else word for word in command]
+    process = subprocess.Popen([sys.executable, "-m", "delaydeploy", *arguments], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=environment)
     process.stdout.close()  # before the command has written anything
     stderr = process.stderr.read().decode()
     assert process.wait() == cli.EXIT_BROKEN_PIPE and stderr == ""
