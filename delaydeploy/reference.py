@@ -65,6 +65,9 @@ class Simulation:
     readout: torch.Tensor
     decision: str = DEFAULT_DECISION
 
+    def __post_init__(self) -> None:
+        check_decision(self.decision, "simulation")
+
     def prediction(self, steps: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted class per sample by the network's rule (see :func:`predict`)."""
         return predict(self.readout, steps, self.decision)

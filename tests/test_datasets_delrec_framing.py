@@ -191,9 +191,16 @@ def test_digitize_options_and_cache(ssc_dir: Path, tmp_path: Path) -> None:
         SSC(ssc_dir, "train", frames="grid", steps=250)
     with pytest.raises(DatasetError, match="integer steps >= 2"):
         SSC(ssc_dir, "train", frames="digitize", steps=1)
-    for max_time in (0.0, float("inf")):
+    for max_time in (0.0, float("inf"), float("nan"), "1.4"):
         with pytest.raises(DatasetError, match="integer steps >= 2 and a finite max_time > 0"):
             SSC(ssc_dir, "train", frames="digitize", max_time=max_time)
+    for steps in (250.5, float("nan"), "250", True):
+        with pytest.raises(DatasetError, match="integer steps >= 2"):
+            SSC(ssc_dir, "train", frames="digitize", steps=steps)
+    for frames in ("grid", "event_aligned", "onset_grid"):
+        for dt in (float("inf"), float("nan"), "0.01", 0.0):
+            with pytest.raises(DatasetError, match="dt must be a finite number > 0"):
+                SSC(ssc_dir, "train", frames=frames, dt=dt)
     default = SSC(ssc_dir, "train", frames="digitize")  # the authors' 250 steps over 1.4 s
     np.testing.assert_array_equal(default[0][0].numpy(), SSC_EDGE_FRAMES)
 

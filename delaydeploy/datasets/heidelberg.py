@@ -37,6 +37,7 @@ A sample without events gives one empty frame (``steps`` empty frames for ``"dig
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -251,7 +252,8 @@ class HeidelbergDataset(FramesDataset):
                                    f"(its dt is max_time / (steps - 1))")
             steps = DIGITIZE_STEPS if steps is None else steps
             max_time = DIGITIZE_MAX_TIME if max_time is None else max_time
-            if isinstance(steps, bool) or int(steps) != steps or steps < 2 or not 0 < max_time < math.inf:
+            if not (isinstance(steps, numbers.Integral) and not isinstance(steps, bool) and steps >= 2
+                    and isinstance(max_time, numbers.Real) and 0 < max_time < math.inf):
                 raise DatasetError(f"{data_dir}: 'digitize' needs an integer steps >= 2 and a finite max_time > 0 "
                                    f"(got steps={steps}, max_time={max_time})")
             steps, max_time = int(steps), float(max_time)
@@ -259,8 +261,9 @@ class HeidelbergDataset(FramesDataset):
         elif steps is not None or max_time is not None:
             raise DatasetError(f"{data_dir}: steps and max_time are options of the 'digitize' convention only")
         dt = 0.01 if dt is None else dt
-        if not dt > 0 or int(channel_bin) != channel_bin or channel_bin < 1:
-            raise DatasetError(f"{data_dir}: dt must be > 0 and channel_bin a positive integer "
+        if not (isinstance(dt, numbers.Real) and 0 < dt < math.inf and isinstance(channel_bin, numbers.Integral)
+                and channel_bin >= 1):
+            raise DatasetError(f"{data_dir}: dt must be a finite number > 0 and channel_bin a positive integer "
                                f"(got dt={dt}, channel_bin={channel_bin})")
         path = Path(data_dir) / f"{self.name}_{split}.h5"
         if not path.is_file():
