@@ -90,3 +90,18 @@ def assert_same_network(a: Network, b: Network) -> None:
     for field in ("weights", "delays", "bias"):
         left, right = getattr(ra, field), getattr(rb, field)
         assert np.array_equal(left, right) and left.dtype == right.dtype, field
+
+
+def write_heidelberg_h5(path: Path, samples: list, labels: list[int], times_dtype=np.float16) -> None:
+    """An SHD/SSC file in the published layout: vlen float times (float16 in the real files), vlen
+    uint16 units, uint16 labels, and an ``extra/`` group the loaders ignore."""
+    import h5py
+
+    with h5py.File(path, "w") as h5:
+        times = h5.create_dataset("spikes/times", (len(samples),), dtype=h5py.vlen_dtype(times_dtype))
+        units = h5.create_dataset("spikes/units", (len(samples),), dtype=h5py.vlen_dtype(np.uint16))
+        for i, (t, u) in enumerate(samples):
+            times[i] = np.asarray(t, dtype=times_dtype)
+            units[i] = np.asarray(u, dtype=np.uint16)
+        h5.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
+        h5.create_dataset("extra/speaker", data=np.zeros(len(samples), dtype=np.uint16))

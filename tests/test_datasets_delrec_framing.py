@@ -20,20 +20,9 @@ from delaydeploy.config import get_preset
 from delaydeploy.datasets import SHD, SSC, load_dataset
 from delaydeploy.datasets.heidelberg import bin_sample
 from delaydeploy.errors import DatasetError
+from helpers import write_heidelberg_h5
 
 EDGES = np.linspace(0, 1.4, num=250)  # SSC_SpikeIterator: np.linspace(0, max_time=1.4, num=time_window=250)
-
-
-def write_h5(path: Path, samples: list, labels: list[int], times_dtype=np.float16) -> None:
-    """The published layout: vlen float times (float16 in the real files), vlen uint16 units, labels, extra/."""
-    with h5py.File(path, "w") as h5:
-        times = h5.create_dataset("spikes/times", (len(samples),), dtype=h5py.vlen_dtype(times_dtype))
-        units = h5.create_dataset("spikes/units", (len(samples),), dtype=h5py.vlen_dtype(np.uint16))
-        for i, (t, u) in enumerate(samples):
-            times[i] = np.asarray(t, dtype=times_dtype)
-            units[i] = np.asarray(u, dtype=np.uint16)
-        h5.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
-        h5.create_dataset("extra/speaker", data=np.zeros(len(samples), dtype=np.uint16))
 
 
 def channel_sums(dense: np.ndarray, n_bins: int = 5) -> np.ndarray:
@@ -137,7 +126,7 @@ def test_digitize_refuses_events_at_or_after_the_last_edge(tmp_path: Path, late:
         reference_digitize(t, u)
     with pytest.raises(DatasetError, match=r"at or after max_time = 1\.4 s"):
         bin_sample(t, u, "digitize", 0.01, 5, 250, 1.4)
-    write_h5(tmp_path / "ssc_test.h5", [([0.2], [3]), (t.tolist(), u.tolist())], [0, 1], times_dtype=np.float64)
+    write_heidelberg_h5(tmp_path / "ssc_test.h5", [([0.2], [3]), (t.tolist(), u.tolist())], [0, 1], times_dtype=np.float64)
     with pytest.raises(DatasetError, match=r"ssc_test\.h5: sample 1 has a spike at"):
         SSC(tmp_path, "test", frames="digitize")
 
@@ -159,10 +148,10 @@ def test_digitize_other_steps_and_max_time() -> None:
 @pytest.fixture
 def ssc_dir(tmp_path: Path) -> Path:
     t, u = as_arrays(SSC_EDGE_CASES)
-    write_h5(tmp_path / "ssc_train.h5", [(t.tolist(), u.tolist()), ([], [])], [4, 0], times_dtype=np.float64)
+    write_heidelberg_h5(tmp_path / "ssc_train.h5", [(t.tolist(), u.tolist()), ([], [])], [4, 0], times_dtype=np.float64)
     rng = np.random.default_rng(2)
     samples = random_samples(rng, 6, 1.4)
-    write_h5(tmp_path / "ssc_test.h5", samples, list(range(6)))  # float16, as published
+    write_heidelberg_h5(tmp_path / "ssc_test.h5", samples, list(range(6)))  # float16, as published
     return tmp_path
 
 
@@ -295,8 +284,8 @@ def test_delrec_shd_preset_frames(tmp_path: Path) -> None:
     t, u = as_arrays(SHD_EDGE_CASES)
     rng = np.random.default_rng(4)
     samples = random_samples(rng, 5, 1.3)
-    write_h5(tmp_path / "shd_train.h5", [(t.tolist(), u.tolist())], [7], times_dtype=np.float64)
-    write_h5(tmp_path / "shd_test.h5", samples, [0, 1, 2, 3, 4])
+    write_heidelberg_h5(tmp_path / "shd_train.h5", [(t.tolist(), u.tolist())], [7], times_dtype=np.float64)
+    write_heidelberg_h5(tmp_path / "shd_test.h5", samples, [0, 1, 2, 3, 4])
     train = load_dataset(preset.dataset, tmp_path, "train", **preset.dataset_options)
     assert train.dt == preset.network.dt and train.num_channels == preset.network.input_size
     x, label = train[0]
@@ -312,7 +301,7 @@ def test_delrec_shd_preset_frames(tmp_path: Path) -> None:
 
 def test_onset_grid_cache_is_its_own(tmp_path: Path) -> None:
     t, u = as_arrays(SHD_EDGE_CASES)
-    write_h5(tmp_path / "shd_train.h5", [(t.tolist(), u.tolist())], [7], times_dtype=np.float64)
+    write_heidelberg_h5(tmp_path / "shd_train.h5", [(t.tolist(), u.tolist())], [7], times_dtype=np.float64)
     cache = tmp_path / "cache"
     grid = SHD(tmp_path, "train", frames="grid", cache_dir=cache)
     onset = SHD(tmp_path, "train", frames="onset_grid", cache_dir=cache)

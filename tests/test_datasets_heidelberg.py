@@ -14,18 +14,7 @@ from delaydeploy.datasets import SHD, SSC, load_dataset, pad_collate
 from delaydeploy.datasets import heidelberg
 from delaydeploy.datasets.heidelberg import bin_sample
 from delaydeploy.errors import DatasetError
-
-
-def write_h5(path: Path, samples: list[tuple[list, list]], labels: list[int], times_dtype=np.float16) -> None:
-    """Write the published layout: vlen times (float16 in the real files), vlen uint16 units, labels."""
-    with h5py.File(path, "w") as h5:
-        times = h5.create_dataset("spikes/times", (len(samples),), dtype=h5py.vlen_dtype(times_dtype))
-        units = h5.create_dataset("spikes/units", (len(samples),), dtype=h5py.vlen_dtype(np.uint16))
-        for i, (t, u) in enumerate(samples):
-            times[i] = np.asarray(t, dtype=times_dtype)
-            units[i] = np.asarray(u, dtype=np.uint16)
-        h5.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
-        h5.create_dataset("extra/speaker", data=np.zeros(len(samples), dtype=np.uint16))
+from helpers import write_heidelberg_h5
 
 
 def frames(num_frames: int, counts: dict[tuple[int, int], int]) -> torch.Tensor:
@@ -51,8 +40,8 @@ SHD_GRID = frames(11, {(0, 0): 2, (0, 1): 1, (0, 139): 1, (1, 1): 2, (9, 60): 1,
 def shd_dir(tmp_path: Path) -> Path:
     t = [k * MS for k, _ in SHD_SAMPLE]
     u = [unit for _, unit in SHD_SAMPLE]
-    write_h5(tmp_path / "shd_train.h5", [(t, u), ([], []), ([0.5, 0.25], [10, 20])], [3, 19, 0])
-    write_h5(tmp_path / "shd_test.h5", [([0.0], [0])], [1])
+    write_heidelberg_h5(tmp_path / "shd_train.h5", [(t, u), ([], []), ([0.5, 0.25], [10, 20])], [3, 19, 0])
+    write_heidelberg_h5(tmp_path / "shd_test.h5", [([0.0], [0])], [1])
     return tmp_path
 
 
@@ -61,7 +50,7 @@ def ssc_dir(tmp_path: Path) -> Path:
     # float64 times so that 0.51 - 0.50 is exactly 10 ms: the inclusive boundary.
     boundary = ([0.50, 0.51, 0.52], [10, 14, 15])
     for split, label in (("train", 34), ("valid", 1), ("test", 2)):
-        write_h5(tmp_path / f"ssc_{split}.h5", [boundary], [label], times_dtype=np.float64)
+        write_heidelberg_h5(tmp_path / f"ssc_{split}.h5", [boundary], [label], times_dtype=np.float64)
     return tmp_path
 
 
@@ -132,7 +121,7 @@ def test_cache_is_read_and_rebuilt_when_stale(shd_dir: Path, tmp_path: Path, mon
     assert [torch.equal(a[0], b[0]) and a[1] == b[1] for a, b in zip(first, second)] == [True] * 3
 
     source = shd_dir / "shd_train.h5"
-    write_h5(source, [([0.0, 0.001], [0, 5])], [7])
+    write_heidelberg_h5(source, [([0.0, 0.001], [0, 5])], [7])
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
     with pytest.raises(AssertionError, match="parsed"):
         SHD(shd_dir, "train", cache_dir=cache)
@@ -153,7 +142,7 @@ def test_missing_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("drop", ["spikes/times", "spikes/units", "labels"])
 def test_wrong_layout(tmp_path: Path, drop: str) -> None:
     path = tmp_path / "shd_test.h5"
-    write_h5(path, [([0.0], [0])], [0])
+    write_heidelberg_h5(path, [([0.0], [0])], [0])
     with h5py.File(path, "a") as h5:
         del h5[drop]
     with pytest.raises(DatasetError, match=f"shd_test.h5: missing dataset '{drop}'"):
@@ -167,13 +156,13 @@ def test_not_hdf5(tmp_path: Path) -> None:
 
 
 def test_bad_values(tmp_path: Path) -> None:
-    write_h5(tmp_path / "shd_train.h5", [([0.0], [1]), ([0.0, 0.1], [3, 700])], [0, 1])
+    write_heidelberg_h5(tmp_path / "shd_train.h5", [([0.0], [1]), ([0.0, 0.1], [3, 700])], [0, 1])
     with pytest.raises(DatasetError, match="shd_train.h5: sample 1 has unit 700, outside 0..699"):
         SHD(tmp_path, "train")
-    write_h5(tmp_path / "shd_train.h5", [([0.0, 0.1, 0.2], [1, 2])], [0])
+    write_heidelberg_h5(tmp_path / "shd_train.h5", [([0.0, 0.1, 0.2], [1, 2])], [0])
     with pytest.raises(DatasetError, match="shd_train.h5: sample 0 has 3 spike times but 2 units"):
         SHD(tmp_path, "train")
-    write_h5(tmp_path / "shd_train.h5", [([0.0], [1])], [20])
+    write_heidelberg_h5(tmp_path / "shd_train.h5", [([0.0], [1])], [20])
     with pytest.raises(DatasetError, match=r"shd_train.h5: label 20 of sample 0 is outside 0..19"):
         SHD(tmp_path, "train")
     with h5py.File(tmp_path / "shd_train.h5", "a") as h5:
