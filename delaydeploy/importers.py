@@ -191,13 +191,6 @@ def _delrec_offsets(preset: str, batchnorm: bool) -> tuple[int, int | None, int]
     raise CheckpointError(f"preset {preset!r} has no DelRec layout; choose delrec_shd or delrec_ssc")
 
 
-# The authors' readout and class rule per model file: src/SHD/snn.py ends in a LIF of the network's tau
-# decided by summed softmax (src/utils.py calc_metric_SHD); src/SSC/snn.py ends in the bare synaptic stage,
-# decided by its summed output (calc_metric_SSC).
-_DELREC_READOUT = {"delrec_shd": dict(readout_tau=None, decision="summed_softmax"),
-                   "delrec_ssc": dict(readout_tau=1.0, decision="summed_output")}
-
-
 def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = None, layers: int | None = None,
                   source: str = "<state_dict>") -> Checkpoint:
     """Convert an official DelRec ``state_dict`` to a delaydeploy checkpoint (sigma = 0).
@@ -206,9 +199,9 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
     (any ``recurrent_*`` key) is read from the keys: the authors' model classes share one layout
     per model file and differ only there (``perf_SSC.py`` trains one without feedforward delays).
     The SSC readout is a bare synaptic stage whose per-step output the authors sum over time
-    and take the argmax of: imported as a readout without leak (``readout_tau = 1``, its
-    membrane is that output) and ``decision = "summed_output"``, so readout, loss and
-    predictions are the authors'.
+    and take the argmax of: the ``delrec_ssc`` preset's readout without leak (``readout_tau = 1``,
+    its membrane is that output) and ``decision = "summed_output"`` make readout, loss and
+    predictions the authors'.
     """
     network = get_preset(preset).network
     stride, norm_offset, neuron_offset = _delrec_offsets(preset, network.batchnorm)
@@ -234,7 +227,7 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
                               "Linear SHD model")
     config = _config(preset, hidden, layers, delay_stages=tuple(is_dcls(i) for i in synapse_indices),
                      recurrent_layers=tuple(is_recurrent(l * stride + neuron_offset) for l in range(count)),
-                     semantics="streaming", tail_steps=0, **_DELREC_READOUT[preset])
+                     semantics="streaming", tail_steps=0)
     conversion = _Conversion(state, source)
 
     def synapses(ours: str, index: int, stage: int) -> None:
