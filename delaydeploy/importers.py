@@ -12,11 +12,17 @@
   ``calc_loss_SHD``/``calc_metric_SHD``), the SSC model by ``sum_t output[t]`` of the bare
   readout stage (``calc_loss_SSC``/``calc_metric_SSC``): imported as ``readout_tau = 1``
   (no leak) with ``decision = "summed_output"``.
-  Recurrent-delay LIFs hold ``recurrent_weights``, ``recurrent_delays`` and ``p_spread``. The
-  triangular spread is forced to sigma = 0. DelRec's SSC DCLS pads K-1 steps on the left
-  only, so the imported model has no tail (outputs as long as inputs, as the authors' code).
-  Their SHD DCLS also pads (K-1)//2 on the right; that variant (``equiparam_SHD.py``) is
-  refused, as it has not been checked against their code.
+  Recurrent-delay LIFs hold ``recurrent_weights``, ``recurrent_delays`` and (``use_sig_p``)
+  ``p_spread``. The triangular spread is forced to sigma = 0. DelRec's SSC DCLS pads K-1 steps
+  on the left only, so the imported model has no tail (outputs as long as inputs, as the
+  authors' code). Their SHD DCLS (``dcls_module`` of ``src/SHD/snn.py``, classes
+  ``SNN_feedforward_delays`` and ``SNN_recurrent_and_feedforward_delays``) under
+  ``configs/perf_SHD.py`` (the ``delrec_shd`` recipe: K = 25) pads K-1 steps on the left and
+  (K-1)//2 on the right, so each DCLS stage's output is (K-1)//2 steps longer than its input and
+  the following stages run on that longer sequence: delaydeploy's official semantics, which such
+  a state is imported with (a Linear stage adds no steps). ``configs/equiparam_SHD.py`` (what
+  ``equiparam_SHD.py`` trains these classes with) is another recipe -- tau 2, no bias, no
+  BatchNorm, no right padding -- and is refused.
 """
 
 from __future__ import annotations
@@ -191,6 +197,19 @@ def _delrec_offsets(preset: str, batchnorm: bool) -> tuple[int, int | None, int]
     raise CheckpointError(f"preset {preset!r} has no DelRec layout; choose delrec_shd or delrec_ssc")
 
 
+def _check_delrec_shd_recipe(state: dict[str, Any], batchnorm: bool, source: str) -> None:
+    """Refuse, by name, a state of the authors' other SHD recipe, ``configs/equiparam_SHD.py``
+    (``use_batch_norm = False``, ``bias = False``, ``tau = 2``, DCLS ``right_padding = 0``), which
+    ``delrec_shd`` (``configs/perf_SHD.py``: BatchNorm, bias, tau 1.05, right padding (K-1)//2)
+    would misread: its tau and DCLS timing are not in the state_dict, only its missing BatchNorm."""
+    if batchnorm and not any(key.endswith(".running_mean") for key in state):
+        first = next(iter(sorted(key for key in state if key.startswith("layers."))), "layers.0.weight")
+        raise CheckpointError(f"{source}: no BatchNorm (no layers.<i>.running_mean; first key {first!r}): the "
+                              "authors' configs/equiparam_SHD.py recipe (no BatchNorm, no bias, tau 2, DCLS without "
+                              "right padding), not delrec_shd's configs/perf_SHD.py (BatchNorm, bias, tau 1.05, "
+                              "DCLS right padding (K-1)//2); delaydeploy has no preset for it")
+
+
 def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = None, layers: int | None = None,
                   source: str = "<state_dict>") -> Checkpoint:
     """Convert an official DelRec ``state_dict`` to a delaydeploy checkpoint (sigma = 0).
@@ -201,7 +220,10 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
     The SSC readout is a bare synaptic stage whose per-step output the authors sum over time
     and take the argmax of: the ``delrec_ssc`` preset's readout without leak (``readout_tau = 1``,
     its membrane is that output) and ``decision = "summed_output"`` make readout, loss and
-    predictions the authors'.
+    predictions the authors'. An SHD state with DCLS stages gets the official semantics (each
+    DCLS stage (K-1)//2 steps longer, K the preset's 25 = ``max_feedforward_delay`` of
+    ``configs/perf_SHD.py``; the state_dict does not hold K), its Linear-only states keep the
+    streaming model without tail, which is the same timing.
     """
     network = get_preset(preset).network
     stride, norm_offset, neuron_offset = _delrec_offsets(preset, network.batchnorm)
@@ -220,14 +242,16 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
         return any(f"layers.{index}.{name}" in state for name in (*_RECURRENT_KEYS, "p_spread"))
 
     synapse_indices = [l * stride for l in range(count)] + [count * stride]
-    if preset == "delrec_shd" and any(is_dcls(index) for index in synapse_indices):
-        first = next(index for index in synapse_indices if is_dcls(index))
-        raise CheckpointError(f"{source}: layers.{first} is a DCLS stage: the authors' SHD models with feedforward "
-                              "delays (equiparam_SHD.py; right padding (K-1)//2) are not importable yet, only their "
-                              "Linear SHD model")
-    config = _config(preset, hidden, layers, delay_stages=tuple(is_dcls(i) for i in synapse_indices),
+    delay_stages = tuple(is_dcls(i) for i in synapse_indices)
+    if preset == "delrec_shd":
+        _check_delrec_shd_recipe(state, network.batchnorm, source)
+    # src/SHD/snn.py's dcls_module pads (K-1)//2 steps on the right (configs/perf_SHD.py): each DCLS
+    # stage lengthens the sequence, delaydeploy's official semantics; src/SSC/snn.py's pads none.
+    timing = ({"semantics": "official"} if preset == "delrec_shd" and any(delay_stages)
+              else {"semantics": "streaming", "tail_steps": 0})
+    config = _config(preset, hidden, layers, delay_stages=delay_stages,
                      recurrent_layers=tuple(is_recurrent(l * stride + neuron_offset) for l in range(count)),
-                     semantics="streaming", tail_steps=0)
+                     **timing)
     conversion = _Conversion(state, source)
 
     def synapses(ours: str, index: int, stage: int) -> None:

@@ -146,12 +146,26 @@ def test_imports_refuse_delays_the_authors_code_cannot_hold(snn_delays_vectors, 
         import_delrec(state, "delrec_shd")
 
 
-def test_delrec_shd_with_feedforward_delays_is_refused_not_misread(delrec_vectors, state_dict_from):
-    """The authors' SHD DCLS also pads (K-1)//2 on the right, which the SSC import does not model:
-    such a state must be refused by name, not imported with the SSC timing."""
+def test_delrec_shd_with_feedforward_delays_gets_the_official_padding(delrec_vectors, state_dict_from):
+    """The authors' SHD DCLS (src/SHD/snn.py under configs/perf_SHD.py) pads (K-1)//2 steps on the
+    right: such a state is imported with the official semantics, not with the SSC timing. With every
+    position at K//2 (delay 0) the DCLS stage is the official run's Linear stage on the first T steps,
+    and every later stage is (K-1)//2 steps longer (tests/test_import_delrec_shd_delays.py checks
+    the DCLS models against an independent re-implementation of the authors' forward)."""
     state = state_dict_from(delrec_vectors, "state")
     state["layers.0.weight"] = state["layers.0.weight"][:, :, None]
-    state["layers.0.P"] = torch.zeros(1, *state["layers.0.weight"].shape[:2], 1, dtype=state["layers.0.weight"].dtype)
-    with pytest.raises(CheckpointError, match=r"layers\.0 is a DCLS stage: the authors' SHD models with feedforward "
-                                              r"delays .* are not importable yet"):
-        import_delrec(state, "delrec_shd")
+    state["layers.0.P"] = torch.full((1, *state["layers.0.weight"].shape[:2], 1), 12.0,
+                                     dtype=state["layers.0.weight"].dtype)
+    checkpoint = import_delrec(state, "delrec_shd")
+    assert (checkpoint.config.semantics, checkpoint.config.delay_stages) == ("official", (True, False, False))
+    model = checkpoint.build_model().double()
+    steps = delrec_vectors["input"].shape[0]
+    with torch.no_grad():
+        out = model(torch.from_numpy(delrec_vectors["input"]), rounded=True)
+    result = simulate(lower(model), delrec_vectors["input"], semantics="official")
+    for run in (out, result):
+        for layer in (0, 1):
+            assert run.spikes[layer].shape[0] == steps + HALF_KERNEL
+            np.testing.assert_array_equal(run.spikes[layer][:steps].numpy(), delrec_vectors[f"hidden_spikes_{layer}"])
+        assert run.readout.shape[0] == steps + HALF_KERNEL
+        np.testing.assert_allclose(run.readout[:steps].numpy(), delrec_vectors["output_v_seq"], rtol=0, atol=1e-9)
