@@ -105,3 +105,18 @@ def write_heidelberg_h5(path: Path, samples: list, labels: list[int], times_dtyp
             units[i] = np.asarray(u, dtype=np.uint16)
         h5.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
         h5.create_dataset("extra/speaker", data=np.zeros(len(samples), dtype=np.uint16))
+
+
+def import_and_run(tmp_path: Path, source: str, state: dict, preset: str, x: np.ndarray, *,
+                   import_options: tuple[str, ...] = (), run_options: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Save ``state``, ``delaydeploy import SOURCE`` it under ``preset`` and ``delaydeploy run`` the
+    result on ``x``, all through the command line; returns the run's arrays (readout, pred, spikes_<l>)."""
+    from delaydeploy.cli import main
+
+    state_path, model_path, x_path, out = (tmp_path / name for name in ("state.pt", "imported.pt", "x.npy", "run.npz"))
+    torch.save(state, state_path)
+    assert main(["import", source, str(state_path), "--preset", preset, *import_options, "-o", str(model_path)]) == 0
+    np.save(x_path, x)
+    assert main(["run", str(model_path), "--input", str(x_path), *run_options, "-o", str(out)]) == 0
+    with np.load(out) as result:
+        return {key: result[key] for key in result.files}

@@ -13,6 +13,7 @@ from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_delrec, import_snn_delays
 from delaydeploy.lowering import lower
 from delaydeploy.reference import simulate
+from helpers import import_and_run
 
 HALF_KERNEL = 12  # (K-1)//2 for K = 25
 
@@ -115,18 +116,12 @@ def test_cli_import_and_run_official(tmp_path, snn_delays_vectors, state_dict_fr
 
 
 def test_cli_import_delrec_and_verify(tmp_path, delrec_vectors, state_dict_from, capsys):
-    state = tmp_path / "delrec.pt"
-    torch.save(state_dict_from(delrec_vectors, "state"), state)
-    model = tmp_path / "delrec_model.pt"
-    assert main(["import", "delrec", str(state), "--preset", "shd", "-o", str(model)]) == 0
-    np.save(tmp_path / "x.npy", delrec_vectors["input"])
-    out = tmp_path / "out.npz"
-    assert main(["run", str(model), "--input", str(tmp_path / "x.npy"), "-o", str(out)]) == 0
-    with np.load(out) as result:
-        for layer in (0, 1):
-            np.testing.assert_array_equal(result[f"spikes_{layer}"], delrec_vectors[f"hidden_spikes_{layer}"])
-        np.testing.assert_allclose(result["readout"], delrec_vectors["output_v_seq"], rtol=0, atol=1e-9)
-    assert main(["import", "delrec", str(state), "--preset", "gsc", "-o", str(tmp_path / "bad.pt")]) == 2
+    result = import_and_run(tmp_path, "delrec", state_dict_from(delrec_vectors, "state"), "shd",
+                            delrec_vectors["input"])
+    for layer in (0, 1):
+        np.testing.assert_array_equal(result[f"spikes_{layer}"], delrec_vectors[f"hidden_spikes_{layer}"])
+    np.testing.assert_allclose(result["readout"], delrec_vectors["output_v_seq"], rtol=0, atol=1e-9)
+    assert main(["import", "delrec", str(tmp_path / "state.pt"), "--preset", "gsc", "-o", str(tmp_path / "bad.pt")]) == 2
     assert "delrec has no 'gsc' recipe" in capsys.readouterr().err
 
 

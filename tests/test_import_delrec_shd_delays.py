@@ -31,12 +31,13 @@ import numpy as np
 import pytest
 import torch
 
-from delaydeploy.cli import main
 from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_delrec
 from delaydeploy.lowering import lower
 from delaydeploy.model import loss_function
 from delaydeploy.reference import predict, simulate
+from delrec_reference import delrec_synapses, round_half_even
+from helpers import import_and_run
 
 K = 25  # max_feedforward_delay of configs/perf_SHD.py (250 // time_step, made odd)
 RIGHT = (K - 1) // 2  # its right_padding
@@ -102,24 +103,6 @@ def official_input(seed: int = 1) -> torch.Tensor:
     return torch.poisson(torch.full((STEPS, BATCH, INPUTS), 0.4, dtype=torch.float64), generator=g)
 
 
-def round_half_even(value: torch.Tensor) -> np.ndarray:
-    return np.round(value.detach().double().numpy())  # numpy rounds halves to even, as torch's round_()
-
-
-def official_synapses(state: dict[str, torch.Tensor], index: int, x: torch.Tensor, right: int) -> torch.Tensor:
-    """Output of the authors' synaptic stage ``layers.{index}``: Linear ``[T, B, out]``, or DCLS v1
-    ``[T + right, B, out]`` (K-1 zeros on the left, ``right`` on the right)."""
-    weight = state[f"layers.{index}.weight"].double()
-    bias = state[f"layers.{index}.bias"].double()
-    if f"layers.{index}.P" not in state:
-        return x @ weight.T + bias
-    centre = torch.from_numpy(round_half_even(state[f"layers.{index}.P"][0, :, :, 0])) + K // 2
-    taps = torch.clamp(1.0 - torch.abs(torch.arange(K, dtype=torch.float64) - centre[..., None]), min=0.0)
-    kernel = weight * taps / (taps.sum(-1, keepdim=True) + 1e-7)  # [out, in, K]
-    padded = torch.nn.functional.pad(x.permute(1, 2, 0), (K - 1, right))
-    return torch.nn.functional.conv1d(padded, kernel, bias).permute(2, 0, 1)
-
-
 def official_norm(state: dict[str, torch.Tensor], index: int, x: torch.Tensor) -> torch.Tensor:
     prefix = f"layers.{index}"
     scale = state[f"{prefix}.weight"].double() / torch.sqrt(state[f"{prefix}.running_var"].double() + BN_EPS)
@@ -135,7 +118,7 @@ def official_forward(state: dict[str, torch.Tensor], x: torch.Tensor, *, right: 
             state[key] = delay_sign * state[key]
     spikes_per_layer = []
     for layer in range(LAYERS):
-        current = official_norm(state, 5 * layer + 1, official_synapses(state, 5 * layer, x, right))
+        current = official_norm(state, 5 * layer + 1, delrec_synapses(state, 5 * layer, x, K, right))
         neuron = 5 * layer + 2
         recurrent = f"layers.{neuron}.recurrent_weights" in state
         steps, batch, size = current.shape
@@ -156,7 +139,7 @@ def official_forward(state: dict[str, torch.Tensor], x: torch.Tensor, *, right: 
             v = h * (1.0 - spikes[t])
         spikes_per_layer.append(spikes)
         x = spikes
-    current = official_synapses(state, READOUT, x, right)
+    current = delrec_synapses(state, READOUT, x, K, right)
     v = torch.zeros(current.shape[1:], dtype=torch.float64)
     membrane = torch.empty_like(current)
     for t in range(current.shape[0]):
@@ -379,16 +362,10 @@ def test_linear_shd_model_keeps_its_streaming_import():
 
 def test_cli_imports_and_runs_the_shd_dcls_layout(tmp_path):
     state = official_state("recurrent_and_feedforward")
-    path = tmp_path / "best.pth"
-    torch.save(state, path)
-    output = tmp_path / "imported.pt"
-    assert main(["import", "delrec", str(path), "--preset", "shd", "--hidden", str(HIDDEN), "-o", str(output)]) == 0
-    np.save(tmp_path / "x.npy", official_input().numpy())
-    result_path = tmp_path / "out.npz"
-    assert main(["run", str(output), "--input", str(tmp_path / "x.npy"), "-o", str(result_path)]) == 0
+    result = import_and_run(tmp_path, "delrec", state, "shd", official_input().numpy(),
+                            import_options=("--hidden", str(HIDDEN)))
     expected_spikes, expected_output = official_forward(state, official_input())
-    with np.load(result_path) as result:
-        for layer in range(LAYERS):
-            np.testing.assert_array_equal(result[f"spikes_{layer}"], expected_spikes[layer].numpy())
-        np.testing.assert_allclose(result["readout"], expected_output.numpy(), rtol=0, atol=1e-5)
-        np.testing.assert_array_equal(result["pred"], torch.softmax(expected_output, 2).sum(0).argmax(1).numpy())
+    for layer in range(LAYERS):
+        np.testing.assert_array_equal(result[f"spikes_{layer}"], expected_spikes[layer].numpy())
+    np.testing.assert_allclose(result["readout"], expected_output.numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(result["pred"], torch.softmax(expected_output, 2).sum(0).argmax(1).numpy())

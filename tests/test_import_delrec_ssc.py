@@ -26,12 +26,13 @@ import numpy as np
 import pytest
 import torch
 
-from delaydeploy.cli import main
 from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_delrec
 from delaydeploy.lowering import lower
 from delaydeploy.model import loss_function
 from delaydeploy.reference import predict, simulate
+from delrec_reference import delrec_synapses, round_half_even
+from helpers import import_and_run
 
 K = 25  # max_feedforward_delay of configs/perf_SSC.py
 TAU = 2.0
@@ -80,29 +81,12 @@ def official_input(seed: int = 1) -> torch.Tensor:
     return torch.poisson(torch.full((STEPS, 3, INPUTS), 0.3, dtype=torch.float64), generator=g)
 
 
-def round_half_even(value: torch.Tensor) -> np.ndarray:
-    return np.round(value.detach().double().numpy())  # numpy rounds halves to even, as torch's round_()
-
-
-def official_synapses(state: dict[str, torch.Tensor], index: int, x: torch.Tensor) -> torch.Tensor:
-    """Output ``[T, B, out]`` of the authors' synaptic stage ``layers.{index}`` (Linear or DCLS v1)."""
-    weight = state[f"layers.{index}.weight"].double()
-    bias = state[f"layers.{index}.bias"].double()
-    if f"layers.{index}.P" not in state:
-        return x @ weight.T + bias
-    centre = torch.from_numpy(round_half_even(state[f"layers.{index}.P"][0, :, :, 0])) + K // 2
-    taps = torch.clamp(1.0 - torch.abs(torch.arange(K, dtype=torch.float64) - centre[..., None]), min=0.0)
-    kernel = weight * taps / (taps.sum(-1, keepdim=True) + 1e-7)  # [out, in, K]
-    padded = torch.nn.functional.pad(x.permute(1, 2, 0), (K - 1, 0))
-    return torch.nn.functional.conv1d(padded, kernel, bias).permute(2, 0, 1)
-
-
 def official_forward(state: dict[str, torch.Tensor], x: torch.Tensor, *, delay_shift: int = 0,
                      recurrence: bool = True) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Hidden spikes per layer and the readout output; ``delay_shift``/``recurrence`` perturb it."""
     spikes_per_layer = []
     for layer in range(LAYERS):
-        current = official_synapses(state, 4 * layer, x)
+        current = delrec_synapses(state, 4 * layer, x, K)
         neuron = 4 * layer + 2
         weights = state[f"layers.{neuron}.recurrent_weights"].double() * recurrence
         delays = round_half_even(state[f"layers.{neuron}.recurrent_delays"]).astype(int) + delay_shift
@@ -119,7 +103,7 @@ def official_forward(state: dict[str, torch.Tensor], x: torch.Tensor, *, delay_s
             v = h - spikes[t]
         spikes_per_layer.append(spikes)
         x = spikes
-    return spikes_per_layer, official_synapses(state, READOUT, x)
+    return spikes_per_layer, delrec_synapses(state, READOUT, x, K)
 
 
 def imported_model(state: dict[str, torch.Tensor]):
@@ -294,16 +278,10 @@ def test_hidden_size_mismatch_and_batchnorm_are_refused():
 
 def test_cli_imports_the_ssc_layout(tmp_path):
     state = official_state(True)
-    path = tmp_path / "best_model.pt"
-    torch.save(state, path)
-    output = tmp_path / "imported.pt"
-    assert main(["import", "delrec", str(path), "--preset", "ssc", "--hidden", str(HIDDEN), "-o", str(output)]) == 0
-    np.save(tmp_path / "x.npy", official_input().numpy())
-    result_path = tmp_path / "out.npz"
-    assert main(["run", str(output), "--input", str(tmp_path / "x.npy"), "-o", str(result_path)]) == 0
+    result = import_and_run(tmp_path, "delrec", state, "ssc", official_input().numpy(),
+                            import_options=("--hidden", str(HIDDEN)))
     expected_spikes, expected_output = official_forward(state, official_input())
-    with np.load(result_path) as result:
-        for layer in range(LAYERS):
-            np.testing.assert_array_equal(result[f"spikes_{layer}"], expected_spikes[layer].numpy())
-        np.testing.assert_allclose(result["readout"], expected_output.numpy(), rtol=0, atol=1e-6)
-        np.testing.assert_array_equal(result["pred"], expected_output.sum(0).argmax(1).numpy())
+    for layer in range(LAYERS):
+        np.testing.assert_array_equal(result[f"spikes_{layer}"], expected_spikes[layer].numpy())
+    np.testing.assert_allclose(result["readout"], expected_output.numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(result["pred"], expected_output.sum(0).argmax(1).numpy())

@@ -29,12 +29,12 @@ import numpy as np
 import pytest
 import torch
 
-from delaydeploy.cli import main
 from delaydeploy.config import get_preset
 from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_snn_delays
 from delaydeploy.lowering import lower
 from delaydeploy.reference import simulate
+from helpers import import_and_run
 
 HIDDEN = 16
 STEPS = 30
@@ -336,20 +336,12 @@ def test_continuous_forward_matches_the_gaussian_kernel(case):
 
 def test_cli_imports_and_runs_the_official_semantics(tmp_path, case):
     preset, state, x, hidden, readout = case
-    path = tmp_path / "official.pt"
-    torch.save(state, path)
-    model = tmp_path / "model.pt"
-    assert main(["import", "snn-delays", str(path), "--preset", preset, "--hidden", str(HIDDEN),
-                 "-o", str(model)]) == 0
-    np.save(tmp_path / "x.npy", x.numpy())
-    out = tmp_path / "out.npz"
-    assert main(["run", str(model), "--input", str(tmp_path / "x.npy"), "--semantics", "official",
-                 "-o", str(out)]) == 0
-    with np.load(out) as result:
-        for layer, spikes in enumerate(hidden):
-            np.testing.assert_array_equal(result[f"spikes_{layer}"], spikes.numpy())
-        np.testing.assert_allclose(result["readout"], readout.numpy(), rtol=1e-6, atol=1e-4)
-        np.testing.assert_array_equal(result["pred"], official_prediction(readout))
+    result = import_and_run(tmp_path, "snn-delays", state, preset, x.numpy(), import_options=("--hidden", str(HIDDEN)),
+                            run_options=("--semantics", "official"))
+    for layer, spikes in enumerate(hidden):
+        np.testing.assert_array_equal(result[f"spikes_{layer}"], spikes.numpy())
+    np.testing.assert_allclose(result["readout"], readout.numpy(), rtol=1e-6, atol=1e-4)
+    np.testing.assert_array_equal(result["pred"], official_prediction(readout))
 
 
 def _renumbered(state: dict[str, torch.Tensor], mapping) -> dict[str, torch.Tensor]:
