@@ -291,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp = commands.add_parser("import", help="import an official checkpoint (raw state_dict)")
     imp.add_argument("source", choices=("snn-delays", "delrec"))
     imp.add_argument("state", help="the authors' state_dict file (.pt)")
-    imp.add_argument("--preset", choices=("shd", "ssc", "gsc"), required=True,
-                     help="the recipe the model was trained with (DelRec: shd or ssc)")
+    imp.add_argument("--preset", choices=("shd", "shd_equiparam", "ssc", "gsc"), required=True,
+                     help="the recipe the model was trained with (DelRec: shd, shd_equiparam or ssc)")
     imp.add_argument("--hidden", type=at_least(1), help="hidden layer size, if not the preset's")
     imp.add_argument("--layers", type=at_least(1), help="number of hidden layers, if not the preset's")
     imp.add_argument("-o", "--output", required=True)

@@ -2,7 +2,7 @@
 
 A preset bundles a :class:`NetworkConfig`, a :class:`TrainConfig` and the dataset it trains
 on. ``shd``/``ssc``/``gsc`` follow Hammouamri et al. (ICLR 2024, repo Thvnvtos/SNN-delays),
-``delrec_shd``/``delrec_ssc`` follow Queant et al. (2025, repo alexmaxad/DelRec).
+``delrec_shd``/``delrec_shd_equiparam``/``delrec_ssc`` follow Queant et al. (2025, repo alexmaxad/DelRec).
 """
 
 from __future__ import annotations
@@ -307,6 +307,24 @@ def _delrec_shd() -> Preset:
                   dataset_options={"frames": "onset_grid", "dt": 0.01})
 
 
+def _delrec_shd_equiparam() -> Preset:
+    # equiparam_SHD.py with configs/equiparam_SHD.py: the SHD classes of src/SHD/snn.py without BatchNorm
+    # (use_batch_norm = False) or bias, tau 2 (hard reset to 0, threshold 1, decay_input False), dropout 0.4
+    # (recurrent 0.2), K = max_feedforward_delay = 25 with left_padding K-1 and right_padding 0 (streaming
+    # timing without tail), 30 epochs, batch 256, AdamW lr_w 5e-3 / lr_positions 0.1, weight decay 1e-5;
+    # same loader as delrec_shd (10 ms "onset_grid", 140 channels), no augmentations. The script trains
+    # six classes at equal parameter counts; this network is SNN_recurrent_delays at its default
+    # [42, 42] (_default_hidden_for_model; the config's hidden_layers). Imports read the stage layout from
+    # the keys. Not modelled: the config's OneCycle schedule for positions (delaydeploy: cosine).
+    network = NetworkConfig(input_size=140, hidden_sizes=(42, 42), num_classes=20, kernel_size=25, tau=2.0,
+                            dropout=0.4, batchnorm=False, bias=False, delay_stages=(False, False, False),
+                            recurrent_layers=(False, True), recurrent_dropout=0.2, tail_steps=0, input_kind="counts")
+    train = TrainConfig(epochs=30, batch_size=256, lr_weights=5e-3, lr_positions=0.1, optimizer="adamw")
+    return Preset("delrec_shd_equiparam", "shd", network, train,
+                  "DelRec equal-parameter SHD (configs/equiparam_SHD.py): 140-42-42-20, no BatchNorm, tau 2 "
+                  "(Queant et al. 2025)", dataset_options={"frames": "onset_grid", "dt": 0.01})
+
+
 def _delrec_ssc() -> Preset:
     # perf_SSC.py trains SNN_recurrent_delays: Linear synapses (no feedforward delays; K is used only by
     # an imported DCLS variant), recurrent delays in all three layers. Its loader (src/datasets.py
@@ -328,7 +346,8 @@ def _delrec_ssc() -> Preset:
 
 _PRESETS = {
     factory().name: factory
-    for factory in (_shd, _ssc, _gsc, _synthetic, _synthetic_delrec, _fsdd, _delrec_shd, _delrec_ssc)
+    for factory in (_shd, _ssc, _gsc, _synthetic, _synthetic_delrec, _fsdd, _delrec_shd, _delrec_shd_equiparam,
+                    _delrec_ssc)
 }
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
 

@@ -22,7 +22,9 @@
   the following stages run on that longer sequence: delaydeploy's official semantics, which such
   a state is imported with (a Linear stage adds no steps). ``configs/equiparam_SHD.py`` (what
   ``equiparam_SHD.py`` trains these classes with) is another recipe -- tau 2, no bias, no
-  BatchNorm, no right padding -- and is refused.
+  BatchNorm (hidden blocks of 4 modules: synapses, LIF, recorder, dropout), no right padding --
+  imported with the ``delrec_shd_equiparam`` preset: streaming timing without tail, as their SSC
+  DCLS. Each SHD preset refuses, by name, a state of the other recipe.
 """
 
 from __future__ import annotations
@@ -190,24 +192,33 @@ def _delrec_offsets(preset: str, batchnorm: bool) -> tuple[int, int | None, int]
     ``src/SHD/snn.py``: synapses, [BatchNorm], LIF, spike recorder, dropout. ``src/SSC/snn.py``:
     synapses, dropout, LIF, spike recorder (its optional BatchNorm of the spikes is refused).
     """
-    if preset == "delrec_shd":
+    if preset in ("delrec_shd", "delrec_shd_equiparam"):
         return 4 + int(batchnorm), 1 if batchnorm else None, 1 + int(batchnorm)
     if preset == "delrec_ssc":
         return 4, None, 2
-    raise CheckpointError(f"preset {preset!r} has no DelRec layout; choose delrec_shd or delrec_ssc")
+    raise CheckpointError(f"preset {preset!r} has no DelRec layout; choose delrec_shd, delrec_shd_equiparam or "
+                          "delrec_ssc")
 
 
-def _check_delrec_shd_recipe(state: dict[str, Any], batchnorm: bool, source: str) -> None:
-    """Refuse, by name, a state of the authors' other SHD recipe, ``configs/equiparam_SHD.py``
-    (``use_batch_norm = False``, ``bias = False``, ``tau = 2``, DCLS ``right_padding = 0``), which
-    ``delrec_shd`` (``configs/perf_SHD.py``: BatchNorm, bias, tau 1.05, right padding (K-1)//2)
-    would misread: its tau and DCLS timing are not in the state_dict, only its missing BatchNorm."""
-    if batchnorm and not any(key.endswith(".running_mean") for key in state):
+def _check_delrec_shd_recipe(state: dict[str, Any], preset: str, source: str) -> None:
+    """Refuse, by name, a state of the authors' other SHD recipe: ``delrec_shd`` is
+    ``configs/perf_SHD.py`` (BatchNorm, bias, tau 1.05, DCLS right padding (K-1)//2),
+    ``delrec_shd_equiparam`` is ``configs/equiparam_SHD.py`` (``use_batch_norm = False``,
+    ``bias = False``, ``tau = 2``, DCLS ``right_padding = 0``). Tau and DCLS timing are not in the
+    state_dict, only the BatchNorm statistics tell the recipes apart."""
+    norms = sorted(key for key in state if key.endswith(".running_mean"))
+    if preset == "delrec_shd" and not norms:
         first = next(iter(sorted(key for key in state if key.startswith("layers."))), "layers.0.weight")
         raise CheckpointError(f"{source}: no BatchNorm (no layers.<i>.running_mean; first key {first!r}): the "
                               "authors' configs/equiparam_SHD.py recipe (no BatchNorm, no bias, tau 2, DCLS without "
                               "right padding), not delrec_shd's configs/perf_SHD.py (BatchNorm, bias, tau 1.05, "
-                              "DCLS right padding (K-1)//2); delaydeploy has no preset for it")
+                              "DCLS right padding (K-1)//2); import it with --preset shd_equiparam "
+                              "(preset delrec_shd_equiparam)")
+    if preset == "delrec_shd_equiparam" and norms:
+        raise CheckpointError(f"{source}: {norms[0]}: BatchNorm, the authors' configs/perf_SHD.py recipe (BatchNorm, "
+                              "bias, tau 1.05, DCLS right padding (K-1)//2), not configs/equiparam_SHD.py (no "
+                              "BatchNorm, no bias, tau 2, no right padding); import it with --preset shd "
+                              "(preset delrec_shd)")
 
 
 def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = None, layers: int | None = None,
@@ -220,10 +231,11 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
     The SSC readout is a bare synaptic stage whose per-step output the authors sum over time
     and take the argmax of: the ``delrec_ssc`` preset's readout without leak (``readout_tau = 1``,
     its membrane is that output) and ``decision = "summed_output"`` make readout, loss and
-    predictions the authors'. An SHD state with DCLS stages gets the official semantics (each
-    DCLS stage (K-1)//2 steps longer, K the preset's 25 = ``max_feedforward_delay`` of
+    predictions the authors'. A ``delrec_shd`` state with DCLS stages gets the official semantics
+    (each DCLS stage (K-1)//2 steps longer, K the preset's 25 = ``max_feedforward_delay`` of
     ``configs/perf_SHD.py``; the state_dict does not hold K), its Linear-only states keep the
-    streaming model without tail, which is the same timing.
+    streaming model without tail, which is the same timing. ``delrec_shd_equiparam`` states
+    (``configs/equiparam_SHD.py``: K = 25, no right padding) are always streaming without tail.
     """
     network = get_preset(preset).network
     stride, norm_offset, neuron_offset = _delrec_offsets(preset, network.batchnorm)
@@ -243,10 +255,11 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
 
     synapse_indices = [l * stride for l in range(count)] + [count * stride]
     delay_stages = tuple(is_dcls(i) for i in synapse_indices)
-    if preset == "delrec_shd":
-        _check_delrec_shd_recipe(state, network.batchnorm, source)
-    # src/SHD/snn.py's dcls_module pads (K-1)//2 steps on the right (configs/perf_SHD.py): each DCLS
-    # stage lengthens the sequence, delaydeploy's official semantics; src/SSC/snn.py's pads none.
+    if preset in ("delrec_shd", "delrec_shd_equiparam"):
+        _check_delrec_shd_recipe(state, preset, source)
+    # src/SHD/snn.py's dcls_module pads (K-1)//2 steps on the right under configs/perf_SHD.py: each DCLS
+    # stage lengthens the sequence, delaydeploy's official semantics; it pads none under
+    # configs/equiparam_SHD.py, and src/SSC/snn.py's pads none: streaming, no tail.
     timing = ({"semantics": "official"} if preset == "delrec_shd" and any(delay_stages)
               else {"semantics": "streaming", "tail_steps": 0})
     config = _config(preset, hidden, layers, delay_stages=delay_stages,
@@ -284,14 +297,15 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
 
 
 IMPORTERS = {"snn-delays": import_snn_delays, "delrec": import_delrec}
-IMPORT_PRESETS = {"snn-delays": ("shd", "ssc", "gsc"), "delrec": ("shd", "ssc")}
+IMPORT_PRESETS = {"snn-delays": ("shd", "ssc", "gsc"), "delrec": ("shd", "shd_equiparam", "ssc")}
 
 
 def import_official(source: str, state: dict[str, Any], preset: str, *, hidden: int | None = None,
                     layers: int | None = None, origin: str = "<state_dict>") -> Checkpoint:
-    """Import a state_dict of ``source`` (``snn-delays`` or ``delrec``) trained with ``preset`` (shd, ssc, gsc).
+    """Import a state_dict of ``source`` (``snn-delays`` or ``delrec``) trained with ``preset`` (shd, ssc, gsc;
+    DelRec: shd, shd_equiparam, ssc).
 
-    DelRec's recipes are delaydeploy's ``delrec_shd``/``delrec_ssc`` presets.
+    DelRec's recipes are delaydeploy's ``delrec_shd``/``delrec_shd_equiparam``/``delrec_ssc`` presets.
     """
     if preset not in IMPORT_PRESETS[source]:
         raise CheckpointError(f"{source} has no {preset!r} recipe; choose one of {', '.join(IMPORT_PRESETS[source])}")

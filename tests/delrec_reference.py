@@ -17,9 +17,9 @@ def delrec_synapses(state: dict[str, torch.Tensor], index: int, x: torch.Tensor,
     ``[T + right, B, out]`` (a triangle at tap ``round(P) + K//2`` normalised by its sum + 1e-7,
     K-1 zeros on the left and ``right`` on the right)."""
     weight = state[f"layers.{index}.weight"].double()
-    bias = state[f"layers.{index}.bias"].double()
+    bias = state[f"layers.{index}.bias"].double() if f"layers.{index}.bias" in state else None  # bias = False
     if f"layers.{index}.P" not in state:
-        return x @ weight.T + bias
+        return x @ weight.T if bias is None else x @ weight.T + bias
     centre = torch.from_numpy(round_half_even(state[f"layers.{index}.P"][0, :, :, 0])) + kernel_size // 2
     taps = torch.clamp(1.0 - torch.abs(torch.arange(kernel_size, dtype=torch.float64) - centre[..., None]), min=0.0)
     kernel = weight * taps / (taps.sum(-1, keepdim=True) + 1e-7)  # [out, in, K]

@@ -426,3 +426,13 @@ def test_a_reader_that_goes_away_stops_the_command_quietly(model_path, command):
     process.stdout.close()  # before the command has written anything
     stderr = process.stderr.read().decode()
     assert process.wait() == cli.EXIT_BROKEN_PIPE and stderr == ""
+
+
+def test_import_preset_choices_are_the_importers_recipes():
+    """Spelled out in the CLI (so that --help does not import torch), kept equal to the importers'."""
+    from delaydeploy.importers import IMPORT_PRESETS
+
+    parser = cli.build_parser()
+    choices = next(action.choices for action in parser._subparsers._group_actions[0].choices["import"]._actions
+                   if action.dest == "preset")
+    assert set(choices) == {preset for presets in IMPORT_PRESETS.values() for preset in presets}

@@ -332,14 +332,16 @@ def test_position_outside_the_kernel_is_named():
 
 def test_equiparam_recipe_is_refused_by_name():
     """configs/equiparam_SHD.py: no BatchNorm, no bias, tau 2, DCLS without right padding; its
-    blocks are synapses, LIF, recorder, dropout (stride 4). delrec_shd must not misread it."""
+    blocks are synapses, LIF, recorder, dropout (stride 4). delrec_shd must not misread it, and
+    points to the delrec_shd_equiparam preset."""
     g = torch.Generator().manual_seed(0)
     state = {"layers.0.weight": torch.randn(HIDDEN, INPUTS, generator=g),
              "layers.4.weight": torch.randn(HIDDEN, HIDDEN, 1, generator=g),
              "layers.4.P": torch.zeros(1, HIDDEN, HIDDEN, 1),
              "layers.8.weight": torch.randn(CLASSES, HIDDEN, generator=g)}
     with pytest.raises(CheckpointError, match=r"no BatchNorm .*'layers\.0\.weight'.*configs/equiparam_SHD\.py recipe "
-                                              r"\(no BatchNorm, no bias, tau 2, DCLS without right padding\)"):
+                                              r"\(no BatchNorm, no bias, tau 2, DCLS without right padding\)"
+                                              r".*--preset shd_equiparam \(preset delrec_shd_equiparam\)"):
         import_delrec(state, "delrec_shd", hidden=HIDDEN)
 
 
