@@ -25,3 +25,39 @@ def delrec_synapses(state: dict[str, torch.Tensor], index: int, x: torch.Tensor,
     kernel = weight * taps / (taps.sum(-1, keepdim=True) + 1e-7)  # [out, in, K]
     padded = torch.nn.functional.pad(x.permute(1, 2, 0), (kernel_size - 1, right))
     return torch.nn.functional.conv1d(padded, kernel, bias).permute(2, 0, 1)
+
+
+def delrec_hidden_layer(state: dict[str, torch.Tensor], neuron: int, current: torch.Tensor, tau: float, *,
+                        soft_reset: bool = False, delay_shift: int = 0, recurrence: bool = True) -> torch.Tensor:
+    """Spikes ``[T, B, N]`` of the authors' LIF ``layers.{neuron}`` driven by ``current``:
+    ``H = V (1 - 1/tau) + I + sum_j W[i, j] s_j[t - 1 - D_j]`` (the recurrent term where the state
+    holds ``recurrent_weights``; delays rounded half to even), spike if ``H >= 1``, reset to 0
+    (hard) or by 1 (soft). ``delay_shift`` and ``recurrence`` perturb it, for tests that must fail."""
+    steps, batch, size = current.shape
+    recurrent = f"layers.{neuron}.recurrent_weights" in state
+    if recurrent:
+        weights = state[f"layers.{neuron}.recurrent_weights"].double() * recurrence
+        delays = round_half_even(state[f"layers.{neuron}.recurrent_delays"]).astype(int) + delay_shift
+    v = torch.zeros(batch, size, dtype=torch.float64)
+    spikes = torch.zeros(steps, batch, size, dtype=torch.float64)
+    for t in range(steps):
+        h = v * (1.0 - 1.0 / tau) + current[t]
+        if recurrent:
+            arriving = torch.zeros(batch, size, dtype=torch.float64)
+            for j in range(size):
+                if t - 1 - delays[j] >= 0:
+                    arriving[:, j] = spikes[t - 1 - delays[j], :, j]
+            h = h + arriving @ weights.T
+        spikes[t] = (h >= 1.0).double()
+        v = h - spikes[t] if soft_reset else h * (1.0 - spikes[t])
+    return spikes
+
+
+def leaky_readout(current: torch.Tensor, tau: float) -> torch.Tensor:
+    """The authors' readout LIF (threshold 1e8: it never fires): its membrane ``V = V (1 - 1/tau) + I``."""
+    v = torch.zeros(current.shape[1:], dtype=torch.float64)
+    membrane = torch.empty_like(current)
+    for t in range(current.shape[0]):
+        v = v * (1.0 - 1.0 / tau) + current[t]
+        membrane[t] = v
+    return membrane

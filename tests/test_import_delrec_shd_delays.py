@@ -36,7 +36,7 @@ from delaydeploy.importers import import_delrec
 from delaydeploy.lowering import lower
 from delaydeploy.model import loss_function
 from delaydeploy.reference import predict, simulate
-from delrec_reference import delrec_synapses, round_half_even
+from delrec_reference import delrec_hidden_layer, delrec_synapses, leaky_readout, round_half_even
 from helpers import import_and_run
 
 K = 25  # max_feedforward_delay of configs/perf_SHD.py (250 // time_step, made odd)
@@ -119,33 +119,9 @@ def official_forward(state: dict[str, torch.Tensor], x: torch.Tensor, *, right: 
     spikes_per_layer = []
     for layer in range(LAYERS):
         current = official_norm(state, 5 * layer + 1, delrec_synapses(state, 5 * layer, x, K, right))
-        neuron = 5 * layer + 2
-        recurrent = f"layers.{neuron}.recurrent_weights" in state
-        steps, batch, size = current.shape
-        if recurrent:
-            weights = state[f"layers.{neuron}.recurrent_weights"].double()
-            delays = round_half_even(state[f"layers.{neuron}.recurrent_delays"]).astype(int)
-        v = torch.zeros(batch, size, dtype=torch.float64)
-        spikes = torch.zeros(steps, batch, size, dtype=torch.float64)
-        for t in range(steps):
-            h = v * (1.0 - 1.0 / TAU) + current[t]
-            if recurrent:
-                arriving = torch.zeros(batch, size, dtype=torch.float64)
-                for j in range(size):
-                    if t - 1 - delays[j] >= 0:
-                        arriving[:, j] = spikes[t - 1 - delays[j], :, j]
-                h = h + arriving @ weights.T
-            spikes[t] = (h >= 1.0).double()
-            v = h * (1.0 - spikes[t])
-        spikes_per_layer.append(spikes)
-        x = spikes
-    current = delrec_synapses(state, READOUT, x, K, right)
-    v = torch.zeros(current.shape[1:], dtype=torch.float64)
-    membrane = torch.empty_like(current)
-    for t in range(current.shape[0]):
-        v = v * (1.0 - 1.0 / TAU) + current[t]  # threshold 1e8: never fires
-        membrane[t] = v
-    return spikes_per_layer, membrane
+        x = delrec_hidden_layer(state, 5 * layer + 2, current, TAU)
+        spikes_per_layer.append(x)
+    return spikes_per_layer, leaky_readout(delrec_synapses(state, READOUT, x, K, right), TAU)
 
 
 def official_decision(output: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

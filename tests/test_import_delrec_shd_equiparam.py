@@ -30,7 +30,7 @@ from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_delrec, import_official
 from delaydeploy.lowering import lower
 from delaydeploy.reference import predict, simulate
-from delrec_reference import delrec_synapses, round_half_even
+from delrec_reference import delrec_hidden_layer, delrec_synapses, leaky_readout
 from helpers import import_and_run
 
 PRESET = "delrec_shd_equiparam"
@@ -93,34 +93,9 @@ def official_forward(state: dict[str, torch.Tensor], x: torch.Tensor, *, right: 
     """Hidden spikes per layer and the readout membrane; ``right``/``tau`` give perf_SHD.py's variants."""
     spikes_per_layer = []
     for layer in range(LAYERS):
-        current = delrec_synapses(state, STRIDE * layer, x, K, right)
-        neuron = STRIDE * layer + 1
-        recurrent = f"layers.{neuron}.recurrent_weights" in state
-        steps, batch, size = current.shape
-        if recurrent:
-            weights = state[f"layers.{neuron}.recurrent_weights"].double()
-            delays = round_half_even(state[f"layers.{neuron}.recurrent_delays"]).astype(int)
-        v = torch.zeros(batch, size, dtype=torch.float64)
-        spikes = torch.zeros(steps, batch, size, dtype=torch.float64)
-        for t in range(steps):
-            h = v * (1.0 - 1.0 / tau) + current[t]
-            if recurrent:
-                arriving = torch.zeros(batch, size, dtype=torch.float64)
-                for j in range(size):
-                    if t - 1 - delays[j] >= 0:
-                        arriving[:, j] = spikes[t - 1 - delays[j], :, j]
-                h = h + arriving @ weights.T
-            spikes[t] = (h >= 1.0).double()
-            v = h * (1.0 - spikes[t])
-        spikes_per_layer.append(spikes)
-        x = spikes
-    current = delrec_synapses(state, READOUT, x, K, right)
-    v = torch.zeros(current.shape[1:], dtype=torch.float64)
-    membrane = torch.empty_like(current)
-    for t in range(current.shape[0]):
-        v = v * (1.0 - 1.0 / tau) + current[t]  # threshold 1e8: never fires
-        membrane[t] = v
-    return spikes_per_layer, membrane
+        x = delrec_hidden_layer(state, STRIDE * layer + 1, delrec_synapses(state, STRIDE * layer, x, K, right), tau)
+        spikes_per_layer.append(x)
+    return spikes_per_layer, leaky_readout(delrec_synapses(state, READOUT, x, K, right), tau)
 
 
 def official_class(output: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ from delaydeploy.importers import import_delrec
 from delaydeploy.lowering import lower
 from delaydeploy.model import loss_function
 from delaydeploy.reference import predict, simulate
-from delrec_reference import delrec_synapses, round_half_even
+from delrec_reference import delrec_hidden_layer, delrec_synapses, round_half_even
 from helpers import import_and_run
 
 K = 25  # max_feedforward_delay of configs/perf_SSC.py
@@ -86,23 +86,9 @@ def official_forward(state: dict[str, torch.Tensor], x: torch.Tensor, *, delay_s
     """Hidden spikes per layer and the readout output; ``delay_shift``/``recurrence`` perturb it."""
     spikes_per_layer = []
     for layer in range(LAYERS):
-        current = delrec_synapses(state, 4 * layer, x, K)
-        neuron = 4 * layer + 2
-        weights = state[f"layers.{neuron}.recurrent_weights"].double() * recurrence
-        delays = round_half_even(state[f"layers.{neuron}.recurrent_delays"]).astype(int) + delay_shift
-        steps, batch, size = current.shape
-        v = torch.zeros(batch, size, dtype=torch.float64)
-        spikes = torch.zeros(steps, batch, size, dtype=torch.float64)
-        for t in range(steps):
-            arriving = torch.zeros(batch, size, dtype=torch.float64)
-            for j in range(size):
-                if t - 1 - delays[j] >= 0:
-                    arriving[:, j] = spikes[t - 1 - delays[j], :, j]
-            h = v * (1.0 - 1.0 / TAU) + current[t] + arriving @ weights.T
-            spikes[t] = (h >= 1.0).double()
-            v = h - spikes[t]
-        spikes_per_layer.append(spikes)
-        x = spikes
+        x = delrec_hidden_layer(state, 4 * layer + 2, delrec_synapses(state, 4 * layer, x, K), TAU, soft_reset=True,
+                                delay_shift=delay_shift, recurrence=recurrence)
+        spikes_per_layer.append(x)
     return spikes_per_layer, delrec_synapses(state, READOUT, x, K)
 
 
