@@ -8,12 +8,14 @@ DEMO_DIR ?= out/demo
 
 .PHONY: demo test bench clean
 
+# Set-up reports on stderr, so that `make bench > bench.json` holds the JSON alone even on a fresh machine.
 $(INSTALLED): pyproject.toml Makefile
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m pip install --quiet --no-deps lava-dl==0.6.0 'opencv-python-headless<4.11' ninja unittest2
-	touch $(INSTALLED)
+	@echo "setting up $(VENV) (Python 3.10, the project and its test tools) ..." >&2
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
+	@$(BIN)/python -m pip install --quiet -e '.[dev]' >&2
+	@$(BIN)/python -m pip install --quiet --no-deps lava-dl==0.6.0 'opencv-python-headless<4.11' ninja unittest2 >&2
+	@touch $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(BIN)/delaydeploy demo -o $(DEMO_DIR)
