@@ -56,7 +56,6 @@ class _Archive:
     """Read side of :func:`_archive_bytes`, checking the format marker."""
 
     def __init__(self, data: bytes, source: str, expected_format: str) -> None:
-        self.source = source
         try:
             self.zip = zipfile.ZipFile(io.BytesIO(data))
             self.header = json.loads(self.zip.read("network.json"))
@@ -73,10 +72,10 @@ class _Archive:
     def array(self, name: str) -> np.ndarray:
         try:
             return np.load(io.BytesIO(self.zip.read(f"{name}.npy")), allow_pickle=False)
-        except KeyError:
-            raise IRValidationError(f"{self.source}: array {name!r} is missing") from None
+        except KeyError:  # read inside _header_of, which names the file
+            raise IRValidationError(f"array {name!r} is missing") from None
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            raise IRValidationError(f"{self.source}: array {name!r} is unreadable ({error})") from None
+            raise IRValidationError(f"array {name!r} is unreadable ({error})") from None
 
 
 @contextlib.contextmanager
@@ -86,8 +85,7 @@ def _header_of(source: str) -> Iterator[None]:
     try:
         yield
     except IRValidationError as error:
-        message = str(error)
-        raise IRValidationError(message if message.startswith(f"{source}: ") else f"{source}: {message}") from None
+        raise IRValidationError(f"{source}: {error}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         raise IRValidationError(f"{source}: malformed header ({type(error).__name__}: {error})") from None
 
