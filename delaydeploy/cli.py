@@ -104,7 +104,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     artifact = load_artifact(args.artifact)
     x = check_input(artifact, _load_input(args.input))
     semantics = args.semantics or artifact.semantics
-    if artifact.checkpoint is not None:  # rebuilt in the asked semantics: official pads every stage
+    if args.continuous and artifact.checkpoint is None:
+        raise DelayDeployError(f"{args.artifact}: --continuous needs a checkpoint")
+    if args.continuous or (artifact.checkpoint is not None and semantics != artifact.semantics):
+        # rebuilt in the asked semantics (official pads every stage); otherwise its lowering is the artifact's
         config = artifact.checkpoint.config
         config = dataclasses.replace(config, semantics=semantics,
                                      tail_steps=None if semantics == "official" else config.tail_steps)
@@ -116,8 +119,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             simulation = simulate(lower(model), x, semantics=semantics)
     else:
-        if args.continuous:
-            raise DelayDeployError(f"{args.artifact}: --continuous needs a checkpoint")
         network = artifact.network
         stages = [*network.layers, network.readout]
         if semantics == "official" and network.tail_steps and not any(stage.official_tail for stage in stages):
