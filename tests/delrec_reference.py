@@ -61,3 +61,23 @@ def leaky_readout(current: torch.Tensor, tau: float) -> torch.Tensor:
         v = v * (1.0 - 1.0 / tau) + current[t]
         membrane[t] = v
     return membrane
+
+
+def random_shd_stage(state: dict[str, torch.Tensor], index: int, n_in: int, n_out: int, *, dcls: bool,
+                     kernel_size: int, generator: torch.Generator) -> None:
+    """Random float32 weights of an authors'-layout SHD synaptic stage ``layers.{index}``: a Linear
+    ``weight [out, in]``, or DCLS v1 ``weight [out, in, 1]`` and positions ``P [1, out, in, 1]``."""
+    weight = torch.randn(n_out, n_in, generator=generator) * (3.0 / n_in**0.5)
+    if dcls:
+        state[f"layers.{index}.weight"] = weight[:, :, None].contiguous()
+        state[f"layers.{index}.P"] = (torch.rand(1, n_out, n_in, 1, generator=generator) * (kernel_size - 1)
+                                      - kernel_size // 2)
+    else:
+        state[f"layers.{index}.weight"] = weight
+
+
+def random_shd_recurrence(state: dict[str, torch.Tensor], neuron: int, size: int,
+                          generator: torch.Generator) -> None:
+    """Random recurrent weights and (continuous) delays of the authors' recurrent-delay LIF ``layers.{neuron}``."""
+    state[f"layers.{neuron}.recurrent_weights"] = torch.randn(size, size, generator=generator) * 0.6
+    state[f"layers.{neuron}.recurrent_delays"] = torch.rand(size, generator=generator) * 20.0

@@ -36,7 +36,8 @@ from delaydeploy.importers import import_delrec
 from delaydeploy.lowering import lower
 from delaydeploy.model import loss_function
 from delaydeploy.reference import predict, simulate
-from delrec_reference import delrec_hidden_layer, delrec_synapses, leaky_readout, round_half_even
+from delrec_reference import (delrec_hidden_layer, delrec_synapses, leaky_readout, random_shd_recurrence, random_shd_stage,
+                             round_half_even)
 from helpers import import_and_run
 
 K = 25  # max_feedforward_delay of configs/perf_SHD.py (250 // time_step, made odd)
@@ -69,13 +70,7 @@ def official_state(variant: str, seed: int = 0) -> dict[str, torch.Tensor]:
     sizes = [INPUTS] + [HIDDEN] * LAYERS + [CLASSES]
     for stage in range(LAYERS + 1):
         index, n_in, n_out = 5 * stage, sizes[stage], sizes[stage + 1]
-        weight = torch.randn(n_out, n_in, generator=g) * (3.0 / n_in**0.5)
-        if dcls[stage]:
-            state[f"layers.{index}.weight"] = weight[:, :, None].contiguous()
-            positions = torch.rand(1, n_out, n_in, 1, generator=g) * (K - 1) - K // 2
-            state[f"layers.{index}.P"] = positions
-        else:
-            state[f"layers.{index}.weight"] = weight
+        random_shd_stage(state, index, n_in, n_out, dcls=dcls[stage], kernel_size=K, generator=g)
         state[f"layers.{index}.bias"] = torch.randn(n_out, generator=g) * 0.2
         if stage == LAYERS:
             break
@@ -86,9 +81,7 @@ def official_state(variant: str, seed: int = 0) -> dict[str, torch.Tensor]:
         state[f"layers.{norm}.running_var"] = 0.5 + 2.5 * torch.rand(n_out, generator=g)
         state[f"layers.{norm}.num_batches_tracked"] = torch.tensor(123, dtype=torch.int64)
         if recurrent[stage]:
-            neuron = index + 2
-            state[f"layers.{neuron}.recurrent_weights"] = torch.randn(n_out, n_out, generator=g) * 0.6
-            state[f"layers.{neuron}.recurrent_delays"] = torch.rand(n_out, generator=g) * 20.0
+            random_shd_recurrence(state, index + 2, n_out, g)
     for index, out, inp, value in PLANTED_P:
         state[f"layers.{index}.P"][0, out, inp, 0] = value
     if recurrent[1]:

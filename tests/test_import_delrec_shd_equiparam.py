@@ -30,7 +30,8 @@ from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_delrec, import_official
 from delaydeploy.lowering import lower
 from delaydeploy.reference import predict, simulate
-from delrec_reference import delrec_hidden_layer, delrec_synapses, leaky_readout
+from delrec_reference import (delrec_hidden_layer, delrec_synapses, leaky_readout, random_shd_recurrence,
+                             random_shd_stage)
 from helpers import import_and_run
 
 PRESET = "delrec_shd_equiparam"
@@ -63,16 +64,9 @@ def official_state(variant: str, seed: int = 0) -> dict[str, torch.Tensor]:
     sizes = [INPUTS] + [HIDDEN] * LAYERS + [CLASSES]
     for stage in range(LAYERS + 1):
         index, n_in, n_out = STRIDE * stage, sizes[stage], sizes[stage + 1]
-        weight = torch.randn(n_out, n_in, generator=g) * (3.0 / n_in**0.5)
-        if dcls[stage]:
-            state[f"layers.{index}.weight"] = weight[:, :, None].contiguous()
-            state[f"layers.{index}.P"] = torch.rand(1, n_out, n_in, 1, generator=g) * (K - 1) - K // 2
-        else:
-            state[f"layers.{index}.weight"] = weight
+        random_shd_stage(state, index, n_in, n_out, dcls=dcls[stage], kernel_size=K, generator=g)
         if stage < LAYERS and recurrent[stage]:
-            neuron = index + 1
-            state[f"layers.{neuron}.recurrent_weights"] = torch.randn(n_out, n_out, generator=g) * 0.6
-            state[f"layers.{neuron}.recurrent_delays"] = torch.rand(n_out, generator=g) * 20.0
+            random_shd_recurrence(state, index + 1, n_out, g)
     if dcls[1]:
         for index, out, inp, value in PLANTED_P:
             state[f"layers.{index}.P"][0, out, inp, 0] = value
