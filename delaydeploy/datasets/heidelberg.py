@@ -271,13 +271,11 @@ class HeidelbergDataset(FramesDataset):
         self.dt = float(dt)
         self.frames = frames
         self.num_channels = -(-NUM_UNITS // int(channel_bin))
-        options = {"frames": frames, "dt": self.dt, "channel_bin": int(channel_bin)}
-        if frames == "digitize":
-            options.update(steps=steps, max_time=max_time)
-        bin_options = (steps or DIGITIZE_STEPS, max_time or DIGITIZE_MAX_TIME)
+        digitize = {"steps": steps, "max_time": max_time} if frames == "digitize" else {}
+        options = {"frames": frames, "dt": self.dt, "channel_bin": int(channel_bin), **digitize}
         packed = cached_frames(cache_dir, f"{self.name}_{split}", options, [path],
                                lambda: read_heidelberg(path, self.num_classes, frames, self.dt, int(channel_bin),
-                                                       *bin_options))
+                                                       **digitize))
         super().__init__(packed)
 
 
