@@ -18,6 +18,7 @@ from delaydeploy.ir import DECISION_RULES, DEFAULT_DECISION, INPUT_KINDS
 DELAY_MODES = ("learned", "fixed", "none")
 SEMANTICS = ("streaming", "official")
 OPTIMIZERS = ("adam", "adamw")
+POSITION_SCHEDULES = ("cosine", "one_cycle")
 
 
 @dataclass
@@ -150,7 +151,11 @@ class NetworkConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation recipe (DCLS: Adam + OneCycle for weights, Adam + cosine for positions)."""
+    """Optimisation recipe: weights with Adam (or AdamW) and a OneCycle schedule peaking at
+    ``lr_weights * one_cycle_factor``; delay positions with their own Adam and
+    ``position_schedule``: ``"cosine"`` from ``lr_positions`` to 0 (the DCLS authors' and DelRec
+    SHD's recipe) or ``"one_cycle"`` peaking at ``lr_positions`` (DelRec SSC and equal-parameter SHD).
+    """
 
     epochs: int
     batch_size: int
@@ -159,6 +164,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     one_cycle_factor: float = 5.0
     optimizer: str = "adam"
+    position_schedule: str = "cosine"
     sigma_final: float = 0.23
     sigma_epoch_fraction: float = 0.25
     recurrent_sigma_init: float = 10.0
@@ -182,6 +188,8 @@ class TrainConfig:
                          if not (number(getattr(self, name)) and holds(getattr(self, name)))]
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer = {self.optimizer!r} must be one of {OPTIMIZERS}")
+        if self.position_schedule not in POSITION_SCHEDULES:
+            problems.append(f"position_schedule = {self.position_schedule!r} must be one of {POSITION_SCHEDULES}")
         if problems:
             raise ValueError("invalid training configuration: " + "; ".join(problems))
 
@@ -299,10 +307,12 @@ def _delrec_shd() -> Preset:
     # calc_metric_SHD use sum_t softmax(v[t]): the default readout and decision. Its loader (src/datasets.py
     # BinnedSpikingHeidelbergDigits, duration = time_step = 10 ms) uses src/SHD/SHD_downloader.py's
     # integrate_events_by_fixed_duration_shd: a 10 ms grid from each sample's first event ("onset_grid").
+    # configs/perf_SHD.py: AdamW, weights by OneCycle peaking at lr_w (src/SHD/trainer.py), positions by cosine.
     network = NetworkConfig(input_size=140, hidden_sizes=(256, 256), num_classes=20, tau=1.05, dropout=0.4,
                             bias=True, delay_stages=(False, False, False), recurrent_layers=(False, True),
                             recurrent_dropout=0.2, input_kind="counts")
-    train = TrainConfig(epochs=150, batch_size=256, lr_weights=5e-3, lr_positions=5e-2, optimizer="adamw")
+    train = TrainConfig(epochs=150, batch_size=256, lr_weights=5e-3, lr_positions=5e-2, one_cycle_factor=1.0,
+                        optimizer="adamw")
     return Preset("delrec_shd", "shd", network, train, "DelRec SHD: recurrent delays in layer 2 (Queant et al. 2025)",
                   dataset_options={"frames": "onset_grid", "dt": 0.01})
 
@@ -315,11 +325,13 @@ def _delrec_shd_equiparam() -> Preset:
     # same loader as delrec_shd (10 ms "onset_grid", 140 channels), no augmentations. The script trains
     # six classes at equal parameter counts; this network is SNN_recurrent_delays at its default
     # [42, 42] (_default_hidden_for_model; the config's hidden_layers). Imports read the stage layout from
-    # the keys. Not modelled: the config's OneCycle schedule for positions (delaydeploy: cosine).
+    # the keys. Its src/SHD/trainer.py schedules weights and positions with OneCycle peaking at lr_w and
+    # lr_positions (scheduler_weights = scheduler_pos = 'onecycle').
     network = NetworkConfig(input_size=140, hidden_sizes=(42, 42), num_classes=20, kernel_size=25, tau=2.0,
                             dropout=0.4, batchnorm=False, bias=False, delay_stages=(False, False, False),
                             recurrent_layers=(False, True), recurrent_dropout=0.2, tail_steps=0, input_kind="counts")
-    train = TrainConfig(epochs=30, batch_size=256, lr_weights=5e-3, lr_positions=0.1, optimizer="adamw")
+    train = TrainConfig(epochs=30, batch_size=256, lr_weights=5e-3, lr_positions=0.1, one_cycle_factor=1.0,
+                        optimizer="adamw", position_schedule="one_cycle")
     return Preset("delrec_shd_equiparam", "shd", network, train,
                   "DelRec equal-parameter SHD (configs/equiparam_SHD.py): 140-42-42-20, no BatchNorm, tau 2 "
                   "(Queant et al. 2025)", dataset_options={"frames": "onset_grid", "dt": 0.01})
@@ -331,14 +343,16 @@ def _delrec_ssc() -> Preset:
     # SSC_SpikeIterator) gives each event step np.digitize(t, np.linspace(0, 1.4, 250)) of 250 steps
     # ("digitize"), a step of 1.4/249 s. Its readout is the bare last Linear
     # (src/SSC/snn.py, no neuron: readout_tau 1) and src/utils.py calc_loss_SSC / calc_metric_SSC use
-    # sum_t output[t] (no softmax): decision "summed_output".
+    # sum_t output[t] (no softmax): decision "summed_output". configs/perf_SSC.py: Adam, lr_w 1e-3 and
+    # lr_positions 5e-2, both scheduled by OneCycle peaking at those rates (src/SSC/trainer.py).
     step = 1.4 / 249
     network = NetworkConfig(input_size=140, hidden_sizes=(256, 256, 256), num_classes=35, kernel_size=25, tau=2.0,
                             reset="soft", dropout=0.1, batchnorm=False, bias=True,
                             delay_stages=(False, False, False, False), recurrent_layers=(True, True, True),
                             recurrent_dropout=0.3, input_kind="counts", dt=step, readout_tau=1.0,
                             decision="summed_output")
-    train = TrainConfig(epochs=100, batch_size=128, lr_weights=1e-3, lr_positions=5e-2)
+    train = TrainConfig(epochs=100, batch_size=128, lr_weights=1e-3, lr_positions=5e-2, one_cycle_factor=1.0,
+                        position_schedule="one_cycle")
     return Preset("delrec_ssc", "ssc", network, train,
                   "DelRec SSC: recurrent delays in all 3 layers, soft reset (Queant et al. 2025)",
                   dataset_options={"frames": "digitize", "steps": 250, "max_time": 1.4})

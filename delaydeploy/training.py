@@ -1,9 +1,10 @@
 """Training with the DCLS recipe, evaluation of the rounded (deployed) model every epoch.
 
 Weights: Adam (or AdamW) with a OneCycle schedule; delay positions: their own Adam with a
-cosine schedule (both stepped once per epoch, as in the official code). The OneCycle runs over
-``epochs + 1`` points: over ``epochs``, as the official code sets it, its last epoch trains at
-``max_lr / 25e4`` (~4e-8) and a one-epoch run does not train its weights at all. The loss and
+cosine or OneCycle schedule (``TrainConfig.position_schedule``); all stepped once per epoch, as
+in the official code. A OneCycle runs over ``epochs + 1`` points: over ``epochs``, as the
+official code sets it, its last epoch trains at ``max_lr / 25e4`` (~4e-8) and a one-epoch run
+does not train at all. The loss and
 the decision follow the configuration's ``decision`` rule (:func:`delaydeploy.reference.evidence`)
 and sum over each sample's own steps (input and tail), not over the padding of its batch: what
 a chip computes for the sample alone. The Gaussian kernel
@@ -112,7 +113,12 @@ class Trainer:
         self.delay_optimizer = None
         if groups["delays"]:
             self.delay_optimizer = torch.optim.Adam(groups["delays"], lr=config.lr_positions, weight_decay=0.0)
-            self.delay_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.delay_optimizer, T_max=config.epochs)
+            if config.position_schedule == "one_cycle":
+                self.delay_schedule = torch.optim.lr_scheduler.OneCycleLR(
+                    self.delay_optimizer, max_lr=config.lr_positions, total_steps=config.epochs + 1)
+            else:
+                self.delay_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.delay_optimizer,
+                                                                                  T_max=config.epochs)
         self.set_epoch(0)
 
     def set_epoch(self, epochs_done: int) -> None:

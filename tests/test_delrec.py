@@ -188,3 +188,26 @@ def test_recurrent_delays_learn_the_synthetic_task():
     assert history[-1].train_loss < history[0].train_loss
     delays = next(model.recurrent_layers()).integer_delays()
     assert np.unique(delays.numpy()).size > 1
+
+
+# configs/perf_SHD.py, configs/equiparam_SHD.py and configs/perf_SSC.py with src/{SHD,SSC}/trainer.py
+# init_optim_sche: OneCycleLR(max_lr=lr_w) for the weights, OneCycleLR(max_lr=lr_positions) or
+# CosineAnnealingLR for the delays (scheduler_pos), stepped once per epoch.
+DELREC_RECIPES = {
+    "delrec_shd": dict(epochs=150, batch_size=256, optimizer="adamw", lr_weights=5e-3, lr_positions=5e-2,
+                       position_schedule="cosine"),
+    "delrec_shd_equiparam": dict(epochs=30, batch_size=256, optimizer="adamw", lr_weights=5e-3,
+                                 lr_positions=0.1, position_schedule="one_cycle"),
+    "delrec_ssc": dict(epochs=100, batch_size=128, optimizer="adam", lr_weights=1e-3, lr_positions=5e-2,
+                       position_schedule="one_cycle"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DELREC_RECIPES))
+def test_delrec_presets_train_with_the_authors_optimisers_and_schedules(name):
+    """The weights' OneCycle peaks at lr_w itself (no factor 5, which is the DCLS authors' recipe)."""
+    train = get_preset(name).train
+    found = {key: getattr(train, key) for key in DELREC_RECIPES[name]}
+    assert found == DELREC_RECIPES[name]
+    assert (train.one_cycle_factor, train.weight_decay) == (1.0, 1e-5)
+

@@ -209,6 +209,7 @@ def test_presets_are_the_authors_best_configs(preset):
     assert network.delays == "learned" and network.delay_stages is None and network.recurrent_layers is None
     assert (train.epochs, train.batch_size) == (recipe["epochs"], recipe["batch_size"])
     assert (train.lr_weights, train.lr_positions, train.weight_decay, train.one_cycle_factor) == (1e-3, 0.1, 1e-5, 5.0)
+    assert (train.optimizer, train.position_schedule) == ("adam", "cosine")
     assert (train.sigma_final, train.sigma_epoch_fraction) == (SIGMA_END, 0.25)
 
 

@@ -180,6 +180,29 @@ def test_every_epoch_trains_its_weights_even_the_last_and_a_single_one():
         assert min(rates) > 1e-5, rates
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # no batches here
+@pytest.mark.parametrize("schedule", ["cosine", "one_cycle"])
+def test_positions_follow_their_schedule(schedule):
+    """Cosine starts at lr_positions and falls; OneCycle starts at a 25th of it and rises to it
+    (the epochs sample the peak between two steps), then falls."""
+    from delaydeploy.config import TrainConfig
+    from delaydeploy.training import Trainer
+
+    config = TrainConfig(epochs=20, batch_size=8, lr_positions=0.1, position_schedule=schedule)
+    trainer = Trainer(DelaySNN(get_preset("synthetic").network), config, torch.device("cpu"))
+    rates = []
+    for epoch in range(config.epochs):
+        rates.append(trainer.delay_optimizer.param_groups[0]["lr"])
+        trainer.end_epoch(epoch + 1)
+    peak = rates.index(max(rates))
+    if schedule == "cosine":
+        assert rates[0] == 0.1 and peak == 0 and rates == sorted(rates, reverse=True)
+    else:
+        assert rates[0] == pytest.approx(0.1 / 25) and 0.099 < max(rates) <= 0.1
+        assert 0 < peak < config.epochs // 2 and rates[-1] > 0
+        assert rates[:peak + 1] == sorted(rates[:peak + 1]) and rates[peak:] == sorted(rates[peak:], reverse=True)
+
+
 @pytest.mark.parametrize("changes, words", [
     ({"epochs": 0}, "epochs = 0 must be an integer >= 1"),
     ({"batch_size": 2.5}, "batch_size = 2.5 must be an integer >= 1"),
@@ -187,6 +210,7 @@ def test_every_epoch_trains_its_weights_even_the_last_and_a_single_one():
     ({"weight_decay": -1e-5}, "weight_decay = -1e-05 must be a finite number >= 0"),
     ({"sigma_epoch_fraction": 1.5}, "sigma_epoch_fraction = 1.5 must be a finite number in (0, 1]"),
     ({"optimizer": "AdamW"}, "optimizer = 'AdamW' must be one of ('adam', 'adamw')"),
+    ({"position_schedule": "onecycle"}, "position_schedule = 'onecycle' must be one of ('cosine', 'one_cycle')"),
 ])
 def test_training_configuration_refuses_values_that_would_fail_or_train_silently_wrong(changes, words):
     """A zero epoch count ended in a ZeroDivisionError mid-run; an unknown optimizer name trained with Adam."""
