@@ -203,7 +203,11 @@ class TrainConfig:
 
 @dataclass
 class Preset:
-    """A named recipe: network, training and the dataset it is meant for."""
+    """A named recipe: network, training and the dataset it is meant for.
+
+    ``augmentation``: options of :class:`delaydeploy.datasets.augment.TripledAugmentation` for
+    the training split (empty: none).
+    """
 
     name: str
     dataset: str
@@ -211,6 +215,7 @@ class Preset:
     train: TrainConfig
     description: str = ""
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    augmentation: dict[str, Any] = field(default_factory=dict)
 
 
 def _as_plain(config: Any) -> dict[str, Any]:
@@ -307,14 +312,17 @@ def _delrec_shd() -> Preset:
     # calc_metric_SHD use sum_t softmax(v[t]): the default readout and decision. Its loader (src/datasets.py
     # BinnedSpikingHeidelbergDigits, duration = time_step = 10 ms) uses src/SHD/SHD_downloader.py's
     # integrate_events_by_fixed_duration_shd: a 10 ms grid from each sample's first event ("onset_grid").
-    # configs/perf_SHD.py: AdamW, weights by OneCycle peaking at lr_w (src/SHD/trainer.py), positions by cosine.
+    # configs/perf_SHD.py: AdamW, weights by OneCycle peaking at lr_w (src/SHD/trainer.py), positions by
+    # cosine; use_augmentations with shift_max 100, thin_p 0.5 and no jitter in the blend (src/datasets.py
+    # SHDTripleAugDataset). Their loader also holds a random 20 % of the training set out for validation;
+    # delaydeploy trains on all of it.
     network = NetworkConfig(input_size=140, hidden_sizes=(256, 256), num_classes=20, tau=1.05, dropout=0.4,
                             bias=True, delay_stages=(False, False, False), recurrent_layers=(False, True),
                             recurrent_dropout=0.2, input_kind="counts")
     train = TrainConfig(epochs=150, batch_size=256, lr_weights=5e-3, lr_positions=5e-2, one_cycle_factor=1.0,
                         optimizer="adamw")
     return Preset("delrec_shd", "shd", network, train, "DelRec SHD: recurrent delays in layer 2 (Queant et al. 2025)",
-                  dataset_options={"frames": "onset_grid", "dt": 0.01})
+                  dataset_options={"frames": "onset_grid", "dt": 0.01}, augmentation={"shift_max": 100, "thin_p": 0.5})
 
 
 def _delrec_shd_equiparam() -> Preset:

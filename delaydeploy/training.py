@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from delaydeploy.config import Preset, TrainConfig
 from delaydeploy.datasets import load_dataset, pad_collate
+from delaydeploy.datasets.augment import TripledAugmentation
 from delaydeploy.distributed import ProcessGroup, broadcast_buffers, sum_across
 from delaydeploy.errors import DatasetError, DelayDeployError
 from delaydeploy.model import DelaySNN, loss_function
@@ -303,7 +304,8 @@ def train_preset(
 ) -> TrainOutcome:
     """Train the preset's network on its dataset, report both accuracies, save a checkpoint.
 
-    ``delays`` and ``hidden_sizes`` override the preset's network (for ablations). Under
+    ``delays`` and ``hidden_sizes`` override the preset's network (for ablations); the preset's
+    ``augmentation``, if any, triples the training split (:mod:`delaydeploy.datasets.augment`). Under
     ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves. A bad
     ``output`` path is refused before training.
     """
@@ -322,6 +324,8 @@ def train_preset(
                if value is not None}
     config = dataclasses.replace(preset.train, **changes)
     train_set, test_set = preset_splits(preset, data_dir, max_samples)
+    if preset.augmentation:
+        train_set = TripledAugmentation(train_set, **preset.augmentation)
     device = resolve_device(device)
     group = None
     if distributed.launched_by_torchrun():
@@ -345,7 +349,7 @@ def train_preset(
     if output is not None:
         metrics = {"history": history_to_dict(history), "test_accuracy_continuous": continuous,
                    "test_accuracy_rounded": rounded, "dataset": preset.dataset,
-                   "dataset_options": dict(preset.dataset_options),
+                   "dataset_options": dict(preset.dataset_options), "augmentation": dict(preset.augmentation),
                    "processes": 1 if group is None else group.world_size}
         save_checkpoint(checkpoint_of(model, preset=preset_name, train_config=config, metrics=metrics), output)
         print(f"saved {output}")

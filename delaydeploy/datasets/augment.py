@@ -1,0 +1,81 @@
+"""Training-set augmentation of the DelRec SHD recipe: every sample three times per epoch.
+
+DelRec trains SHD (``configs/perf_SHD.py``, ``use_augmentations``; Queant et al. 2025) on its
+training set three times over: item ``k`` is sample ``k``; item ``n + k`` is sample ``k`` with
+each channel moved in time by its own random whole number of steps in ``[-shift_max,
+shift_max]`` (zeros moved in, length kept); item ``2n + k`` is sample ``k`` blended with a
+random other sample of its class: the two are aligned on their centres of spike mass, each
+count is thinned binomially (each spike kept with probability ``thin_p``) and they are added.
+A sample alone in its class is shifted instead. Draws are new at every access and come from
+torch's global generator, which training seeds.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Dataset
+
+
+def shift_channels(x: torch.Tensor, shift_max: int) -> torch.Tensor:
+    """``x [T, C]`` with channel ``c`` moved by ``s_c`` steps (later for ``s_c > 0``), ``s_c``
+    uniform in ``[-shift_max, shift_max]``; steps moved in are zero, steps moved out are lost."""
+    steps, channels = x.shape
+    shifts = torch.randint(-shift_max, shift_max + 1, (channels,))
+    source = torch.arange(steps)[:, None] - shifts[None, :]  # out[t, c] = x[t - s_c, c]
+    inside = (source >= 0) & (source < steps)
+    return torch.where(inside, x.gather(0, source.clamp(0, steps - 1)), torch.zeros((), dtype=x.dtype))
+
+
+def centre_of_mass(x: torch.Tensor) -> float:
+    """Mean step of the spikes of ``x [T, C]`` (the middle step when there are none)."""
+    mass = x.sum(dim=1)
+    total = float(mass.sum())
+    if total <= 0:
+        return (x.shape[0] - 1) / 2
+    return float((torch.arange(x.shape[0], dtype=x.dtype) * mass).sum()) / total
+
+
+def blend(x: torch.Tensor, partner: torch.Tensor, thin_p: float) -> torch.Tensor:
+    """``x`` and ``partner`` (``[T, C]`` counts) aligned on their centres of mass, the later one
+    first padded at the front, each thinned binomially with keep probability ``thin_p``, added;
+    as long as the longer aligned one."""
+    lag = round(centre_of_mass(x) - centre_of_mass(partner))  # half to even, as DelRec's round()
+    x_lead, partner_lead = max(0, -lag), max(0, lag)
+    steps = max(x.shape[0] + x_lead, partner.shape[0] + partner_lead)
+    total = x.new_zeros(steps, x.shape[1])
+    for counts, lead in ((x, x_lead), (partner, partner_lead)):
+        kept = counts.clamp_min(0).round()
+        total[lead:lead + counts.shape[0]] += torch.binomial(kept, torch.full_like(kept, thin_p))
+    return total
+
+
+class TripledAugmentation(Dataset):
+    """``base`` three times over: as is, channels shifted, blended within the class (module doc)."""
+
+    def __init__(self, base: Dataset, shift_max: int, thin_p: float) -> None:
+        if isinstance(shift_max, bool) or not isinstance(shift_max, int) or shift_max < 0:
+            raise ValueError(f"augmentation shift_max = {shift_max!r} must be an integer >= 0")
+        if isinstance(thin_p, bool) or not isinstance(thin_p, (int, float)) or not 0 <= thin_p <= 1:
+            raise ValueError(f"augmentation thin_p = {thin_p!r} must be a probability in [0, 1]")
+        self.base, self.shift_max, self.thin_p = base, shift_max, float(thin_p)
+        labels = [int(base[k][1]) for k in range(len(base))]
+        self._members: dict[int, list[int]] = {}
+        for position, label in enumerate(labels):
+            self._members.setdefault(label, []).append(position)
+
+    def __len__(self) -> int:
+        return 3 * len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        samples = len(self.base)
+        if not 0 <= index < 3 * samples:
+            raise IndexError(f"augmented item {index} of {3 * samples}")
+        kind, position = divmod(index, samples)
+        x, label = self.base[position]
+        if kind == 0:
+            return x, label
+        others = [member for member in self._members[int(label)] if member != position]
+        if kind == 1 or not others:
+            return shift_channels(x, self.shift_max), label
+        partner = others[int(torch.randint(len(others), ()))]
+        return blend(x, self.base[partner][0], self.thin_p), label
