@@ -42,7 +42,7 @@ def _shifted_one_channel_at_a_time(x: torch.Tensor, shifts: torch.Tensor) -> tor
 
 
 def _aligned_sum(x: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
-    """Unthinned blend: the later one padded at the front by the rounded centre-of-mass lag."""
+    """Unthinned blend: the one whose centre of mass comes first padded at the front by the rounded lag."""
     def com(frames: torch.Tensor) -> float:
         weights = [float(frames[t].sum()) for t in range(frames.shape[0])]
         return sum(t * w for t, w in enumerate(weights)) / sum(weights)

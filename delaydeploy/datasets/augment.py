@@ -36,9 +36,9 @@ def centre_of_mass(x: torch.Tensor) -> float:
 
 
 def blend(x: torch.Tensor, partner: torch.Tensor, thin_p: float) -> torch.Tensor:
-    """``x`` and ``partner`` (``[T, C]`` counts) aligned on their centres of mass, the later one
-    first padded at the front, each thinned binomially with keep probability ``thin_p``, added;
-    as long as the longer aligned one."""
+    """``x`` and ``partner`` (``[T, C]`` counts) aligned on their centres of mass (the one whose
+    centre comes first is padded at the front by the rounded lag), each thinned binomially with
+    keep probability ``thin_p``, added; as long as the longer of the two aligned."""
     lag = round(centre_of_mass(x) - centre_of_mass(partner))  # half to even, as DelRec's round()
     x_lead, partner_lead = max(0, -lag), max(0, lag)
     steps = max(x.shape[0] + x_lead, partner.shape[0] + partner_lead)
