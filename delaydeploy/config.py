@@ -19,6 +19,10 @@ DELAY_MODES = ("learned", "fixed", "none")
 SEMANTICS = ("streaming", "official")
 OPTIMIZERS = ("adam", "adamw")
 POSITION_SCHEDULES = ("cosine", "one_cycle")
+SURROGATES = ("atan", "triangle")
+LINEAR_INITS = ("kaiming", "default")
+RECURRENT_DELAY_INITS = ("uniform", "half_normal")
+RECURRENT_SPREADS = ("shared", "learned")
 
 
 @dataclass
@@ -38,6 +42,16 @@ class NetworkConfig:
     class and what the loss optimises: ``"summed_softmax"`` (``argmax_c sum_t softmax(V[t])_c``,
     cross-entropy of that sum) or ``"summed_output"`` (``argmax_c sum_t V[t, c]``, cross-entropy
     of the summed output); see :func:`delaydeploy.reference.evidence`.
+
+    Training-only choices, none of which changes the deployed (rounded) network, follow the
+    published recipes: ``surrogate`` gradient of a spike, ``"atan"`` (spikingjelly's ATan with
+    ``surrogate_alpha``) or ``"triangle"`` (``max(0, 1 - |h - threshold|)``, DelRec SSC's);
+    ``detach_reset`` (no gradient through the reset); ``linear_init`` of plain synaptic stages,
+    ``"kaiming"`` (Kaiming-uniform for ReLU) or ``"default"`` (``torch.nn.Linear``'s own); and,
+    for recurrent delays, ``recurrent_delay_init`` (``"uniform"`` on [10, 30] steps, DelRec SHD's,
+    or ``"half_normal"`` ``|N(0, 12^2)|``, DelRec SSC's) and ``recurrent_spread`` (``"shared"``: one
+    triangular spread width ``1 + sigma``; ``"learned"``: ``1 + 2 sigma sigmoid(p_j)`` per neuron,
+    ``p_j`` trained with the delays, DelRec SSC's ``use_sig_p``).
     """
 
     input_size: int
@@ -62,6 +76,11 @@ class NetworkConfig:
     surrogate_alpha: float = 5.0
     readout_tau: float | None = None
     decision: str = DEFAULT_DECISION
+    surrogate: str = "atan"
+    detach_reset: bool = True
+    linear_init: str = "kaiming"
+    recurrent_delay_init: str = "uniform"
+    recurrent_spread: str = "shared"
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
@@ -106,6 +125,12 @@ class NetworkConfig:
             problems.append(f"input_kind = {self.input_kind!r} must be one of {', '.join(INPUT_KINDS)}")
         if not 0 <= self.max_recurrent_delay:
             problems.append(f"max_recurrent_delay = {self.max_recurrent_delay} must be >= 0")
+        for name, choices in (("surrogate", SURROGATES), ("linear_init", LINEAR_INITS),
+                              ("recurrent_delay_init", RECURRENT_DELAY_INITS), ("recurrent_spread", RECURRENT_SPREADS)):
+            if getattr(self, name) not in choices:
+                problems.append(f"{name} = {getattr(self, name)!r} must be one of {choices}")
+        if not isinstance(self.detach_reset, bool):
+            problems.append(f"detach_reset = {self.detach_reset!r} must be True or False")
         if problems:
             raise ValueError("invalid network configuration: " + "; ".join(problems))
 
@@ -334,10 +359,11 @@ def _delrec_shd_equiparam() -> Preset:
     # six classes at equal parameter counts; this network is SNN_recurrent_delays at its default
     # [42, 42] (_default_hidden_for_model; the config's hidden_layers). Imports read the stage layout from
     # the keys. Its src/SHD/trainer.py schedules weights and positions with OneCycle peaking at lr_w and
-    # lr_positions (scheduler_weights = scheduler_pos = 'onecycle').
+    # lr_positions (scheduler_weights = scheduler_pos = 'onecycle'); init_ff_weights = 'default'.
     network = NetworkConfig(input_size=140, hidden_sizes=(42, 42), num_classes=20, kernel_size=25, tau=2.0,
                             dropout=0.4, batchnorm=False, bias=False, delay_stages=(False, False, False),
-                            recurrent_layers=(False, True), recurrent_dropout=0.2, tail_steps=0, input_kind="counts")
+                            recurrent_layers=(False, True), recurrent_dropout=0.2, tail_steps=0, input_kind="counts",
+                            linear_init="default")
     train = TrainConfig(epochs=30, batch_size=256, lr_weights=5e-3, lr_positions=0.1, one_cycle_factor=1.0,
                         optimizer="adamw", position_schedule="one_cycle")
     return Preset("delrec_shd_equiparam", "shd", network, train,
@@ -352,13 +378,17 @@ def _delrec_ssc() -> Preset:
     # ("digitize"), a step of 1.4/249 s. Its readout is the bare last Linear
     # (src/SSC/snn.py, no neuron: readout_tau 1) and src/utils.py calc_loss_SSC / calc_metric_SSC use
     # sum_t output[t] (no softmax): decision "summed_output". configs/perf_SSC.py: Adam, lr_w 1e-3 and
-    # lr_positions 5e-2, both scheduled by OneCycle peaking at those rates (src/SSC/trainer.py).
+    # lr_positions 5e-2, both scheduled by OneCycle peaking at those rates (src/SSC/trainer.py); the
+    # Triangle surrogate (src/utils.py), detach_reset False, init_ff_weights 'default', recurrent delays
+    # from |N(0, 12^2)| (init_rec_delay 'half_normal', delay_std_init 12) with a learned spread width per
+    # neuron (use_sig_p, its p_spread trained with the delays).
     step = 1.4 / 249
     network = NetworkConfig(input_size=140, hidden_sizes=(256, 256, 256), num_classes=35, kernel_size=25, tau=2.0,
                             reset="soft", dropout=0.1, batchnorm=False, bias=True,
                             delay_stages=(False, False, False, False), recurrent_layers=(True, True, True),
                             recurrent_dropout=0.3, input_kind="counts", dt=step, readout_tau=1.0,
-                            decision="summed_output")
+                            decision="summed_output", surrogate="triangle", detach_reset=False,
+                            linear_init="default", recurrent_delay_init="half_normal", recurrent_spread="learned")
     train = TrainConfig(epochs=100, batch_size=128, lr_weights=1e-3, lr_positions=5e-2, one_cycle_factor=1.0,
                         position_schedule="one_cycle")
     return Preset("delrec_ssc", "ssc", network, train,

@@ -28,16 +28,28 @@ from spikingjelly.activation_based import layer
 from torch import nn
 
 
-def triangular_spread(delays: torch.Tensor, sigma: float, length: int) -> torch.Tensor:
+def triangular_spread(delays: torch.Tensor, sigma: float | torch.Tensor, length: int) -> torch.Tensor:
     """Weights ``[N, length]`` spreading a spike of neuron ``j`` over slots ``1 + d_j +- (1 + sigma)``.
 
     Slot ``l`` receives ``max(0, s - |l - (1 + d_j)|) / s**2`` with ``s = 1 + sigma``: at
-    ``sigma = 0`` and integer ``d_j`` this is a one-hot at slot ``1 + d_j``.
+    ``sigma = 0`` and integer ``d_j`` this is a one-hot at slot ``1 + d_j``. ``sigma`` is one
+    number or one per neuron (``[N]``).
     """
-    width = 1.0 + sigma
+    width = (1.0 + torch.as_tensor(sigma, dtype=delays.dtype, device=delays.device)).reshape(-1, 1)
     slots = torch.arange(length, dtype=delays.dtype, device=delays.device)
     spread = torch.clamp(width - torch.abs(slots[None, :] - (1.0 + delays)[:, None]), min=0.0) / width**2
     return spread * (slots > 0)  # slot 0 would act in the same step: the synapse forbids it
+
+
+def initial_delays(size: int, kind: str, max_delay: float) -> torch.Tensor:
+    """DelRec's initial recurrent delays, capped at ``max_delay``: ``"uniform"`` on [10, 30] steps
+    (``configs/perf_SHD.py``: ``init_recdel_offset``, ``max_rec_delay``) or ``"half_normal"``
+    ``|N(0, 12^2)|`` (``configs/perf_SSC.py``: ``delay_std_init``)."""
+    if kind == "uniform":
+        return torch.empty(size).uniform_(min(10.0, max_delay), min(30.0, max_delay))
+    if kind == "half_normal":
+        return (torch.randn(size) * 12.0).abs_().clamp_(max=max_delay)
+    raise ValueError(f"recurrent delay initialisation {kind!r}; expected 'uniform' or 'half_normal'")
 
 
 def buffer_length(max_delay: float, sigma: float) -> int:
@@ -50,11 +62,14 @@ class RecurrentDelayLIF(nn.Module):
 
     ``forward(x)`` takes the feedforward input current and returns the spikes. Recurrent
     dropout (one mask per sequence) acts on the recurrent input of each postsynaptic neuron,
-    as in the official code.
+    as in the official code. ``delay_init`` is a kind of :func:`initial_delays`. With
+    ``learn_spread`` each presynaptic neuron spreads its spikes over its own width ``1 + 2 sigma
+    sigmoid(p_j)``, ``p_j`` (``spread_logits``, from 0) learned with the delays (DelRec's
+    ``use_sig_p``); without, all share ``1 + sigma``.
     """
 
     def __init__(self, size: int, neuron_factory: Callable[..., nn.Module], *, max_delay: int = 62,
-                 dropout: float = 0.0, delay_init: tuple[float, float] = (10.0, 30.0)) -> None:
+                 dropout: float = 0.0, delay_init: str = "uniform", learn_spread: bool = False) -> None:
         super().__init__()
         self.size = size
         self.max_delay = max_delay
@@ -65,8 +80,8 @@ class RecurrentDelayLIF(nn.Module):
         self.dropout = layer.Dropout(dropout, step_mode="s")  # one mask per sequence
         nn.init.orthogonal_(self.recurrent_weights)
         with torch.no_grad():
-            low, high = delay_init
-            self.recurrent_delays.uniform_(min(low, max_delay), min(high, max_delay))
+            self.recurrent_delays.copy_(initial_delays(size, delay_init, max_delay))
+        self.spread_logits = nn.Parameter(torch.zeros(size)) if learn_spread else None
 
     def set_sigma(self, value: float) -> None:
         self.sigma.fill_(value)
@@ -91,7 +106,9 @@ class RecurrentDelayLIF(nn.Module):
             delays, sigma = self.integer_delays().to(x.dtype), 0.0
         else:
             delays, sigma = self.recurrent_delays.to(x.dtype), float(self.sigma)
-        length = buffer_length(float(delays.detach().max()), sigma)
+            if self.spread_logits is not None:
+                sigma = 2.0 * sigma * torch.sigmoid(self.spread_logits.to(x.dtype))
+        length = buffer_length(float(delays.detach().max()), float(torch.as_tensor(sigma).detach().max()))
         ahead = triangular_spread(delays, sigma, length)[:, 1:].T[:, None, :]  # [L-1, 1, N]: slot l is l-1 ahead
         weights_t = self.recurrent_weights.to(x.dtype).T
         pending = x.new_zeros(length - 1, batch, size)  # presynaptic input arriving k steps from now

@@ -13,7 +13,8 @@
   readout stage (``calc_loss_SSC``/``calc_metric_SSC``): imported as ``readout_tau = 1``
   (no leak) with ``decision = "summed_output"``.
   Recurrent-delay LIFs hold ``recurrent_weights``, ``recurrent_delays`` and (``use_sig_p``)
-  ``p_spread``. The triangular spread is forced to sigma = 0. DelRec's SSC DCLS pads K-1 steps
+  ``p_spread``, kept as the ``delrec_ssc`` model's learned spread widths (0 where absent). The
+  triangular spread is forced to sigma = 0. DelRec's SSC DCLS pads K-1 steps
   on the left only, so the imported model has no tail (outputs as long as inputs, as the
   authors' code). Their SHD DCLS (``dcls_module`` of ``src/SHD/snn.py``, classes
   ``SNN_feedforward_delays`` and ``SNN_recurrent_and_feedforward_delays``) under
@@ -291,7 +292,13 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
             for name in _RECURRENT_KEYS:
                 conversion.take(f"{ours}.neuron.{name}", f"layers.{neuron_index}.{name}")
             conversion.converted[f"{ours}.neuron.sigma"] = torch.zeros(())
-            conversion.remaining.pop(f"layers.{neuron_index}.p_spread", None)  # spread width: moot at sigma = 0
+            spread = f"layers.{neuron_index}.p_spread"  # the learned spread widths: moot at sigma = 0
+            if config.recurrent_spread != "learned":
+                conversion.remaining.pop(spread, None)
+            elif spread in conversion.remaining:
+                conversion.take(f"{ours}.neuron.spread_logits", spread)
+            else:
+                conversion.converted[f"{ours}.neuron.spread_logits"] = torch.zeros(config.hidden_sizes[l])
     synapses("readout", count * stride, count)
     return conversion.finish(config, preset)
 

@@ -115,11 +115,18 @@ class DelayLinear(nn.Module):
 
 
 class Linear(nn.Linear):
-    """A delay-free synaptic stage on time-first sequences (all delays 0)."""
+    """A delay-free synaptic stage on time-first sequences (all delays 0).
 
-    def __init__(self, in_features: int, out_features: int, *, bias: bool = False) -> None:
+    Weights start Kaiming-uniform for ReLU (``init="kaiming"``, the published DCLS and DelRec SHD
+    models) or as ``torch.nn.Linear`` starts them (``"default"``, DelRec SSC).
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = False, init: str = "kaiming") -> None:
         super().__init__(in_features, out_features, bias=bias)
-        nn.init.kaiming_uniform_(self.weight, nonlinearity="relu")
+        if init == "kaiming":
+            nn.init.kaiming_uniform_(self.weight, nonlinearity="relu")
+        elif init != "default":
+            raise ValueError(f"Linear init {init!r}; expected 'kaiming' or 'default'")
 
     def integer_delays(self) -> torch.Tensor:
         return torch.zeros(self.weight.shape, dtype=torch.long, device=self.weight.device)

@@ -3,8 +3,8 @@
 Each hidden block is ``synapses -> BatchNorm (statistics over time x batch) -> LIF ->
 dropout (one mask per sequence)``; the readout is ``synapses -> non-spiking LIF`` whose
 membrane is the output, with time constant ``config.readout_time_constant``. LIF neurons are
-spikingjelly's (``decay_input=False``, hard reset to 0 or soft reset, ATan surrogate),
-exactly as in the published models. spikingjelly's LIF needs ``tau > 1``; a readout of
+spikingjelly's (``decay_input=False``, hard reset to 0 or soft reset, ATan or triangle
+surrogate, ``config.surrogate``), exactly as in the published models. spikingjelly's LIF needs ``tau > 1``; a readout of
 ``tau = 1`` keeps no membrane (``V[t] = I[t]``) and is the synaptic output itself (DelRec's
 SSC model has no readout neuron). The class and the loss follow ``config.decision``
 (:func:`delaydeploy.reference.evidence`).
@@ -51,16 +51,36 @@ class LIFNode(neuron.LIFNode):
         return torch.stack(spikes)
 
 
+class _Triangle(torch.autograd.Function):
+    """A spike ``x >= 0`` whose gradient is ``max(0, 1 - |x|)`` (DelRec SSC's ``Triangle``, gamma 1)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * (1.0 - x.abs()).clamp(min=0.0)
+
+
+def triangle_surrogate(x: torch.Tensor) -> torch.Tensor:
+    """The spike of membrane excess ``x`` with the triangle surrogate gradient."""
+    return _Triangle.apply(x)
+
+
 def make_lif(config: NetworkConfig, *, threshold: float | None = None, tau: float | None = None,
              step_mode: str = "m", store_v_seq: bool = False) -> LIFNode:
     """A spikingjelly LIF neuron with the configuration's constants (``tau``: the network's by default)."""
+    spike = surrogate.ATan(alpha=config.surrogate_alpha) if config.surrogate == "atan" else triangle_surrogate
     return LIFNode(
         tau=config.tau if tau is None else tau,
         decay_input=False,
         v_threshold=config.threshold if threshold is None else threshold,
         v_reset=0.0 if config.reset == "hard" else None,
-        surrogate_function=surrogate.ATan(alpha=config.surrogate_alpha),
-        detach_reset=True,
+        surrogate_function=spike,
+        detach_reset=config.detach_reset,
         step_mode=step_mode,
         store_v_seq=store_v_seq,
     )
@@ -68,7 +88,7 @@ def make_lif(config: NetworkConfig, *, threshold: float | None = None, tau: floa
 
 def _synapses(config: NetworkConfig, stage: int, in_features: int, out_features: int) -> nn.Module:
     if not config.stage_has_delays[stage]:
-        return Linear(in_features, out_features, bias=config.bias)
+        return Linear(in_features, out_features, bias=config.bias, init=config.linear_init)
     right = config.official_tail if config.semantics == "official" else 0
     return DelayLinear(in_features, out_features, config.kernel_size, right_padding=right, bias=config.bias,
                        learn_delays=config.delays == "learned")
@@ -91,7 +111,9 @@ class HiddenBlock(nn.Module):
         self.norm = TimeBatchNorm(size) if config.batchnorm else nn.Identity()
         if config.layer_is_recurrent[index]:
             self.neuron = RecurrentDelayLIF(size, lambda step_mode: make_lif(config, step_mode=step_mode),
-                                            max_delay=config.max_recurrent_delay, dropout=config.recurrent_dropout)
+                                            max_delay=config.max_recurrent_delay, dropout=config.recurrent_dropout,
+                                            delay_init=config.recurrent_delay_init,
+                                            learn_spread=config.recurrent_spread == "learned")
         else:
             self.neuron = make_lif(config)
         self.dropout = layer.Dropout(config.dropout, step_mode="m")
@@ -206,6 +228,7 @@ class DelaySNN(nn.Module):
         """``weights`` (with weight decay), ``norm`` (BatchNorm, no decay), ``delays`` (own optimiser)."""
         delays = [m.dcls.P for m in self.delay_layers() if m.learn_delays]
         delays += [m.recurrent_delays for m in self.recurrent_layers()]
+        delays += [m.spread_logits for m in self.recurrent_layers() if m.spread_logits is not None]
         norm = [p for m in self.modules() if isinstance(m, TimeBatchNorm) for p in m.parameters()]
         excluded = {id(p) for p in delays + norm}
         weights = [p for p in self.parameters() if p.requires_grad and id(p) not in excluded]

@@ -9,6 +9,7 @@ must give the same spikes and the same gradients.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -18,19 +19,20 @@ from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
 from delaydeploy.cli import main
 from delaydeploy.config import get_preset
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
-from delaydeploy.delrec import RecurrentDelayLIF, buffer_length, triangular_spread
+from delaydeploy.delrec import RecurrentDelayLIF, buffer_length, initial_delays, triangular_spread
 from delaydeploy.lowering import lower
-from delaydeploy.model import DelaySNN, make_lif
+from delaydeploy.model import DelaySNN, make_lif, triangle_surrogate
 from delaydeploy.training import seed_everything, train
 
 CHANCE = 1 / SyntheticTimingDataset.num_classes
 
 
-def scheduled_oracle(layer: RecurrentDelayLIF, x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """The official formulation: schedule ``W (s * spread)`` into a ring buffer of future input."""
+def scheduled_oracle(layer: RecurrentDelayLIF, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+    """The official formulation: schedule ``W (s * spread)`` into a ring buffer of future input
+    (``sigma``: one spread for all, or one per neuron)."""
     steps, batch, size = x.shape
     delays = layer.recurrent_delays
-    length = buffer_length(float(delays.detach().max()), sigma)
+    length = buffer_length(float(delays.detach().max()), float(torch.as_tensor(sigma).detach().max()))
     spread = triangular_spread(delays, sigma, length)
     pending = x.new_zeros(batch, size, length)  # slot t % L holds the input due at t
     spikes = []
@@ -47,15 +49,14 @@ def scheduled_oracle(layer: RecurrentDelayLIF, x: torch.Tensor, sigma: float) ->
 
 
 def _layer(reset: str, size: int = 10, *, dropout: float = 0.0, max_delay: int = 62,
-           delays: torch.Tensor | None = None, seed: int = 0) -> RecurrentDelayLIF:
+           delays: torch.Tensor | None = None, seed: int = 0, learn_spread: bool = False) -> RecurrentDelayLIF:
     config = dataclasses.replace(get_preset("delrec_shd").network, reset=reset, tau=2.0)
     torch.manual_seed(seed)
     layer = RecurrentDelayLIF(size, lambda step_mode: make_lif(config, step_mode=step_mode), max_delay=max_delay,
-                              dropout=dropout, delay_init=(0.0, 8.0)).double()
+                              dropout=dropout, learn_spread=learn_spread).double()
     with torch.no_grad():
         layer.recurrent_weights.mul_(1.5)
-        if delays is not None:
-            layer.recurrent_delays.copy_(delays)
+        layer.recurrent_delays.copy_(torch.empty(size).uniform_(0.0, min(8.0, max_delay)) if delays is None else delays)
     return layer
 
 
@@ -211,3 +212,105 @@ def test_delrec_presets_train_with_the_authors_optimisers_and_schedules(name):
     assert found == DELREC_RECIPES[name]
     assert (train.one_cycle_factor, train.weight_decay) == (1.0, 1e-5)
 
+
+
+def _delrec_mask(delays: torch.Tensor, sigma: float, logits: torch.Tensor) -> torch.Tensor:
+    """src/recurrent_neurons.py with use_sig_p: width ``s_j = 1 + 2 sigma sigmoid(p_j)``, buffer
+    ``ceil(1 + max d + max s) + 1`` slots, slot ``l`` weighted ``max(0, s_j - |l - 1 - d_j|) / s_j^2``."""
+    width = 1.0 + 2.0 * sigma * torch.sigmoid(logits)
+    length = int(math.ceil(1.0 + float(delays.max()) + float(width.max()))) + 1
+    slots = torch.arange(length, dtype=delays.dtype)
+    return torch.clamp(width[:, None] - (slots[None, :] - (1.0 + delays)[:, None]).abs(), min=0.0) / width[:, None] ** 2
+
+
+@pytest.mark.parametrize("sigma", [0.0, 2.5])
+def test_learned_spread_widths_are_delrecs_and_learn(sigma):
+    """DelRec SSC's use_sig_p: a spread width per presynaptic neuron, trained with the delays."""
+    delays = torch.tensor([0.3, 1.0, 2.5, 4.2, 7.9, 0.0, 3.5, 6.1, 5.0, 2.2], dtype=torch.float64)
+    layer = _layer("soft", dropout=0.3, delays=delays, learn_spread=True).train()
+    with torch.no_grad():
+        layer.spread_logits.copy_(torch.linspace(-2.0, 3.0, 10))
+    layer.set_sigma(sigma)
+    per_neuron = 2.0 * sigma * torch.sigmoid(layer.spread_logits.detach().double())
+    mask = _delrec_mask(delays, sigma, layer.spread_logits.detach().double())
+    ours = triangular_spread(delays, per_neuron, buffer_length(7.9, float(per_neuron.max())))
+    torch.testing.assert_close(ours[:, 1:], mask[:, 1:], rtol=0, atol=1e-15)  # slot 0: the synapse's own step
+    x = _drive(2)
+    torch.manual_seed(5)
+    spikes = layer(x)
+    torch.manual_seed(5)
+    assert torch.equal(spikes, scheduled_oracle(layer, x, per_neuron))
+    grad = _gradients(spikes, [layer.spread_logits])[0]
+    assert (grad.abs().max() > 0) == (sigma > 0)  # at sigma 0 every width is 1
+    assert torch.equal(layer.eval()(x, rounded=True), _layer("soft", delays=delays).eval()(x, rounded=True))
+
+
+def test_recurrent_delays_start_as_delrecs_recipes():
+    """perf_SHD.py: uniform on [init_recdel_offset, max_rec_delay] = [10, 30]; perf_SSC.py: |N(0, 12^2)|."""
+    torch.manual_seed(0)
+    uniform = initial_delays(20000, "uniform", 62)
+    half_normal = initial_delays(20000, "half_normal", 62)
+    assert 10 <= float(uniform.min()) and float(uniform.max()) <= 30 and float(uniform.mean()) == pytest.approx(20, abs=0.2)
+    assert float(half_normal.min()) >= 0 and float(half_normal.mean()) == pytest.approx(12 * math.sqrt(2 / math.pi), abs=0.2)
+    assert float(half_normal.std()) == pytest.approx(12 * math.sqrt(1 - 2 / math.pi), abs=0.2)
+    assert float(initial_delays(100, "half_normal", 3).max()) == 3  # capped at the layer's limit
+    with pytest.raises(ValueError, match="'gamma'"):
+        initial_delays(3, "gamma", 62)
+
+
+class _DelRecTriangle(torch.autograd.Function):
+    """src/utils.py Triangle at gamma 1: spike ``x >= 0``, gradient ``max(0, 1 - |x|)``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.ge(0.0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (1.0 - x.abs()).clamp(min=0)
+
+
+def test_triangle_surrogate_and_attached_reset_train_as_delrec_ssc():
+    """The delrec_ssc neuron: soft reset, triangle surrogate, reset not detached (perf_SSC.py)."""
+    config = get_preset("delrec_ssc").network
+    x = torch.linspace(-1.6, 1.6, 33, dtype=torch.float64, requires_grad=True)
+    spikes = triangle_surrogate(x)
+    reference = _DelRecTriangle.apply(x)
+    assert torch.equal(spikes, reference)
+    assert torch.equal(*(torch.autograd.grad(out.sum(), x)[0] for out in (spikes, reference)))
+    drive = _drive(3)
+    grads = {}
+    for detach in (True, False):
+        neuron = make_lif(dataclasses.replace(config, detach_reset=detach)).double()
+        assert neuron.surrogate_function is triangle_surrogate
+        grads[detach] = _gradients(neuron(drive), [drive])[0]
+    assert not torch.allclose(grads[True], grads[False])  # the reset passes gradient only when attached
+
+
+def test_linear_stages_start_as_their_recipe_says():
+    """kaiming: bound sqrt(6 / fan_in) (the DCLS authors, DelRec SHD); default: torch.nn.Linear's 1/sqrt(fan_in)."""
+    torch.manual_seed(0)
+    kaiming = DelaySNN(get_preset("delrec_shd").network).blocks[0].synapses.weight.detach()
+    default = DelaySNN(get_preset("delrec_ssc").network).blocks[0].synapses.weight.detach()
+    assert float(kaiming.abs().max()) == pytest.approx(math.sqrt(6 / 140), rel=0.01)
+    assert float(default.abs().max()) == pytest.approx(1 / math.sqrt(140), rel=0.01)
+
+
+def test_delrec_ssc_preset_carries_the_authors_training_choices():
+    network = get_preset("delrec_ssc").network
+    assert (network.surrogate, network.detach_reset, network.linear_init) == ("triangle", False, "default")
+    assert (network.recurrent_delay_init, network.recurrent_spread) == ("half_normal", "learned")
+    model = DelaySNN(network)
+    spreads = [layer.spread_logits for layer in model.recurrent_layers()]
+    assert len(spreads) == 3 and all(any(p is s for p in model.parameter_groups()["delays"]) for s in spreads)
+    for name in ("delrec_shd", "delrec_shd_equiparam"):
+        shd = get_preset(name).network
+        assert (shd.surrogate, shd.detach_reset, shd.recurrent_delay_init, shd.recurrent_spread) == \
+            ("atan", True, "uniform", "shared")
+    assert get_preset("delrec_shd_equiparam").network.linear_init == "default"  # init_ff_weights = 'default'
+    with pytest.raises(ValueError, match="surrogate = 'sigmoid' must be one of"):
+        dataclasses.replace(network, surrogate="sigmoid")
+    with pytest.raises(ValueError, match="detach_reset = 1 must be True or False"):
+        dataclasses.replace(network, detach_reset=1)

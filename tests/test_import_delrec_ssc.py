@@ -118,9 +118,10 @@ def test_every_official_tensor_lands_in_its_place(feedforward_delays):
             assert module.sigma == 0.0
     for layer, block in enumerate(model.blocks):
         neuron = 4 * layer + 2
-        for name in ("recurrent_weights", "recurrent_delays"):
-            np.testing.assert_array_equal(getattr(block.neuron, name).detach().numpy(),
-                                          state[f"layers.{neuron}.{name}"].numpy())
+        for ours, theirs in (("recurrent_weights", "recurrent_weights"), ("recurrent_delays", "recurrent_delays"),
+                             ("spread_logits", "p_spread")):
+            np.testing.assert_array_equal(getattr(block.neuron, ours).detach().numpy(),
+                                          state[f"layers.{neuron}.{theirs}"].numpy())
         assert float(block.neuron.sigma) == 0.0
 
 
@@ -271,3 +272,10 @@ def test_cli_imports_the_ssc_layout(tmp_path):
         np.testing.assert_array_equal(result[f"spikes_{layer}"], expected_spikes[layer].numpy())
     np.testing.assert_allclose(result["readout"], expected_output.numpy(), rtol=0, atol=1e-6)
     np.testing.assert_array_equal(result["pred"], expected_output.sum(0).argmax(1).numpy())
+
+
+def test_a_state_without_learned_spreads_imports_with_zero_logits():
+    """use_sig_p = False leaves no p_spread: the widths start where DelRec's do (moot at sigma 0)."""
+    state = {key: value for key, value in official_state(False).items() if not key.endswith("p_spread")}
+    model = import_delrec(state, "delrec_ssc", hidden=HIDDEN).build_model()
+    assert all(torch.equal(block.neuron.spread_logits, torch.zeros(HIDDEN)) for block in model.blocks)
