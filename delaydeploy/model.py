@@ -4,9 +4,9 @@ Each hidden block is ``synapses -> BatchNorm (statistics over time x batch) -> L
 dropout (one mask per sequence)``; the readout is ``synapses -> non-spiking LIF`` whose
 membrane is the output, with time constant ``config.readout_time_constant``. LIF neurons are
 spikingjelly's (``decay_input=False``, hard reset to 0 or soft reset, ATan or triangle
-surrogate, ``config.surrogate``), exactly as in the published models. spikingjelly's LIF needs ``tau > 1``; a readout of
-``tau = 1`` keeps no membrane (``V[t] = I[t]``) and is the synaptic output itself (DelRec's
-SSC model has no readout neuron). The class and the loss follow ``config.decision``
+surrogate: ``config.surrogate``), exactly as in the published models. spikingjelly's LIF
+needs ``tau > 1``; a readout of ``tau = 1`` keeps no membrane (``V[t] = I[t]``) and is the
+synaptic output itself (DelRec's SSC model has no readout neuron). The class and the loss follow ``config.decision``
 (:func:`delaydeploy.reference.evidence`).
 """
 
