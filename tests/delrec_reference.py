@@ -1,5 +1,6 @@
 """Pieces of an independent float64 re-implementation of the DelRec authors' forward
-(``alexmaxad/DelRec``, ``src/SHD/snn.py`` and ``src/SSC/snn.py``), shared by the import tests."""
+(``alexmaxad/DelRec``, ``src/SHD/snn.py`` and ``src/SSC/snn.py``), their state layouts and the
+check that an import put every tensor in its place, shared by the import tests."""
 
 from __future__ import annotations
 
@@ -81,3 +82,34 @@ def random_shd_recurrence(state: dict[str, torch.Tensor], neuron: int, size: int
     """Random recurrent weights and (continuous) delays of the authors' recurrent-delay LIF ``layers.{neuron}``."""
     state[f"layers.{neuron}.recurrent_weights"] = torch.randn(size, size, generator=generator) * 0.6
     state[f"layers.{neuron}.recurrent_delays"] = torch.rand(size, generator=generator) * 20.0
+
+
+def assert_delrec_tensors_in_place(model, state: dict[str, torch.Tensor], *, stride: int, neuron_offset: int,
+                                   dcls: tuple[bool, ...], recurrent: tuple[bool, ...], right_padding: int) -> None:
+    """Every synaptic stage ``layers.{stride * s}`` of the imported ``model`` holds the official weight,
+    bias (or has none) and, where DCLS, positions at sigma 0 with ``right_padding``; every recurrent
+    layer ``layers.{stride * l + neuron_offset}`` its recurrent weights, delays and (``use_sig_p``)
+    ``p_spread`` as the learned spread widths, at sigma 0."""
+    stages = [block.synapses for block in model.blocks] + [model.readout]
+    for stage, module in enumerate(stages):
+        index = stride * stage
+        np.testing.assert_array_equal(module.weight.detach().numpy(),
+                                      state[f"layers.{index}.weight"].reshape(module.weight.shape).numpy())
+        if f"layers.{index}.bias" in state:
+            np.testing.assert_array_equal(module.bias.detach().numpy(), state[f"layers.{index}.bias"].numpy())
+        else:
+            assert module.bias is None
+        if dcls[stage]:
+            np.testing.assert_array_equal(module.position.detach().numpy(), state[f"layers.{index}.P"][0, :, :, 0])
+            assert module.sigma == 0.0 and module.right_padding == right_padding
+    for layer, block in enumerate(model.blocks):
+        if not recurrent[layer]:
+            continue
+        neuron = stride * layer + neuron_offset
+        names = [("recurrent_weights", "recurrent_weights"), ("recurrent_delays", "recurrent_delays")]
+        if f"layers.{neuron}.p_spread" in state:
+            names.append(("spread_logits", "p_spread"))
+        for ours, theirs in names:
+            np.testing.assert_array_equal(getattr(block.neuron, ours).detach().numpy(),
+                                          state[f"layers.{neuron}.{theirs}"].numpy())
+        assert float(block.neuron.sigma) == 0.0

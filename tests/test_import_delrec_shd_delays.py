@@ -36,8 +36,8 @@ from delaydeploy.importers import import_delrec
 from delaydeploy.lowering import lower
 from delaydeploy.model import loss_function
 from delaydeploy.reference import predict, simulate
-from delrec_reference import (delrec_hidden_layer, delrec_synapses, leaky_readout, random_shd_recurrence, random_shd_stage,
-                             round_half_even)
+from delrec_reference import (assert_delrec_tensors_in_place, delrec_hidden_layer, delrec_synapses, leaky_readout,
+                             random_shd_recurrence, random_shd_stage, round_half_even)
 from helpers import import_and_run
 
 K = 25  # max_feedforward_delay of configs/perf_SHD.py (250 // time_step, made odd)
@@ -144,24 +144,12 @@ def test_every_official_tensor_lands_in_its_place(variant):
     assert (config.tau, config.threshold, config.reset, config.batchnorm, config.bias) == (TAU, 1.0, "hard", True, True)
     assert (config.readout_tau, config.decision) == (None, "summed_softmax")
     model = checkpoint.build_model()
-    stages = [block.synapses for block in model.blocks] + [model.readout]
-    for stage, module in enumerate(stages):
-        index = 5 * stage
-        np.testing.assert_array_equal(module.weight.detach().numpy(),
-                                      state[f"layers.{index}.weight"].reshape(module.weight.shape).numpy())
-        np.testing.assert_array_equal(module.bias.detach().numpy(), state[f"layers.{index}.bias"].numpy())
-        if dcls[stage]:
-            np.testing.assert_array_equal(module.position.detach().numpy(), state[f"layers.{index}.P"][0, :, :, 0])
-            assert module.sigma == 0.0 and module.right_padding == RIGHT
+    assert_delrec_tensors_in_place(model, state, stride=5, neuron_offset=2, dcls=dcls, recurrent=recurrent,
+                                   right_padding=RIGHT)
     for layer, block in enumerate(model.blocks):
         for name in ("weight", "bias", "running_mean", "running_var"):
             np.testing.assert_array_equal(getattr(block.norm, name).detach().numpy(),
                                           state[f"layers.{5 * layer + 1}.{name}"].numpy())
-        if recurrent[layer]:
-            for name in ("recurrent_weights", "recurrent_delays"):
-                np.testing.assert_array_equal(getattr(block.neuron, name).detach().numpy(),
-                                              state[f"layers.{5 * layer + 2}.{name}"].numpy())
-            assert float(block.neuron.sigma) == 0.0
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

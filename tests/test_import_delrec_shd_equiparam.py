@@ -30,8 +30,8 @@ from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_delrec, import_official
 from delaydeploy.lowering import lower
 from delaydeploy.reference import predict, simulate
-from delrec_reference import (delrec_hidden_layer, delrec_synapses, leaky_readout, random_shd_recurrence,
-                             random_shd_stage)
+from delrec_reference import (assert_delrec_tensors_in_place, delrec_hidden_layer, delrec_synapses, leaky_readout,
+                             random_shd_recurrence, random_shd_stage)
 from helpers import import_and_run
 
 PRESET = "delrec_shd_equiparam"
@@ -111,21 +111,8 @@ def test_every_official_tensor_lands_in_its_place(variant):
     assert (config.tau, config.threshold, config.reset) == (TAU, 1.0, "hard")
     assert (config.batchnorm, config.bias) == (False, False)
     assert (config.readout_tau, config.decision) == (None, "summed_softmax")
-    model = checkpoint.build_model()
-    stages = [block.synapses for block in model.blocks] + [model.readout]
-    for stage, module in enumerate(stages):
-        index = STRIDE * stage
-        np.testing.assert_array_equal(module.weight.detach().numpy(),
-                                      state[f"layers.{index}.weight"].reshape(module.weight.shape).numpy())
-        if dcls[stage]:
-            np.testing.assert_array_equal(module.position.detach().numpy(), state[f"layers.{index}.P"][0, :, :, 0])
-            assert module.sigma == 0.0 and module.right_padding == 0
-    for layer, block in enumerate(model.blocks):
-        if recurrent[layer]:
-            for name in ("recurrent_weights", "recurrent_delays"):
-                np.testing.assert_array_equal(getattr(block.neuron, name).detach().numpy(),
-                                              state[f"layers.{STRIDE * layer + 1}.{name}"].numpy())
-            assert float(block.neuron.sigma) == 0.0
+    assert_delrec_tensors_in_place(checkpoint.build_model(), state, stride=STRIDE, neuron_offset=1, dcls=dcls,
+                                   recurrent=recurrent, right_padding=0)
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

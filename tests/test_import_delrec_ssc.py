@@ -31,7 +31,7 @@ from delaydeploy.importers import import_delrec
 from delaydeploy.lowering import lower
 from delaydeploy.model import loss_function
 from delaydeploy.reference import predict, simulate
-from delrec_reference import delrec_hidden_layer, delrec_synapses, round_half_even
+from delrec_reference import assert_delrec_tensors_in_place, delrec_hidden_layer, delrec_synapses, round_half_even
 from helpers import import_and_run
 
 K = 25  # max_feedforward_delay of configs/perf_SSC.py
@@ -106,23 +106,9 @@ def test_every_official_tensor_lands_in_its_place(feedforward_delays):
     assert (config.tau, config.threshold, config.reset) == (TAU, 1.0, "soft")
     assert not config.batchnorm and config.bias
     assert config.tail == 0  # the authors' DCLS pads on the left only: no extra steps
-    model = checkpoint.build_model()
-    stages = [block.synapses for block in model.blocks] + [model.readout]
-    for stage, module in enumerate(stages):
-        index = 4 * stage
-        np.testing.assert_array_equal(module.weight.detach().numpy(),
-                                      state[f"layers.{index}.weight"].reshape(module.weight.shape).numpy())
-        np.testing.assert_array_equal(module.bias.detach().numpy(), state[f"layers.{index}.bias"].numpy())
-        if feedforward_delays:
-            np.testing.assert_array_equal(module.position.detach().numpy(), state[f"layers.{index}.P"][0, :, :, 0])
-            assert module.sigma == 0.0
-    for layer, block in enumerate(model.blocks):
-        neuron = 4 * layer + 2
-        for ours, theirs in (("recurrent_weights", "recurrent_weights"), ("recurrent_delays", "recurrent_delays"),
-                             ("spread_logits", "p_spread")):
-            np.testing.assert_array_equal(getattr(block.neuron, ours).detach().numpy(),
-                                          state[f"layers.{neuron}.{theirs}"].numpy())
-        assert float(block.neuron.sigma) == 0.0
+    assert_delrec_tensors_in_place(checkpoint.build_model(), state, stride=4, neuron_offset=2,
+                                   dcls=config.delay_stages, recurrent=config.recurrent_layers, right_padding=0)
+    assert all(f"layers.{4 * layer + 2}.p_spread" in state for layer in range(LAYERS))  # the widths were compared
 
 
 @pytest.mark.parametrize("feedforward_delays", [False, True])
