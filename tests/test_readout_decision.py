@@ -231,6 +231,17 @@ def test_finetuning_raises_the_ir_back_to_a_model_with_its_readout():
 
 
 # ------------------------------------------------------------------ reference simulator and targets
+def _assert_same_run(expected: Simulation, got: Simulation, *, min_spikes: float) -> None:
+    """``got`` decides by ``expected``'s rule with the same spikes in every layer (each layer more
+    than ``min_spikes`` of them), the readout within 1e-9 and the same classes."""
+    assert got.decision == expected.decision
+    for want, have in zip(expected.spikes, got.spikes):
+        assert float(want.sum()) > min_spikes
+        assert torch.equal(want, have)
+    torch.testing.assert_close(got.readout, expected.readout, rtol=0, atol=1e-9)
+    assert torch.equal(got.prediction(), expected.prediction())
+
+
 @pytest.fixture(scope="module")
 def no_leak_case() -> tuple[DelaySNN, Network, torch.Tensor]:
     model = warmed_model(NO_LEAK, seed=3)
@@ -243,12 +254,7 @@ def test_reference_equals_the_rounded_model(no_leak_case):
         out = model(x, rounded=True)
     result = simulate(network, x)
     assert result.decision == "summed_output"
-    for model_spikes, reference_spikes in zip(out.spikes, result.spikes):
-        assert float(reference_spikes.sum()) > 20
-        assert torch.equal(model_spikes, reference_spikes)
-    torch.testing.assert_close(result.readout, out.readout, rtol=0, atol=1e-9)
-    expected = predict(out.readout, decision="summed_output")
-    assert torch.equal(result.prediction(), expected)
+    _assert_same_run(result, Simulation(out.spikes, out.readout, "summed_output"), min_spikes=20)
     assert torch.equal(result.prediction(), result.readout.sum(0).argmax(-1))
 
 
@@ -258,13 +264,9 @@ def test_nir_round_trip_and_execution_keep_the_readout_and_rule(no_leak_case, tm
     back = read_nir(path)
     assert (back.readout.tau, back.decision) == (1.0, "summed_output")
     np.testing.assert_array_equal(back.readout.weights, network.readout.weights)
-    reference = simulate(network, x)
     executed = simulate_nir(path, x)
     assert executed.decision == "summed_output"
-    for expected, got in zip(reference.spikes, executed.spikes):
-        assert torch.equal(expected, got)
-    torch.testing.assert_close(executed.readout, reference.readout, rtol=0, atol=1e-9)
-    assert torch.equal(executed.prediction(), reference.prediction())
+    _assert_same_run(simulate(network, x), executed, min_spikes=0)
     # a graph without the rule (a third party's, or written before it existed) reads as summed softmax
     graph = network_to_nir(network)
     del graph.metadata["decision"]
@@ -327,14 +329,9 @@ def test_lava_float_and_bit_accurate_runs_at_readout_decay_zero(recurrent_no_lea
     from exporters.lava import simulate_lava
 
     network, x = recurrent_no_leak
-    reference = simulate(network, x)
     lava = simulate_lava(network, x)
     assert lava.decision == "summed_output"
-    for expected, got in zip(reference.spikes, lava.spikes):
-        assert float(expected.sum()) > 50
-        assert torch.equal(expected, got)
-    torch.testing.assert_close(lava.readout, reference.readout, rtol=0, atol=1e-9)
-    assert torch.equal(lava.prediction(), reference.prediction())
+    _assert_same_run(simulate(network, x), lava, min_spikes=50)
     fixed = quantize(network, calibration=x)
     integers = simulate_fixed(fixed, x)
     chip = simulate_lava(fixed, x)
