@@ -7,6 +7,8 @@ A bundle is a directory::
     network.ddn          the float deployment IR (delaydeploy.ir_file format)
     loihi2.ddn           the Loihi 2 integer form (target ``loihi2`` only)
     test_vectors.npz     inputs with the oracle's spikes, readout and predictions
+    run.py, pynn_model.json, pynn_connections.npz
+                         the standalone PyNN script and its network (target ``pynn`` only)
 
 Loading checks every file against its sha256 and refuses a tampered or incomplete bundle.
 The directory is written atomically: a failed export leaves nothing behind.
@@ -36,7 +38,8 @@ from delaydeploy.reference import Simulation
 
 FORMAT = "delaydeploy-bundle"
 FORMAT_VERSION = 1
-TARGETS = ("lava", "loihi2")
+TARGETS = ("lava", "loihi2", "pynn")
+PYNN_FILES = ("run.py", "pynn_model.json", "pynn_connections.npz")
 MANIFEST = "manifest.json"
 NETWORK_FILE = f"network{IR_SUFFIX}"
 FIXED_FILE = f"loihi2{IR_SUFFIX}"
@@ -120,8 +123,10 @@ def latency_offsets(network: Network) -> dict[str, int]:
 
 
 def write_bundle(path: str | os.PathLike, network: Network, target: str, inputs: np.ndarray, expected: Simulation, *,
-                 fixed: FixedNetwork | None = None, extra_constraints: dict[str, Any] | None = None) -> Path:
-    """Write a bundle directory for ``target`` with test vectors ``inputs`` and the oracle's ``expected``."""
+                 fixed: FixedNetwork | None = None, extra_constraints: dict[str, Any] | None = None,
+                 files: dict[str, bytes] | None = None, sections: dict[str, Any] | None = None) -> Path:
+    """Write a bundle directory for ``target`` with test vectors ``inputs`` and the oracle's ``expected``;
+    ``files`` are the target's own files (name -> content), ``sections`` its parts of the manifest."""
     if target not in TARGETS:
         raise DelayDeployError(f"unknown bundle target {target!r}; choose one of {TARGETS}")
     if (target == "loihi2") != (fixed is not None):
@@ -134,7 +139,9 @@ def write_bundle(path: str | os.PathLike, network: Network, target: str, inputs:
         if fixed is not None:
             (tmp / FIXED_FILE).write_bytes(fixed_network_to_bytes(fixed))
         np.savez_compressed(tmp / VECTORS_FILE, **vectors)
-        files = sorted(p.name for p in tmp.iterdir())
+        for name, content in (files or {}).items():
+            (tmp / name).write_bytes(content)
+        names = sorted(p.name for p in tmp.iterdir())
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -152,7 +159,8 @@ def write_bundle(path: str | os.PathLike, network: Network, target: str, inputs:
             "constraints": {**constraint_report(network), **(extra_constraints or {})},
             "resources": estimate_resources(network),
             "test_vectors": {"samples": int(vectors["inputs"].shape[1]), "steps": int(vectors["inputs"].shape[0])},
-            "files": {name: _sha256(tmp / name) for name in files},
+            "files": {name: _sha256(tmp / name) for name in names},
+            **(sections or {}),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return Path(path)
@@ -179,7 +187,8 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     files = manifest.get("files")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise BundleError(f"{manifest_path}: 'files' must map file names to sha256 digests")
-    required = {NETWORK_FILE, VECTORS_FILE} | ({FIXED_FILE} if target == "loihi2" else set())
+    required = {NETWORK_FILE, VECTORS_FILE} | ({FIXED_FILE} if target == "loihi2" else set()) \
+        | (set(PYNN_FILES) if target == "pynn" else set())
     for name in sorted(required - set(files)):
         raise BundleError(f"{path}: manifest does not list {name}")
     for name, digest in sorted(files.items()):

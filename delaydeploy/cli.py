@@ -241,7 +241,7 @@ def finite_number(*, positive: bool):
 
 
 # verify.BACKENDS, spelled out so that ``--help`` does not import torch (a test keeps them equal)
-BACKENDS = ("reference", "torch", "nir", "lava-cpu", "fixed-reference")
+BACKENDS = ("reference", "torch", "nir", "lava-cpu", "nest", "fixed-reference")
 
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -307,9 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", required=True)
     run.set_defaults(handler=cmd_run)
 
-    export = commands.add_parser("export", help="export to NIR, a Lava or Loihi 2 bundle, or lava-dl netx")
+    export = commands.add_parser("export", help="export to NIR, a Lava, Loihi 2 or PyNN bundle, or lava-dl netx")
     export.add_argument("artifact")
-    export.add_argument("--target", choices=("nir", "lava", "loihi2", "netx"), required=True)
+    export.add_argument("--target", choices=("nir", "lava", "loihi2", "netx", "pynn"), required=True)
     export.add_argument("-o", "--output", required=True)
     _add_input_options(export)
     export.set_defaults(handler=cmd_export)

@@ -2,7 +2,8 @@
 
 ``nir`` writes a NIR file; ``lava`` and ``loihi2`` write a deployment bundle (with test
 vectors from the oracle: the float reference, or the integer reference for Loihi 2);
-``netx`` writes a lava-dl netx HDF5 file of the Loihi 2 integer form.
+``netx`` writes a lava-dl netx HDF5 file of the Loihi 2 integer form; ``pynn`` a bundle with a
+standalone PyNN script for NEST and SpiNNaker.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from delaydeploy.errors import DelayDeployError
 from delaydeploy.fileio import check_output_directory, check_output_file
 from delaydeploy.reference import simulate
 
-TARGETS = ("nir", "lava", "loihi2", "netx")
+TARGETS = ("nir", "lava", "loihi2", "netx", "pynn")
 
 
 def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: np.ndarray) -> Path:
@@ -40,6 +41,11 @@ def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: n
         return Path(output)
     if target == "lava":
         return write_bundle(output, network, "lava", inputs, simulate(network, inputs))
+    if target == "pynn":
+        from exporters.pynn.files import pynn_files
+
+        files, section = pynn_files(network, inputs)
+        return write_bundle(output, network, "pynn", inputs, simulate(network, inputs), files=files, sections=section)
     from delaydeploy.fixed_reference import simulate_fixed
     from delaydeploy.quantize import quantize
 

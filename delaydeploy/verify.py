@@ -6,6 +6,7 @@ Backends (all return a :class:`delaydeploy.reference.Simulation` on the referenc
 * ``torch`` — the trained PyTorch model with rounded delays (checkpoints only), float64;
 * ``nir`` — the NIR file itself, executed step by step (:mod:`exporters.nir_executor`);
 * ``lava-cpu`` — Lava's CPU backend, float, or bit-accurate for a Loihi 2 bundle;
+* ``nest`` — the PyNN target on NEST (a PyNN bundle runs its own ``run.py``);
 * ``fixed-reference`` — the integer reference simulator of the Loihi 2 form.
 
 A float artifact is checked against ``reference``; a Loihi 2 bundle against
@@ -26,7 +27,7 @@ from delaydeploy.checkpoint import Checkpoint
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.reference import Simulation, simulate
 
-BACKENDS = ("reference", "torch", "nir", "lava-cpu", "fixed-reference")
+BACKENDS = ("reference", "torch", "nir", "lava-cpu", "nest", "fixed-reference")
 READOUT_TOLERANCE = 1e-9
 
 
@@ -37,6 +38,8 @@ def oracle_backend(artifact: Artifact) -> str:
 
 def native_backend(artifact: Artifact) -> str:
     """The backend that runs the artifact itself."""
+    if artifact.target == "pynn":
+        return "nest"
     return {"checkpoint": "torch", "nir": "nir", "ir": "reference", "bundle": "lava-cpu"}[artifact.kind]
 
 
@@ -85,6 +88,10 @@ def run_backend(artifact: Artifact, backend: str, x: np.ndarray, *, semantics: s
 
         target = artifact.fixed if artifact.fixed is not None else artifact.network
         return simulate_lava(target, x, progress=progress)
+    if backend == "nest":
+        from exporters.pynn.backend import simulate_nest
+
+        return simulate_nest(artifact.network, x, bundle=artifact.path if artifact.target == "pynn" else None)
     if backend == "fixed-reference":
         if artifact.fixed is None:
             raise DelayDeployError(f"{artifact.path}: the fixed-reference backend needs a Loihi 2 bundle")

@@ -1,0 +1,77 @@
+"""The PyNN bundle's own files and manifest section (serialisation, kept apart from the translation)."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from delaydeploy.ir import Network
+from exporters.pynn import run as packaged_script
+from exporters.pynn.model import to_pynn
+from exporters.pynn.spinnaker import (check_spinnaker, delay_slots, map_virtual, ring_buffer_shift,
+                                      summed_weight_peaks, weight_unit)
+
+MODEL_FILE = "pynn_model.json"
+CONNECTIONS_FILE = "pynn_connections.npz"
+SCRIPT_FILE = "run.py"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def pynn_files(network: Network, inputs: np.ndarray) -> tuple[dict[str, bytes], dict]:
+    """``(files, manifest section)`` of a PyNN bundle for ``network``; ``inputs`` calibrate
+    SpiNNaker's weight grid, and map it on a virtual board where sPyNNaker is installed."""
+    check_spinnaker(network)
+    model, connections = to_pynn(network)
+    peaks = summed_weight_peaks(network, inputs)
+    for stage, stage_peaks in zip(model["stages"], peaks):
+        stage["spinnaker_max_summed_weight"] = list(stage_peaks)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **connections)
+    files = {SCRIPT_FILE: Path(packaged_script.__file__).read_bytes(),
+             MODEL_FILE: (json.dumps(model, indent=2) + "\n").encode(),
+             CONNECTIONS_FILE: buffer.getvalue()}
+    spinnaker = {
+        "package": f"sPyNNaker {_version('sPyNNaker')}",
+        "weights": {
+            "rounding": "rint(|w| * 2**(15 - s)) units of 2**(s - 15), half to even; negative weights on the "
+                        "inhibitory receptor as |w|",
+            "calibrated_on_samples": int(np.asarray(inputs).shape[1]),
+            "stages": {stage["name"]: {receptor: {"max_summed_weight": peak, "ring_buffer_shift":
+                                                  ring_buffer_shift(peak), "unit": weight_unit(peak)}
+                                       for receptor, peak in zip(("excitatory", "inhibitory"), stage_peaks)}
+                       for stage, stage_peaks in zip(model["stages"], peaks)},
+        },
+        "inhibitory_synapses": int(sum((table < 0).sum() for key, table in connections.items()
+                                       if key.endswith("/weight"))),
+        "delay_slots_per_core": delay_slots(),
+        "max_delay_ticks": model["max_delay_steps"] + 1,
+    }
+    if importlib.util.find_spec("spynnaker") is not None:
+        with tempfile.TemporaryDirectory(prefix="delaydeploy-pynn-") as folder:
+            for name, content in files.items():
+                Path(folder, name).write_bytes(content)
+            np.save(Path(folder, "inputs.npy"), np.asarray(inputs)[:, :1])
+            spinnaker["virtual_board_mapping"] = map_virtual(Path(folder), Path(folder, "inputs.npy"))
+    else:
+        spinnaker["virtual_board_mapping"] = "not run: sPyNNaker is not installed (pip install 'delaydeploy[spinnaker]')"
+    section = {"pynn": {
+        "run": "python run.py --simulator nest|spiNNaker --input X.npy --output OUT.npz",
+        "packages": {"pynn": _version("PyNN"), "nest-simulator": _version("nest-simulator")},
+        "time_step_ms": model["time_step_ms"],
+        "delays": "a synapse of delay D steps is made with D + 1 steps (NEST's minimum delay is one step)",
+        "nest_decay_error_ulp": {stage["name"]: stage["nest_decay_error_ulp"] for stage in model["stages"]},
+        "spinnaker": spinnaker,
+    }}
+    return files, section

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Run an exported delay network with PyNN, on NEST or on SpiNNaker.
+
+Written into the bundle by ``delaydeploy export --target pynn``. It needs only numpy, PyNN
+and the simulator (``pip install nest-simulator pynn``, or sPyNNaker for SpiNNaker):
+
+    python run.py --simulator nest --input X.npy --output out.npz
+
+``X.npy`` holds input spikes ``[T, B, C]`` (time steps, samples, channels): 0/1, or spike
+counts where the network takes counts. ``out.npz`` holds, on the time axis of delaydeploy's
+reference simulator (``T + tail`` steps per sample)::
+
+    spikes_<l>  [T + tail, B, N_l]      spikes of hidden layer l (0 or 1)
+    readout     [T + tail, B, classes]  membrane of the non-spiking readout
+
+Compare them with ``test_vectors.npz`` in this folder (its ``inputs`` make a good ``X.npy``).
+
+The network, as it is built below:
+
+* Every layer is a population of ``IF_curr_delta`` neurons. An arriving spike adds its
+  weight to the membrane at once; per time step the membrane decays by ``exp(-dt / tau_m)``;
+  a neuron fires when ``v >= v_thresh`` and resets to 0, with no refractory time. The readout
+  is the same neuron with a threshold it never reaches; its membrane is the output.
+* ``pynn_connections.npz`` lists every synapse as ``pre, post, weight, delay`` (delay in
+  time steps). A simulator needs at least one step between a spike and its effect, so a
+  synapse of delay ``D`` is made with ``D + 1`` steps; each stage therefore runs one step
+  behind the one before it, and the read-out below takes that lag off again.
+  Positive weights go to the ``excitatory`` receptor, negative ones to the ``inhibitory``
+  receptor (PyNN's sign convention for current synapses; SpiNNaker stores their size).
+* The bias of a neuron arrives as spikes of weight ``bias`` from a ``clock`` source that
+  fires at every step of the sample, delayed by the stage's lag.
+* Spike counts above 1 are sent as planes of spike sources: plane ``k`` fires where the
+  count exceeds ``k``, and every plane has the input synapses.
+* Samples run one after another in one simulation. After a sample, the spiking layers are
+  silenced (threshold out of reach) until every spike still travelling has arrived; then all
+  membranes are set to 0, so each sample computes exactly what it computes alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SIMULATORS = ("nest", "spiNNaker")
+INPUT_OFFSET = 2  # input row t is sent at step t + 2: a spike source cannot fire before min_delay
+NEVER = {"nest": 1e300, "spiNNaker": 32767.0}  # a threshold no membrane reaches (SpiNNaker: s16.15)
+
+
+def load_network(folder: Path = HERE) -> tuple[dict, dict[str, np.ndarray]]:
+    """The populations (``pynn_model.json``) and the synapses (``pynn_connections.npz``)."""
+    model = json.loads((folder / "pynn_model.json").read_text())
+    with np.load(folder / "pynn_connections.npz", allow_pickle=False) as data:
+        connections = {key: data[key] for key in data.files}
+    return model, connections
+
+
+def import_simulator(name: str):
+    """``pyNN.nest`` or ``pyNN.spiNNaker``, set up on the network's time step."""
+    # NEST 3.10 warns that PyNN 0.13 uses its deprecated calls, and PyNN that it builds no extensions
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(nest|pyNN)\.")
+    if name == "nest":
+        os.environ.setdefault("PYNEST_QUIET", "1")
+        import pyNN.nest as sim
+
+        # PyNN 0.13 gives NEST's IF_curr_delta no name for its membrane: record "v" as "V_m"
+        if not hasattr(sim.IF_curr_delta, "variable_map"):
+            sim.IF_curr_delta.variable_map = {"v": "V_m"}
+            sim.IF_curr_delta.scale_factors = {"v": 1}
+        return sim
+    if name == "spiNNaker":
+        import pyNN.spiNNaker as sim
+
+        return sim
+    raise ValueError(f"simulator {name!r}: choose one of {SIMULATORS}")
+
+
+class Frames:
+    """Where sample ``b`` and its stages sit on the simulator's time axis (in steps).
+
+    Sample ``b`` starts at step ``b * length``; its input row ``t`` is sent at ``t + INPUT_OFFSET``
+    and stage ``l`` (0-based, the readout last) computes the reference's step ``u`` at
+    ``u + INPUT_OFFSET + 1 + l``.
+    """
+
+    def __init__(self, steps: int, stages: int, drain: int):
+        self.steps = steps  # reference steps per sample: T + tail
+        self.stages = stages
+        self.end = INPUT_OFFSET + stages + steps  # first step after the readout's last one
+        self.length = self.end + drain
+
+    def stage_steps(self, sample: int, stage: int) -> np.ndarray:
+        """Simulator steps of the reference's steps ``0 .. steps-1`` of ``stage`` in ``sample``."""
+        return sample * self.length + INPUT_OFFSET + 1 + stage + np.arange(self.steps)
+
+
+def input_spike_times(x: np.ndarray, frames: Frames, dt: float) -> list[np.ndarray]:
+    """Spike times (ms) of each input source: plane ``k`` of channel ``c`` is source ``k * C + c``."""
+    steps_in, samples, channels = x.shape
+    planes = max(int(x.max(initial=0)), 1)
+    offsets = np.arange(samples) * frames.length + INPUT_OFFSET
+    times = []
+    for plane in range(planes):
+        for channel in range(channels):
+            rows, sample = np.nonzero(x[:, :, channel] > plane)
+            times.append(np.sort(offsets[sample] + rows) * dt)
+    return times
+
+
+def connect(sim, pre, post, table: dict[str, np.ndarray], dt: float, repeat_pre: int = 1, pre_size: int = 0) -> None:
+    """Make the synapses of ``table`` from ``pre`` to ``post``; ``repeat_pre`` copies them to
+    every input plane (source index ``k * pre_size + i``)."""
+    plane_shift = np.repeat(np.arange(repeat_pre) * pre_size, len(table["pre"]))
+    sources = np.tile(table["pre"], repeat_pre) + plane_shift
+    targets = np.tile(table["post"], repeat_pre)
+    weights = np.tile(table["weight"], repeat_pre)
+    delays = (np.tile(table["delay"], repeat_pre) + 1) * dt
+    for receptor, chosen in (("excitatory", weights > 0), ("inhibitory", weights < 0)):
+        if chosen.any():
+            rows = np.column_stack([sources[chosen], targets[chosen], weights[chosen], delays[chosen]])
+            sim.Projection(pre, post, sim.FromListConnector(rows, column_names=["weight", "delay"]),
+                           sim.StaticSynapse(), receptor_type=receptor)
+
+
+def build(sim, simulator: str, model: dict, connections: dict[str, np.ndarray], x: np.ndarray, frames: Frames):
+    """Create the populations and projections; returns ``(spiking layers, readout)``."""
+    dt = model["time_step_ms"]
+    clock_times = (np.arange(x.shape[1])[:, None] * frames.length + INPUT_OFFSET
+                   + np.arange(frames.steps)[None, :]).ravel() * dt
+    inputs = sim.Population(model["input"]["channels"] * max(int(x.max(initial=0)), 1),
+                            sim.SpikeSourceArray(spike_times=input_spike_times(x, frames, dt)), label="input")
+    clock = sim.Population(1, sim.SpikeSourceArray(spike_times=[clock_times]), label="clock")
+    populations = []
+    previous = inputs
+    for stage in model["stages"]:
+        extra = {}
+        if simulator == "spiNNaker":  # fixes the weights' fixed-point grid (see pynn_model.json)
+            extra["additional_parameters"] = {"max_expected_summed_weight": stage["spinnaker_max_summed_weight"]}
+        neurons = sim.Population(stage["size"], sim.IF_curr_delta(
+            tau_m=stage["tau_m_ms"], cm=stage["cm_nF"], v_rest=0.0, v_reset=0.0, tau_refrac=0.0, i_offset=0.0,
+            v_thresh=stage["v_thresh"] if stage["spiking"] else NEVER[simulator]), label=stage["name"], **extra)
+        neurons.initialize(v=0.0)
+        name = stage["name"]
+        feedforward = {key: connections[f"{name}/input/{key}"] for key in ("pre", "post", "weight", "delay")}
+        planes = (inputs.size // model["input"]["channels"]) if previous is inputs else 1
+        connect(sim, previous, neurons, feedforward, dt, planes, previous.size // planes)
+        connect(sim, clock, neurons, {key: connections[f"{name}/bias/{key}"] for key in feedforward}, dt)
+        if stage.get("recurrent"):
+            connect(sim, neurons, neurons, {key: connections[f"{name}/recurrent/{key}"] for key in feedforward}, dt)
+        neurons.record("spikes" if stage["spiking"] else "v")
+        populations.append(neurons)
+        previous = neurons
+    return populations[:-1], populations[-1]
+
+
+def run_samples(sim, simulator: str, model: dict, layers, readout, frames: Frames, samples: int) -> None:
+    """Run the samples one after another, silencing and clearing the network between them."""
+    dt = model["time_step_ms"]
+    for sample in range(samples):
+        start = sample * frames.length
+        sim.run_until((start + frames.end) * dt)
+        for layer in layers:
+            layer.set(v_thresh=NEVER[simulator])
+        sim.run_until((start + frames.length - 1) * dt)
+        for layer, stage in zip(layers, model["stages"]):
+            layer.set(v_thresh=stage["v_thresh"])
+        for population in [*layers, readout]:
+            population.initialize(v=0.0)
+    sim.run_until(samples * frames.length * dt)
+
+
+def spike_array(layer, stage: int, frames: Frames, samples: int, dt: float) -> np.ndarray:
+    """The recorded spikes of ``layer`` as ``[steps, samples, N]`` on the reference's axis."""
+    trains = layer.get_data("spikes", clear=False).segments[0].spiketrains
+    neuron = np.concatenate([np.full(len(train), index) for index, train in enumerate(trains)] or [np.zeros(0)])
+    times = np.concatenate([np.asarray(train.magnitude) for train in trains] or [np.zeros(0)])
+    step = np.rint(times / dt).astype(np.int64)
+    sample, offset = np.divmod(step, frames.length)
+    u = offset - (INPUT_OFFSET + 1 + stage)
+    keep = (u >= 0) & (u < frames.steps) & (sample < samples)
+    spikes = np.zeros((frames.steps, samples, layer.size))
+    spikes[u[keep], sample[keep], neuron[keep].astype(np.int64)] = 1.0
+    return spikes
+
+
+def membrane_array(readout, stage: int, frames: Frames, samples: int, dt: float) -> np.ndarray:
+    """The recorded readout membrane as ``[steps, samples, classes]`` on the reference's axis."""
+    signal = readout.get_data("v", clear=False).segments[0].analogsignals[0]
+    values = np.asarray(signal.magnitude)
+    rows = np.rint(np.asarray(signal.times.magnitude) / dt).astype(np.int64)
+    by_step = np.zeros((samples * frames.length + 1, readout.size))
+    by_step[rows[rows < len(by_step)]] = values[rows < len(by_step)]
+    steps = np.stack([frames.stage_steps(sample, stage) for sample in range(samples)], axis=1)
+    return by_step[steps]
+
+
+def simulate(model: dict, connections: dict[str, np.ndarray], x: np.ndarray, simulator: str = "nest",
+             threads: int = 1) -> dict[str, np.ndarray]:
+    """Run every sample of ``x`` ``[T, B, C]``; returns ``spikes_<l>`` and ``readout`` (see module)."""
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != model["input"]["channels"]:
+        raise ValueError(f"input has shape {x.shape}; expected [T, B, {model['input']['channels']}]")
+    if np.any(x < 0) or np.any(x != np.rint(x)) or (model["input"]["kind"] == "binary" and np.any(x > 1)):
+        raise ValueError(f"input must hold {'0/1 spikes' if model['input']['kind'] == 'binary' else 'spike counts'}")
+    sim = import_simulator(simulator)
+    dt = model["time_step_ms"]
+    frames = Frames(x.shape[0] + model["tail_steps"], len(model["stages"]), model["drain_steps"])
+    if simulator == "nest":  # delays on the time grid, from one step up
+        sim.setup(timestep=dt, min_delay=dt, max_delay=(model["max_delay_steps"] + 1) * dt,
+                  spike_precision="on_grid", threads=threads)
+    else:
+        sim.setup(timestep=dt)
+    layers, readout = build(sim, simulator, model, connections, x, frames)
+    run_samples(sim, simulator, model, layers, readout, frames, x.shape[1])
+    result = {f"spikes_{index}": spike_array(layer, index, frames, x.shape[1], dt) for index, layer in enumerate(layers)}
+    result["readout"] = membrane_array(readout, len(layers), frames, x.shape[1], dt)
+    sim.end()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--simulator", choices=SIMULATORS, default="nest")
+    parser.add_argument("--input", required=True, help="input spikes .npy, [T, B, C]")
+    parser.add_argument("--output", required=True, help="where to write spikes_<l> and readout (.npz)")
+    parser.add_argument("--threads", type=int, default=1, help="NEST threads")
+    args = parser.parse_args()
+    model, connections = load_network()
+    result = simulate(model, connections, np.load(args.input), args.simulator, args.threads)
+    np.savez(args.output, **result)
+    print(f"wrote {args.output}: " + ", ".join(f"{key} {value.shape}" for key, value in result.items()))
+
+
+if __name__ == "__main__":
+    main()

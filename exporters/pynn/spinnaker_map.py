@@ -1,0 +1,55 @@
+"""``python -m exporters.pynn.spinnaker_map FOLDER INPUTS.npy``: map a PyNN bundle's network with
+sPyNNaker on a virtual board and print what it placed as one JSON line.
+
+Started by :func:`exporters.pynn.spinnaker.map_virtual` in a temporary home whose
+``.spynnaker.cfg`` asks for a virtual board; the bundle's own ``run.py`` builds the network.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from exporters.pynn.backend import load_script
+
+
+def main(folder: str, inputs_file: str) -> None:
+    script = load_script(Path(folder))
+    model, connections = script.load_network(Path(folder))
+    x = np.load(inputs_file)
+    sim = script.import_simulator("spiNNaker")
+    frames = script.Frames(x.shape[0] + model["tail_steps"], len(model["stages"]), model["drain_steps"])
+    sim.setup(timestep=model["time_step_ms"])
+    layers, readout = script.build(sim, "spiNNaker", model, connections, x, frames)
+    sim.run(model["time_step_ms"])  # mapping and data generation; a virtual board runs nothing
+
+    from spynnaker.pyNN.data import SpynnakerDataView
+
+    cores: Counter = Counter()
+    delay_cores: Counter = Counter()
+    for placement in SpynnakerDataView.iterate_placemements():
+        vertex = placement.vertex
+        if vertex.label is None or vertex.label.startswith("SYSTEM"):
+            continue
+        population = vertex.label.split("(")[0]
+        if "Delay" in type(vertex).__name__:
+            delay_cores[population.removesuffix("_delayed")] += 1
+        else:
+            cores[population] += 1
+    populations = {}
+    for population in [*layers, readout]:
+        shifts = [int(s) for s in population._vertex.get_ring_buffer_shifts()]  # noqa: SLF001 (no public API)
+        populations[population.label] = {"cores": cores[population.label],
+                                         "delay_extension_cores": delay_cores[population.label],
+                                         "ring_buffer_shifts": dict(zip(("excitatory", "inhibitory"), shifts))}
+    sim.end()
+    print(json.dumps({"cores": sum(cores.values()), "delay_extension_cores": sum(delay_cores.values()),
+                      "populations": populations}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
