@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
+from data_fixtures import delrec_vectors, fsdd_dir, snn_delays_vectors, state_dict_from  # noqa: F401  (fixtures)
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork
 from delaydeploy.ir import Network
 from helpers import CONFORMANCE, require_file

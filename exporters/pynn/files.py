@@ -55,7 +55,7 @@ def pynn_files(network: Network, inputs: np.ndarray) -> tuple[dict[str, bytes], 
         },
         "inhibitory_synapses": int(sum((table < 0).sum() for key, table in connections.items()
                                        if key.endswith("/weight"))),
-        "delay_slots_per_core": delay_slots(),
+        "delay_slots_per_core": {stage.name: delay_slots(stage.size) for stage in [*network.layers, network.readout]},
         "max_delay_ticks": model["max_delay_steps"] + 1,
     }
     if importlib.util.find_spec("spynnaker") is not None:

@@ -19,13 +19,14 @@ against the shipped ``IF_curr_delta.aplx``):
   v_thresh``; a spike resets to ``v_reset``; with ``tau_refrac = 0`` no input is lost. With
   ``cm = tau_m (1 - exp_TC)/dt`` a weight moves ``V`` by itself (up to that rounding).
 * **Delays.** A spike sent in tick ``t`` with delay ``d`` ticks counts in tick ``t + d``.
-  A core keeps ``2**(14 - atom bits - 1)`` delay slots (32 with 256 neurons); longer delays
-  go through delay-extension cores, at most 8 stages (9x the slots in all).
+  A core keeps ``2**(14 - atom bits - 1)`` delay slots (32 with 256 neurons per core, 128
+  with 40); longer delays go through delay-extension cores, at most 8 stages (9x the slots).
 
 :func:`spinnaker_weights` gives the IR with every weight and bias on that grid: the
 reference simulator runs it as the SpiNNaker rung of the accuracy ladder (weights only; the
 s16.15 membrane arithmetic is not modelled). :func:`map_virtual` runs sPyNNaker's mapping on a
-virtual board (no SpiNNaker needed; a virtual run records nothing).
+virtual board (no SpiNNaker needed; a virtual run records nothing): cores, delay-extension
+cores (placed by the population whose spikes they delay) and ring-buffer shifts.
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def weight_unit(peak: float) -> float:
     return 2.0 ** (ring_buffer_shift(peak) - 15)
 
 
-def delay_slots(neurons_per_core: int = NEURONS_PER_CORE) -> int:
-    """Delay slots of one core: ``2**(14 - atom bits - receptor bits)``."""
-    atom_bits = max(1, math.ceil(math.log2(neurons_per_core)))
+def delay_slots(neurons: int) -> int:
+    """Delay slots of a core of a population of ``neurons``: ``2**(14 - atom bits - receptor bits)``."""
+    atom_bits = max(1, math.ceil(math.log2(min(neurons, NEURONS_PER_CORE))))
     return 2 ** (RING_BUFFER_BITS - atom_bits - 1)
 
 
@@ -125,8 +126,9 @@ def spinnaker_weights(network: Network, peaks: list[tuple[float, float]]) -> Net
 
 def check_spinnaker(network: Network) -> None:
     """Raise :class:`ConstraintError` for the first synapse whose delay SpiNNaker cannot hold."""
-    limit = delay_slots() * (1 + DELAY_EXTENSION_STAGES)
-    for index, stage in enumerate(_stages(network)):
+    for stage in _stages(network):
+        slots = delay_slots(stage.size)
+        limit = slots * (1 + DELAY_EXTENSION_STAGES)
         tables = [("synapse", stage.delays + 1)]  # run.py's delay in ticks: D + 1
         if isinstance(stage, SpikingLayer) and stage.is_recurrent:
             tables.append(("recurrent synapse", stage.recurrent_delays + 1))
@@ -134,13 +136,13 @@ def check_spinnaker(network: Network) -> None:
             if ticks.size and ticks.max() > limit:
                 post, pre = (int(i) for i in np.argwhere(ticks > limit)[0])
                 raise ConstraintError(f"{stage.name!r}: {kind} {pre} -> {post} needs a delay of {ticks[post, pre]} "
-                                      f"ticks; SpiNNaker holds at most {limit} ({delay_slots()} slots per core, "
+                                      f"ticks; SpiNNaker holds at most {limit} ({slots} slots per core, "
                                       f"{DELAY_EXTENSION_STAGES} delay-extension stages)")
 
 
 def map_virtual(folder: Path, inputs_file: Path) -> dict:
-    """Map the PyNN bundle files in ``folder`` with sPyNNaker on a virtual board; returns cores,
-    ring-buffer shifts and delay-extension cores per population.
+    """Map the PyNN bundle files in ``folder`` with sPyNNaker on a virtual board; returns what
+    :mod:`exporters.pynn.spinnaker_map` reports.
 
     Runs in a subprocess with its own configuration and report folder (never the user's home).
     """

@@ -1,5 +1,6 @@
 """``python -m exporters.pynn.spinnaker_map FOLDER INPUTS.npy``: map a PyNN bundle's network with
-sPyNNaker on a virtual board and print what it placed as one JSON line.
+sPyNNaker on a virtual board and print what it placed as one JSON line: all cores, and per
+population its cores and ring-buffer shifts; delay-extension cores by the source they delay.
 
 Started by :func:`exporters.pynn.spinnaker.map_virtual` in a temporary home whose
 ``.spynnaker.cfg`` asks for a virtual board; the bundle's own ``run.py`` builds the network.
@@ -35,20 +36,18 @@ def main(folder: str, inputs_file: str) -> None:
         vertex = placement.vertex
         if vertex.label is None or vertex.label.startswith("SYSTEM"):
             continue
-        population = vertex.label.split("(")[0]
-        if "Delay" in type(vertex).__name__:
-            delay_cores[population.removesuffix("_delayed")] += 1
+        if "DelayExtension" in type(vertex).__name__:  # labelled by the population whose spikes it delays
+            delay_cores[vertex.label.removeprefix("Delay extension for ")] += 1
         else:
-            cores[population] += 1
+            cores[vertex.label.split("(")[0]] += 1
     populations = {}
     for population in [*layers, readout]:
         shifts = [int(s) for s in population._vertex.get_ring_buffer_shifts()]  # noqa: SLF001 (no public API)
         populations[population.label] = {"cores": cores[population.label],
-                                         "delay_extension_cores": delay_cores[population.label],
                                          "ring_buffer_shifts": dict(zip(("excitatory", "inhibitory"), shifts))}
     sim.end()
-    print(json.dumps({"cores": sum(cores.values()), "delay_extension_cores": sum(delay_cores.values()),
-                      "populations": populations}))
+    print(json.dumps({"cores": sum(cores.values()) + sum(delay_cores.values()), "populations": populations,
+                      "delay_extension_cores": dict(delay_cores)}))
 
 
 if __name__ == "__main__":
