@@ -81,8 +81,11 @@ def test_spinnaker_weights_lie_on_their_receptors_grid() -> None:
 
 def test_spinnaker_refuses_a_delay_beyond_its_extension_cores() -> None:
     network = moderate_network(6)
-    network.layers[1].delays[2, 3] = 300
-    with pytest.raises(ConstraintError, match=r"'hidden1': synapse 3 -> 2 needs a delay of 301 ticks; .* at most 288"):
+    network.layers[1].delays[2, 3] = 2303  # 25 neurons a core: 256 slots, 9 x 256 with delay extensions
+    check_spinnaker(network)
+    network.layers[1].delays[2, 3] = 2304
+    with pytest.raises(ConstraintError, match=r"'hidden1': synapse 3 -> 2 needs a delay of 2305 ticks; "
+                                              r"SpiNNaker holds at most 2304 \(256 slots per core"):
         check_spinnaker(network)
 
 
@@ -108,5 +111,5 @@ def test_analog_input_is_refused(tmp_path, capsys) -> None:
 
 def test_delay_spinnaker_cannot_hold_is_refused(tmp_path, capsys) -> None:
     network = moderate_network(9)
-    network.readout.delays[1, 0] = 400
-    _refused(tmp_path, network, capsys, "'readout': synapse 0 -> 1 needs a delay of 401 ticks")
+    network.readout.delays[1, 0] = 10_000
+    _refused(tmp_path, network, capsys, "'readout': synapse 0 -> 1 needs a delay of 10001 ticks")

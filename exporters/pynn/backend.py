@@ -8,6 +8,7 @@ and run by this package's copy of the same script.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -32,9 +33,11 @@ def load_script(folder: Path) -> ModuleType:
     return module
 
 
-def simulate_nest(network: Network, x: np.ndarray, *, bundle: Path | None = None, threads: int = 1) -> Simulation:
+def simulate_nest(network: Network, x: np.ndarray, *, bundle: Path | None = None,
+                  threads: int | None = None) -> Simulation:
     """Run ``network`` on NEST through PyNN for input ``x`` ``[T, B, C]`` (``bundle``: run that
-    PyNN bundle's own ``run.py`` and files instead of translating ``network`` again)."""
+    PyNN bundle's own ``run.py`` and files instead of translating ``network`` again), on
+    ``threads`` NEST threads (default: one per core)."""
     if importlib.util.find_spec("nest") is None or importlib.util.find_spec("pyNN") is None:
         raise DelayDeployError(NEST_MISSING)
     if bundle is not None:
@@ -43,6 +46,6 @@ def simulate_nest(network: Network, x: np.ndarray, *, bundle: Path | None = None
     else:
         script = packaged_script
         model, connections = to_pynn(network)
-    result = script.simulate(model, connections, np.asarray(x), "nest", threads)
+    result = script.simulate(model, connections, np.asarray(x), "nest", threads or os.cpu_count() or 1)
     spikes = [torch.from_numpy(result[f"spikes_{index}"]) for index in range(len(network.layers))]
     return Simulation(spikes, torch.from_numpy(result["readout"]), network.decision)

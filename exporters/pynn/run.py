@@ -31,9 +31,16 @@ The network, as it is built below:
   fires at every step of the sample, delayed by the stage's lag.
 * Spike counts above 1 are sent as planes of spike sources: plane ``k`` fires where the
   count exceeds ``k``, and every plane has the input synapses.
-* Samples run one after another in one simulation. After a sample, the spiking layers are
-  silenced (threshold out of reach) until every spike still travelling has arrived; then all
-  membranes are set to 0, so each sample computes exactly what it computes alone.
+* Samples run one after another in one simulation, each in a frame of its own. After a
+  sample, the spiking layers are silenced (threshold out of reach) until every spike still
+  travelling has arrived; then every membrane is set to 0, so each sample computes exactly
+  what it computes alone.
+* NEST gets two shortcuts, both exact: the synapse lists go to ``nest.Connect`` in one call
+  each, with the weights as listed (PyNN connects neuron by neuron, about a second per
+  hundred thousand synapses, and its unit conversion ``w * 1000 * 1e-3`` moves some weights
+  by one unit in the last place); and thresholds and membranes are set by one kernel call
+  per population (NEST's ``NodeCollection.set`` first reads every neuron's whole status,
+  some 20 microseconds a neuron, twice per sample).
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ def load_network(folder: Path = HERE) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def import_simulator(name: str):
-    """``pyNN.nest`` or ``pyNN.spiNNaker``, set up on the network's time step."""
+    """``pyNN.nest`` or ``pyNN.spiNNaker``."""
     # NEST 3.10 warns that PyNN 0.13 uses its deprecated calls, and PyNN that it builds no extensions
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(nest|pyNN)\.")
     if name == "nest":
@@ -85,12 +92,11 @@ class Frames:
 
     Sample ``b`` starts at step ``b * length``; its input row ``t`` is sent at ``t + INPUT_OFFSET``
     and stage ``l`` (0-based, the readout last) computes the reference's step ``u`` at
-    ``u + INPUT_OFFSET + 1 + l``.
+    ``u + INPUT_OFFSET + 1 + l``. ``drain`` steps after the readout's last step end the frame.
     """
 
     def __init__(self, steps: int, stages: int, drain: int):
         self.steps = steps  # reference steps per sample: T + tail
-        self.stages = stages
         self.end = INPUT_OFFSET + stages + steps  # first step after the readout's last one
         self.length = self.end + drain
 
@@ -112,14 +118,25 @@ def input_spike_times(x: np.ndarray, frames: Frames, dt: float) -> list[np.ndarr
     return times
 
 
-def connect(sim, pre, post, table: dict[str, np.ndarray], dt: float, repeat_pre: int = 1, pre_size: int = 0) -> None:
-    """Make the synapses of ``table`` from ``pre`` to ``post``; ``repeat_pre`` copies them to
-    every input plane (source index ``k * pre_size + i``)."""
-    plane_shift = np.repeat(np.arange(repeat_pre) * pre_size, len(table["pre"]))
-    sources = np.tile(table["pre"], repeat_pre) + plane_shift
-    targets = np.tile(table["post"], repeat_pre)
-    weights = np.tile(table["weight"], repeat_pre)
-    delays = (np.tile(table["delay"], repeat_pre) + 1) * dt
+def synapses(connections: dict[str, np.ndarray], stage: str, kind: str) -> dict[str, np.ndarray] | None:
+    """Stage ``stage``'s ``input``, ``bias`` or ``recurrent`` synapses, or None if it has none of that kind."""
+    if f"{stage}/{kind}/pre" not in connections:
+        return None
+    return {key: connections[f"{stage}/{kind}/{key}"] for key in ("pre", "post", "weight", "delay")}
+
+
+def connect(sim, simulator: str, pre, post, table: dict[str, np.ndarray], dt: float, source_offset: int = 0) -> None:
+    """Make the synapses of ``table`` from population ``pre`` (its neuron ``source_offset + i``) to ``post``."""
+    sources, targets, weights = table["pre"] + source_offset, table["post"], table["weight"]
+    delays = (table["delay"] + 1) * dt
+    if len(sources) == 0:
+        return
+    if simulator == "nest":
+        import nest
+
+        nest.Connect(np.asarray(pre.node_collection.tolist())[sources], np.asarray(post.node_collection.tolist())[targets],
+                     "one_to_one", {"synapse_model": "static_synapse", "weight": weights, "delay": delays})
+        return
     for receptor, chosen in (("excitatory", weights > 0), ("inhibitory", weights < 0)):
         if chosen.any():
             rows = np.column_stack([sources[chosen], targets[chosen], weights[chosen], delays[chosen]])
@@ -130,13 +147,14 @@ def connect(sim, pre, post, table: dict[str, np.ndarray], dt: float, repeat_pre:
 def build(sim, simulator: str, model: dict, connections: dict[str, np.ndarray], x: np.ndarray, frames: Frames):
     """Create the populations and projections; returns ``(spiking layers, readout)``."""
     dt = model["time_step_ms"]
+    channels = model["input"]["channels"]
+    planes = max(int(x.max(initial=0)), 1)
     clock_times = (np.arange(x.shape[1])[:, None] * frames.length + INPUT_OFFSET
                    + np.arange(frames.steps)[None, :]).ravel() * dt
-    inputs = sim.Population(model["input"]["channels"] * max(int(x.max(initial=0)), 1),
-                            sim.SpikeSourceArray(spike_times=input_spike_times(x, frames, dt)), label="input")
+    inputs = sim.Population(planes * channels, sim.SpikeSourceArray(spike_times=input_spike_times(x, frames, dt)),
+                            label="input")
     clock = sim.Population(1, sim.SpikeSourceArray(spike_times=[clock_times]), label="clock")
     populations = []
-    previous = inputs
     for stage in model["stages"]:
         extra = {}
         if simulator == "spiNNaker":  # fixes the weights' fixed-point grid (see pynn_model.json)
@@ -146,16 +164,35 @@ def build(sim, simulator: str, model: dict, connections: dict[str, np.ndarray], 
             v_thresh=stage["v_thresh"] if stage["spiking"] else NEVER[simulator]), label=stage["name"], **extra)
         neurons.initialize(v=0.0)
         name = stage["name"]
-        feedforward = {key: connections[f"{name}/input/{key}"] for key in ("pre", "post", "weight", "delay")}
-        planes = (inputs.size // model["input"]["channels"]) if previous is inputs else 1
-        connect(sim, previous, neurons, feedforward, dt, planes, previous.size // planes)
-        connect(sim, clock, neurons, {key: connections[f"{name}/bias/{key}"] for key in feedforward}, dt)
+        if populations:
+            connect(sim, simulator, populations[-1], neurons, synapses(connections, name, "input"), dt)
+        else:  # every input plane carries the input synapses
+            for plane in range(planes):
+                connect(sim, simulator, inputs, neurons, synapses(connections, name, "input"), dt, plane * channels)
+        connect(sim, simulator, clock, neurons, synapses(connections, name, "bias"), dt)
         if stage.get("recurrent"):
-            connect(sim, neurons, neurons, {key: connections[f"{name}/recurrent/{key}"] for key in feedforward}, dt)
+            connect(sim, simulator, neurons, neurons, synapses(connections, name, "recurrent"), dt)
         neurons.record("spikes" if stage["spiking"] else "v")
         populations.append(neurons)
-        previous = neurons
     return populations[:-1], populations[-1]
+
+
+def set_state(simulator: str, population, **values: float) -> None:
+    """Set ``values`` (PyNN names: ``v_thresh``, ``v``) on every neuron of ``population`` now."""
+    if simulator == "nest":
+        names = {"v_thresh": "V_th", "v": "V_m"}
+        native = {names[key]: float(value) for key, value in values.items()}
+        try:  # the kernel call that NodeCollection.set makes after reading every neuron's status
+            from nest.lib.hl_api_types import nestkernel
+
+            nestkernel.llapi_set_nc_status(population.node_collection._datum, [native])
+        except (ImportError, AttributeError):  # another NEST version: the public call
+            population.node_collection.set(native)
+        return
+    if "v_thresh" in values:
+        population.set(v_thresh=values["v_thresh"])
+    if "v" in values:
+        population.initialize(v=values["v"])
 
 
 def run_samples(sim, simulator: str, model: dict, layers, readout, frames: Frames, samples: int) -> None:
@@ -165,36 +202,34 @@ def run_samples(sim, simulator: str, model: dict, layers, readout, frames: Frame
         start = sample * frames.length
         sim.run_until((start + frames.end) * dt)
         for layer in layers:
-            layer.set(v_thresh=NEVER[simulator])
+            set_state(simulator, layer, v_thresh=NEVER[simulator])
         sim.run_until((start + frames.length - 1) * dt)
         for layer, stage in zip(layers, model["stages"]):
-            layer.set(v_thresh=stage["v_thresh"])
-        for population in [*layers, readout]:
-            population.initialize(v=0.0)
+            set_state(simulator, layer, v_thresh=stage["v_thresh"], v=0.0)
+        set_state(simulator, readout, v=0.0)
     sim.run_until(samples * frames.length * dt)
 
 
 def spike_array(layer, stage: int, frames: Frames, samples: int, dt: float) -> np.ndarray:
     """The recorded spikes of ``layer`` as ``[steps, samples, N]`` on the reference's axis."""
-    trains = layer.get_data("spikes", clear=False).segments[0].spiketrains
-    neuron = np.concatenate([np.full(len(train), index) for index, train in enumerate(trains)] or [np.zeros(0)])
-    times = np.concatenate([np.asarray(train.magnitude) for train in trains] or [np.zeros(0)])
-    step = np.rint(times / dt).astype(np.int64)
+    trains = layer.get_data("spikes").segments[0].spiketrains
+    neuron = np.concatenate([np.full(len(train), index) for index, train in enumerate(trains)])
+    step = np.rint(np.concatenate([train.magnitude for train in trains]) / dt).astype(np.int64)
     sample, offset = np.divmod(step, frames.length)
-    u = offset - (INPUT_OFFSET + 1 + stage)
+    u = offset - frames.stage_steps(0, stage)[0]
     keep = (u >= 0) & (u < frames.steps) & (sample < samples)
     spikes = np.zeros((frames.steps, samples, layer.size))
-    spikes[u[keep], sample[keep], neuron[keep].astype(np.int64)] = 1.0
+    spikes[u[keep], sample[keep], neuron[keep]] = 1.0
     return spikes
 
 
 def membrane_array(readout, stage: int, frames: Frames, samples: int, dt: float) -> np.ndarray:
     """The recorded readout membrane as ``[steps, samples, classes]`` on the reference's axis."""
-    signal = readout.get_data("v", clear=False).segments[0].analogsignals[0]
-    values = np.asarray(signal.magnitude)
-    rows = np.rint(np.asarray(signal.times.magnitude) / dt).astype(np.int64)
-    by_step = np.zeros((samples * frames.length + 1, readout.size))
-    by_step[rows[rows < len(by_step)]] = values[rows < len(by_step)]
+    signal = readout.get_data("v").segments[0].analogsignals[0]
+    rows = np.rint(signal.times.magnitude / dt).astype(np.int64)
+    by_step = np.full((samples * frames.length + 1, readout.size), np.nan)
+    inside = rows < len(by_step)
+    by_step[rows[inside]] = np.asarray(signal.magnitude)[inside]
     steps = np.stack([frames.stage_steps(sample, stage) for sample in range(samples)], axis=1)
     return by_step[steps]
 
