@@ -144,6 +144,17 @@ def connect(sim, simulator: str, pre, post, table: dict[str, np.ndarray], dt: fl
                            sim.StaticSynapse(), receptor_type=receptor)
 
 
+def setup(sim, simulator: str, model: dict, x: np.ndarray, threads: int = 1) -> Frames:
+    """Start a simulation on the network's time step; returns the frames of the samples of ``x``."""
+    dt = model["time_step_ms"]
+    if simulator == "nest":  # delays on the time grid, from one step up
+        sim.setup(timestep=dt, min_delay=dt, max_delay=(model["max_delay_steps"] + 1) * dt,
+                  spike_precision="on_grid", threads=threads)
+    else:
+        sim.setup(timestep=dt)
+    return Frames(x.shape[0] + model["tail_steps"], len(model["stages"]), model["drain_steps"])
+
+
 def build(sim, simulator: str, model: dict, connections: dict[str, np.ndarray], x: np.ndarray, frames: Frames):
     """Create the populations and projections; returns ``(spiking layers, readout)``."""
     dt = model["time_step_ms"]
@@ -244,12 +255,7 @@ def simulate(model: dict, connections: dict[str, np.ndarray], x: np.ndarray, sim
         raise ValueError(f"input must hold {'0/1 spikes' if model['input']['kind'] == 'binary' else 'spike counts'}")
     sim = import_simulator(simulator)
     dt = model["time_step_ms"]
-    frames = Frames(x.shape[0] + model["tail_steps"], len(model["stages"]), model["drain_steps"])
-    if simulator == "nest":  # delays on the time grid, from one step up
-        sim.setup(timestep=dt, min_delay=dt, max_delay=(model["max_delay_steps"] + 1) * dt,
-                  spike_precision="on_grid", threads=threads)
-    else:
-        sim.setup(timestep=dt)
+    frames = setup(sim, simulator, model, x, threads)
     layers, readout = build(sim, simulator, model, connections, x, frames)
     run_samples(sim, simulator, model, layers, readout, frames, x.shape[1])
     result = {f"spikes_{index}": spike_array(layer, index, frames, x.shape[1], dt) for index, layer in enumerate(layers)}

@@ -23,8 +23,7 @@ def main(folder: str, inputs_file: str) -> None:
     model, connections = script.load_network(Path(folder))
     x = np.load(inputs_file)
     sim = script.import_simulator("spiNNaker")
-    frames = script.Frames(x.shape[0] + model["tail_steps"], len(model["stages"]), model["drain_steps"])
-    sim.setup(timestep=model["time_step_ms"])
+    frames = script.setup(sim, "spiNNaker", model, x)
     layers, readout = script.build(sim, "spiNNaker", model, connections, x, frames)
     sim.run(model["time_step_ms"])  # mapping and data generation; a virtual board runs nothing
 
