@@ -2,8 +2,8 @@
 
 Steps: train the ``synthetic`` preset (learned DCLS delays, streaming semantics), report the
 test accuracy of the continuous and the rounded model, export to NIR and run the file,
-export Lava and Loihi 2 bundles and check them spike for spike on Lava's CPU backend, and
-print the deployment accuracy ladder.
+export Lava and Loihi 2 bundles and check them spike for spike on Lava's CPU backend, export
+a PyNN bundle and check it on NEST, and print the deployment accuracy ladder.
 """
 
 from __future__ import annotations
@@ -62,8 +62,12 @@ def run_demo(output: Path, *, epochs: int | None = None, progress: bool = True) 
     print("== 4. Loihi 2 bundle (fixed point), run bit-accurately on Lava's CPU backend")
     export(artifact, "loihi2", output / "bundle_loihi2", inputs)
     ok &= _verify(output / "bundle_loihi2", inputs)
-    print(f"bundles: {output / 'bundle_lava'} (float), {output / 'bundle_loihi2'} (Loihi 2 fixed point)")
-    print("== 5. deployment accuracy ladder on the synthetic test split")
+    print("== 5. PyNN bundle (NEST, SpiNNaker), its run.py run on NEST")
+    export(artifact, "pynn", output / "bundle_pynn", inputs)
+    ok &= _verify(output / "bundle_pynn", inputs)
+    print(f"bundles: {output / 'bundle_lava'} (float), {output / 'bundle_loihi2'} (Loihi 2 fixed point), "
+          f"{output / 'bundle_pynn'} (PyNN: python run.py --simulator nest|spiNNaker)")
+    print("== 6. deployment accuracy ladder on the synthetic test split")
     report = build_report(model_path, output / "report", lava_samples=VERIFY_SAMPLES, progress=progress)
     ok &= report["lava"]["total_spike_mismatches"] == 0 and report["lava"]["readout_mismatches"] == 0
     print(format_ladder(report))

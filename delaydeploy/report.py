@@ -6,6 +6,11 @@ The **accuracy ladder**, on the test split of the checkpoint's dataset:
 2. rounded delays -- the reference simulator of the IR (float64, the checkpoint's semantics;
    for an ``official`` checkpoint a streaming rung follows, what a chip computes);
 3. Loihi 2 integers -- :func:`simulate_fixed` of :func:`quantize` (streaming);
+   SpiNNaker weights -- the reference simulator with every weight and bias on sPyNNaker's
+   16-bit ring-buffer grid (:func:`exporters.pynn.spinnaker.spinnaker_weights`, the grid
+   calibrated on the first :data:`SPINNAKER_CALIBRATION_SAMPLES` training samples as an
+   export calibrates it on its inputs; streaming; its s16.15 membrane arithmetic and ring-buffer
+   saturation are not modelled);
 4. Lava fixed point -- Lava's bit-accurate CPU models on the first ``lava_samples`` test
    samples, checked spike for spike against the integer reference (mismatches must be 0).
 
@@ -57,6 +62,7 @@ from delaydeploy.verify import compare
 REPORT_FILE = "report.json"
 PLOTS = ("ladder.png", "delays.png", "raster.png", "firing_rates.png")
 WEIGHT_BITS, DELAY_BITS, STATE_BITS = 8, 6, 24
+SPINNAKER_CALIBRATION_SAMPLES = 64
 
 
 @dataclass
@@ -136,6 +142,18 @@ def _lava_check(fixed: FixedNetwork, x: torch.Tensor, labels: torch.Tensor, leng
             "first_divergence": None if result.ok else str(result.first_divergence)}
 
 
+def _spinnaker_network(network: Network, train_set) -> tuple[Network, dict[str, dict[str, float]]]:
+    """The network on SpiNNaker's weight grid calibrated on the first training samples, and the
+    grid's unit per stage and receptor."""
+    from exporters.pynn.spinnaker import RECEPTORS, spinnaker_weights, summed_weight_peaks, weight_unit
+
+    x = pad_collate([train_set[i] for i in range(min(SPINNAKER_CALIBRATION_SAMPLES, len(train_set)))])[0]
+    peaks = summed_weight_peaks(network, x.double().numpy())
+    units = {stage.name: {receptor: weight_unit(peak) for receptor, peak in zip(RECEPTORS, stage_peaks)}
+             for stage, stage_peaks in zip([*network.layers, network.readout], peaks)}
+    return spinnaker_weights(network, peaks), units
+
+
 def compute_report(path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, lava_samples: int = 16,
                    max_samples: int | None = None, batch_size: int = 64,
                    progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -155,11 +173,12 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
     if peak is None:
         peak = data_peak(train_set, progress)
     fixed = quantize(network, calibration=peak_calibration(network, peak))
+    spinnaker, spinnaker_units = _spinnaker_network(network, train_set)
     loader = make_loader(test_set, batch_size, shuffle=False)
     names = ["continuous delays", f"rounded delays ({semantics})"]
     if semantics != "streaming":
         names.append("rounded delays (streaming)")
-    names.append("Loihi 2 integers")
+    names += ["Loihi 2 integers", "SpiNNaker weights"]
     correct = dict.fromkeys(names, 0)
     changed: dict[str, int] = {}  # hidden spikes the integer model adds or drops against the rounded float model
     float_total: dict[str, int] = {}
@@ -181,6 +200,7 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
                 raise ConstraintError(f"{path}: test batch {batch} (samples counted from the batch start), which "
                                       f"the calibration peak does not cover: {error}") from None
             readouts.append(readout_to_float(fixed, traces[-1].v))
+            readouts.append(simulate(spinnaker, x64).readout)
             predictions = [predict(readout, own_steps(lengths, x.shape[0], readout), network.decision)
                            for readout in readouts]
             for layer, float_spikes, trace in zip(fixed.layers, streaming.spikes, traces):
@@ -220,6 +240,8 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
                                 "hz": (1.0 - sparsity) / network.dt}
                          for name, sparsity in per_layer_sparsity.items()},
         "memory": memory(fixed, network),
+        "spinnaker": {"calibrated_on_samples": min(SPINNAKER_CALIBRATION_SAMPLES, len(train_set)),
+                      "weight_units": spinnaker_units},
         "loihi2": {"input_scale": fixed.input_scale, "readout_scale": fixed.readout_scale,
                    "layers": {layer.name: {"weight_exp": layer.weight_exp, "vth": layer.vth, "dv": layer.dv}
                               for layer in [*fixed.layers, fixed.readout]}},

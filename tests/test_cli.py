@@ -390,12 +390,15 @@ def test_demo_runs_the_whole_pipeline_and_verifies_every_target(tmp_path, capsys
     output = tmp_path / "demo"
     assert main(["demo", "-o", str(output), "--epochs", "1", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("0 spike mismatches") == 4 and printed.count("-> verified") == 3
-    assert sorted(p.name for p in output.iterdir()) == ["bundle_lava", "bundle_loihi2", "model.nir", "model.pt",
-                                                        "report"]
-    kinds = {name: load_artifact(output / name).kind for name in ("model.pt", "model.nir", "bundle_lava",
-                                                                   "bundle_loihi2")}
-    assert kinds == {"model.pt": "checkpoint", "model.nir": "nir", "bundle_lava": "bundle", "bundle_loihi2": "bundle"}
+    assert printed.count("0 spike mismatches") == 5 and printed.count("-> verified") == 4
+    assert "bundle_pynn: nest vs reference: 0 spike mismatches" in printed
+    assert sorted(p.name for p in output.iterdir()) == ["bundle_lava", "bundle_loihi2", "bundle_pynn", "model.nir",
+                                                        "model.pt", "report"]
+    loaded = {name: load_artifact(output / name) for name in ("model.pt", "model.nir", "bundle_lava", "bundle_loihi2",
+                                                              "bundle_pynn")}
+    assert {name: (artifact.kind, artifact.target) for name, artifact in loaded.items()} == {
+        "model.pt": ("checkpoint", None), "model.nir": ("nir", None), "bundle_lava": ("bundle", "lava"),
+        "bundle_loihi2": ("bundle", "loihi2"), "bundle_pynn": ("bundle", "pynn")}
     report = json.loads((output / "report" / "report.json").read_text())
     assert report["lava"]["samples"] == 8
     assert report["lava"]["total_spike_mismatches"] == 0 and report["lava"]["readout_mismatches"] == 0

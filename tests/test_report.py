@@ -43,7 +43,8 @@ def test_report_files_written_and_read_back(synthetic_checkpoint: Path, tmp_path
             "quantisation_spike_changes",
             "calibration_peak", "test_samples", "plots"} <= set(loaded)
     assert [rung["rung"] for rung in loaded["ladder"]] == ["continuous delays", "rounded delays (streaming)",
-                                                            "Loihi 2 integers", "Lava fixed point"]
+                                                            "Loihi 2 integers", "SpiNNaker weights",
+                                                            "Lava fixed point"]
     assert all(0.0 <= rung["accuracy"] <= 1.0 for rung in loaded["ladder"])
     assert loaded["test_samples"] == 24 and loaded["ladder"][-1]["samples"] == 3
     assert loaded["lava"]["total_spike_mismatches"] == 0 and loaded["lava"]["readout_mismatches"] == 0
@@ -59,6 +60,35 @@ def test_report_files_written_and_read_back(synthetic_checkpoint: Path, tmp_path
         assert file.read_bytes()[:8] == PNG_SIGNATURE
         image = matplotlib.image.imread(file)
         assert image.ndim == 3 and min(image.shape[:2]) > 100
+
+
+def test_spinnaker_rung_is_the_reference_on_the_stated_weight_grid(synthetic_checkpoint: Path, tmp_path: Path) -> None:
+    """Rounding every weight and bias to the unit the report states for its receptor and running the
+    reference gives the rung's accuracy; the grid moves weights, so the rung tests something."""
+    from delaydeploy.artifacts import load_artifact
+    from delaydeploy.checkpoint import load_checkpoint
+    from delaydeploy.datasets import pad_collate
+    from delaydeploy.finetune import dataset_splits
+    from delaydeploy.reference import own_steps, predict, simulate
+
+    report = build_report(synthetic_checkpoint, tmp_path / "report", max_samples=24, lava_samples=0, progress=False)
+    network = load_artifact(synthetic_checkpoint).network
+    units = report["spinnaker"]["weight_units"]
+    moved = 0
+    for stage in [*network.layers, network.readout]:
+        for name in ("weights", "bias"):
+            values = getattr(stage, name)
+            unit = np.where(values > 0, units[stage.name]["excitatory"], units[stage.name]["inhibitory"])
+            rounded = np.rint(values / unit) * unit
+            moved += int((rounded != values).sum())
+            setattr(stage, name, rounded)
+    assert moved > 0
+    _, test_set, _ = dataset_splits(load_checkpoint(synthetic_checkpoint), None, 24)
+    x, labels, lengths = pad_collate([test_set[i] for i in range(24)])
+    readout = simulate(network, x.double()).readout
+    correct = int((predict(readout, own_steps(lengths, x.shape[0], readout), network.decision) == labels).sum())
+    rung = next(r for r in report["ladder"] if r["rung"] == "SpiNNaker weights")
+    assert rung["samples"] == 24 and rung["accuracy"] == correct / 24
 
 
 def test_cli_report_prints_the_ladder(synthetic_checkpoint: Path, tmp_path: Path,
