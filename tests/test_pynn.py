@@ -113,3 +113,17 @@ def test_delay_spinnaker_cannot_hold_is_refused(tmp_path, capsys) -> None:
     network = moderate_network(9)
     network.readout.delays[1, 0] = 10_000
     _refused(tmp_path, network, capsys, "'readout': synapse 0 -> 1 needs a delay of 10001 ticks")
+
+
+def test_nest_backend_without_nest_names_the_extra(tmp_path, capsys, monkeypatch) -> None:
+    import importlib.util
+
+    from exporters.pynn import backend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name, *a: None if name == "nest" else real(name, *a))
+    model = tmp_path / "m.ddn"
+    save_network(moderate_network(10), model)
+    assert main(["simulate", str(model), "--backend", "nest", "--samples", "1", "-o", str(tmp_path / "o.npz")]) == 2
+    assert "pip install 'delaydeploy[nest]'" in capsys.readouterr().err
+    assert not (tmp_path / "o.npz").exists()

@@ -29,6 +29,15 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def network_files(model: dict, connections: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """What ``run.py`` needs, by file name: the script itself, the populations and the synapses."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **connections)
+    return {SCRIPT_FILE: Path(packaged_script.__file__).read_bytes(),
+            MODEL_FILE: (json.dumps(model, indent=2) + "\n").encode(),
+            CONNECTIONS_FILE: buffer.getvalue()}
+
+
 def pynn_files(network: Network, inputs: np.ndarray) -> tuple[dict[str, bytes], dict]:
     """``(files, manifest section)`` of a PyNN bundle for ``network``; ``inputs`` calibrate
     SpiNNaker's weight grid, and map it on a virtual board where sPyNNaker is installed."""
@@ -37,11 +46,7 @@ def pynn_files(network: Network, inputs: np.ndarray) -> tuple[dict[str, bytes], 
     peaks = summed_weight_peaks(network, inputs)
     for stage, stage_peaks in zip(model["stages"], peaks):
         stage["spinnaker_max_summed_weight"] = list(stage_peaks)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **connections)
-    files = {SCRIPT_FILE: Path(packaged_script.__file__).read_bytes(),
-             MODEL_FILE: (json.dumps(model, indent=2) + "\n").encode(),
-             CONNECTIONS_FILE: buffer.getvalue()}
+    files = network_files(model, connections)
     spinnaker = {
         "package": f"sPyNNaker {_version('sPyNNaker')}",
         "weights": {

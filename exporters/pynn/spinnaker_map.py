@@ -8,6 +8,7 @@ Started by :func:`exporters.pynn.spinnaker.map_virtual` in a temporary home whos
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from collections import Counter
@@ -15,7 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from exporters.pynn.backend import load_script
+
+
+def load_script(folder: Path):
+    """The ``run.py`` of a PyNN bundle folder, imported as a module (it runs nothing on import)."""
+    spec = importlib.util.spec_from_file_location("pynn_bundle_run", folder / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(folder: str, inputs_file: str) -> None:
