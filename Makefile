@@ -7,15 +7,21 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEMO_DIR ?= out/demo
 
-.PHONY: demo test bench clean
+# `make test-core PYTHON=python3.12`: the suite that needs no Lava, on another interpreter, in
+# its own environment (numpy 2 where the dependencies allow it). pyenv pins this folder to 3.10
+# (.python-version); naming all its versions lets PYTHON be any installed one.
+CORE_VENV = .venv-core-$(notdir $(PYTHON))
+PYENV_ALL = $(shell pyenv versions --bare 2>/dev/null | paste -sd: -)
+
+.PHONY: demo test test-core bench clean
 
 # Set-up reports on stderr, so that `make bench > bench.json` holds the JSON alone even on a fresh machine.
 $(INSTALLED): pyproject.toml Makefile
 	@echo "setting up $(VENV) (Python 3.10, the project, NEST, sPyNNaker and the test tools) ..." >&2
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
 	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
-	@$(BIN)/python -m pip install --quiet -e '.[dev,nest,spinnaker]' >&2
-	@$(BIN)/python -m pip install --quiet --no-deps lava-dl==0.6.0 'opencv-python-headless<4.11' ninja unittest2 >&2
+	@$(BIN)/python -m pip install --quiet -e '.[dev,nest,spinnaker,lava]' >&2
+	@$(BIN)/python -m pip install --quiet --no-deps lava-dl==0.6.0 >&2
 	@touch $(INSTALLED)
 
 demo: $(INSTALLED)
@@ -24,8 +30,18 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q tests hardware_tests
 
+$(CORE_VENV)/.installed: pyproject.toml Makefile
+	@echo "setting up $(CORE_VENV) ($(PYTHON), the project without Lava) ..." >&2
+	@test -x $(CORE_VENV)/bin/python || PYENV_VERSION=$(PYENV_ALL) $(PYTHON) -m venv $(CORE_VENV) >&2
+	@$(CORE_VENV)/bin/python -m pip install --quiet --upgrade pip >&2
+	@$(CORE_VENV)/bin/python -m pip install --quiet -e '.[dev,nest,spinnaker]' >&2
+	@touch $@
+
+test-core: $(CORE_VENV)/.installed
+	$(CORE_VENV)/bin/python -m pytest -q tests hardware_tests
+
 bench: $(INSTALLED)
 	@$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-core-* out .pytest_cache .hypothesis

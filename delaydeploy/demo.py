@@ -2,8 +2,9 @@
 
 Steps: train the ``synthetic`` preset (learned DCLS delays, streaming semantics), report the
 test accuracy of the continuous and the rounded model, export to NIR and run the file,
-export Lava and Loihi 2 bundles and check them spike for spike on Lava's CPU backend, export
-a PyNN bundle and check it on NEST, and print the deployment accuracy ladder.
+export Lava and Loihi 2 bundles and check them spike for spike on Lava's CPU backend (where
+Lava is installed; elsewhere it says so), export a PyNN bundle and check it on NEST, and print
+the deployment accuracy ladder.
 """
 
 from __future__ import annotations
@@ -18,13 +19,20 @@ from delaydeploy.fileio import check_output_directory
 from delaydeploy.report import build_report, format_ladder
 from delaydeploy.training import train_preset
 from delaydeploy.verify import compare, native_backend, oracle_backend, run_backend
+from exporters.lava_env import lava_missing
 
 VERIFY_SAMPLES = 8
 MARKER = "bundle_lava/manifest.json"  # written by every complete demo run
 
 
 def _verify(path: Path, inputs) -> bool:
+    """Check ``path`` on its own backend against its oracle; a Lava bundle where Lava is missing is
+    written but not run, and the demo says so."""
     artifact = load_artifact(path)
+    missing = lava_missing() if native_backend(artifact) == "lava-cpu" else None
+    if missing is not None:
+        print(f"  {path}: written; not run on Lava's CPU backend, which needs Lava: {missing}")
+        return True
     names = [layer.name for layer in artifact.network.layers]
     expected = run_backend(artifact, oracle_backend(artifact), inputs, semantics="streaming")
     actual = run_backend(artifact, native_backend(artifact), inputs, semantics="streaming")
@@ -69,7 +77,8 @@ def run_demo(output: Path, *, epochs: int | None = None, progress: bool = True) 
           f"{output / 'bundle_pynn'} (PyNN: python run.py --simulator nest|spiNNaker)")
     print("== 6. deployment accuracy ladder on the synthetic test split")
     report = build_report(model_path, output / "report", lava_samples=VERIFY_SAMPLES, progress=progress)
-    ok &= report["lava"]["total_spike_mismatches"] == 0 and report["lava"]["readout_mismatches"] == 0
+    lava = report["lava"]
+    ok &= lava is None or (lava["total_spike_mismatches"] == 0 and lava["readout_mismatches"] == 0)
     print(format_ladder(report))
     print(f"report: {output / 'report'} (report.json, report.md, plots)")
     return 0 if ok else 1

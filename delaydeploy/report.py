@@ -12,7 +12,8 @@ The **accuracy ladder**, on the test split of the checkpoint's dataset:
    export calibrates it on its inputs; streaming; its s16.15 membrane arithmetic and ring-buffer
    saturation are not modelled);
 4. Lava fixed point -- Lava's bit-accurate CPU models on the first ``lava_samples`` test
-   samples, checked spike for spike against the integer reference (mismatches must be 0).
+   samples, checked spike for spike against the integer reference (mismatches must be 0);
+   where Lava is not installed the rung is skipped, and ``skipped_rungs`` says why.
 
 Calibration is the training data's peak (recorded by fine-tuning, else measured), as in
 :mod:`delaydeploy.finetune`. All rungs see the same padded test batches, as the training
@@ -218,8 +219,14 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
                           **{layer.name: s[:, 0].numpy() for layer, s in zip(fixed.layers, spikes)}}
     samples = len(test_set)
     ladder = [{"rung": name, "accuracy": correct[name] / max(samples, 1), "samples": samples} for name in names]
+    from exporters.lava_env import lava_missing
+
     lava = None
-    if lava_samples > 0:
+    skipped = []
+    missing = lava_missing() if lava_samples > 0 else None
+    if missing is not None:
+        skipped.append({"rung": "Lava fixed point", "reason": missing})
+    elif lava_samples > 0:
         x, labels, lengths = pad_collate([test_set[i] for i in range(min(lava_samples, samples))])
         lava = _lava_check(fixed, x.double(), labels, lengths, progress)
         ladder.append({"rung": "Lava fixed point", "accuracy": lava["accuracy"], "samples": lava["samples"],
@@ -228,7 +235,7 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
     report = {
         "checkpoint": str(path), "preset": checkpoint.preset, "dataset": dataset, "semantics": semantics,
         "finetuned": "finetuned_from" in checkpoint.metrics, "test_samples": samples,
-        "calibration_peak": float(peak), "ladder": ladder, "lava": lava,
+        "calibration_peak": float(peak), "ladder": ladder, "lava": lava, "skipped_rungs": skipped,
         "quantisation_spike_changes": {name: {"changed": changed[name], "float_spikes": float_total[name],
                                               "fraction": changed[name] / max(float_total[name], 1)}
                                        for name in changed},
@@ -258,6 +265,8 @@ def format_ladder(report: dict[str, Any]) -> str:
              f"  {'rung':<30} {'accuracy':>9} {'samples':>8}"]
     for rung in report["ladder"]:
         lines.append(f"  {rung['rung']:<30} {100 * rung['accuracy']:8.2f}% {rung['samples']:8d}")
+    for skipped in report.get("skipped_rungs", []):
+        lines.append(f"  {skipped['rung']}: skipped, {skipped['reason']}")
     lava = report.get("lava")
     if lava is not None:
         lines.append(f"  Lava vs integer reference: {lava['total_spike_mismatches']} spike mismatches, "
@@ -273,6 +282,7 @@ def _markdown(report: dict[str, Any]) -> str:
              f"calibration peak {report['calibration_peak']:g}{', fine-tuned' if report['finetuned'] else ''}.", "",
              "| rung | accuracy | samples |", "|---|---:|---:|"]
     lines += [f"| {r['rung']} | {100 * r['accuracy']:.2f}% | {r['samples']} |" for r in report["ladder"]]
+    lines += [f"| {r['rung']} | skipped: {r['reason']} | |" for r in report.get("skipped_rungs", [])]
     lava = report.get("lava")
     if lava is not None:
         lines += ["", f"Lava fixed point vs the integer reference: {lava['total_spike_mismatches']} spike mismatches, "

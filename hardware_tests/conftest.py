@@ -7,17 +7,23 @@ samples into one framed run wherever the point is not the framing itself.
 
 from __future__ import annotations
 
-import exporters.lava_env  # noqa: F401  (Lava must be importable after tqdm ran)
+from exporters.lava_env import lava_installed  # first: Lava must be importable after tqdm ran
 from typing import Callable
 
 import numpy as np
 import pytest
 
-from data_fixtures import delrec_vectors, fsdd_dir, snn_delays_vectors, state_dict_from  # noqa: F401  (fixtures)
+from data_fixtures import (delrec_vectors, fsdd_dir, pytest_collection_modifyitems,  # noqa: F401  (fixtures, hook)
+                           snn_delays_vectors, state_dict_from)
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork
 from delaydeploy.ir import Network
 from helpers import CONFORMANCE, require_file
 from nir_fixtures import shd_small
+
+
+# modules that import Lava at the top (all their tests are marked ``lava``)
+LAVA_MODULES = ["test_lava_fixed.py", "test_lava_float.py", "test_lava_synapse.py", "test_loihi2_hw.py", "test_netx.py"]
+collect_ignore = [] if lava_installed() else LAVA_MODULES
 
 
 @pytest.fixture(scope="session")

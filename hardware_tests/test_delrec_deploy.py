@@ -27,7 +27,6 @@ from delaydeploy.model import DelaySNN
 from delaydeploy.quantize import quantize
 from delaydeploy.reference import Simulation, simulate
 from delaydeploy.training import seed_everything, train
-from exporters.lava import simulate_lava
 from exporters.nir import network_to_nir
 from exporters.nir_executor import simulate_nir
 
@@ -92,18 +91,25 @@ def test_nir(deployable) -> None:
     _assert_same(simulate(network, x), simulate_nir(network_to_nir(network), x), network, exact=False)
 
 
+@pytest.mark.lava
 def test_lava_float(deployable) -> None:
+    from exporters.lava import simulate_lava
+
     network, x = deployable
     _assert_same(simulate(network, x), simulate_lava(network, x), network, exact=False)
 
 
+@pytest.mark.lava
 def test_lava_fixed_point(deployable) -> None:
+    from exporters.lava import simulate_lava
+
     network, x = deployable
     fixed = quantize(network, calibration=x)
     assert [layer.recurrent_delays is not None for layer in fixed.layers] == [l.is_recurrent for l in network.layers]
     _assert_same(simulate_fixed(fixed, x), simulate_lava(fixed, x), network, exact=True)
 
 
+@pytest.mark.lava
 def test_cli_export_and_verify_bundles(tmp_path, capsys) -> None:
     """The user's path: checkpoint -> ``delaydeploy export`` (lava, loihi2) -> ``delaydeploy verify``."""
     checkpoint = tmp_path / "delrec.pt"

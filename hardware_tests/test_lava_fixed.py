@@ -16,6 +16,8 @@ from delaydeploy.reference import Simulation
 from exporters.lava import simulate_lava
 
 
+pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
+
 def _assert_matches_integer_reference(ref: Simulation, network: FixedNetwork, sim: Simulation) -> None:
     assert len(sim.spikes) == len(ref.spikes)
     for layer, lava_spikes, ref_spikes in zip(network.layers, sim.spikes, ref.spikes):

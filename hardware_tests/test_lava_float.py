@@ -16,6 +16,8 @@ from exporters.lava import simulate_lava
 from helpers import moderate_network
 
 
+pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
+
 def _assert_matches_reference(network: Network, x: np.ndarray, sim: Simulation) -> None:
     ref = simulate(network, x, semantics="streaming")
     assert len(sim.spikes) == len(ref.spikes)

@@ -23,6 +23,8 @@ from helpers import moderate_network
 STEPS, N_IN, N_OUT, MAX_DELAY = 40, 12, 9, 7
 
 
+pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
+
 def _delays(rng: np.random.Generator) -> np.ndarray:
     delays = rng.integers(0, MAX_DELAY + 1, (N_OUT, N_IN))
     delays[0, :2] = (0, MAX_DELAY)  # both ends of the range occur

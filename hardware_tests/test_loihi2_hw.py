@@ -22,6 +22,8 @@ from lava.utils import loihi
 from delaydeploy.fixed_point import FixedNetwork
 from exporters.lava import simulate_lava
 
+pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
+
 MAX_ADAPTER_LATENCY = 4  # steps the Py<->Nc adapters may add, searched for the alignment
 
 

@@ -18,6 +18,8 @@ from delaydeploy.errors import ConstraintError
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
 from delaydeploy.fixed_reference import simulate_fixed
 
+pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
+
 pytest.importorskip("lava.lib.dl.netx", reason="lava-dl is not installed (see the Makefile's install recipe)")
 
 

@@ -1,11 +1,15 @@
-"""Test set-up: one torch thread, and the shared data fixtures (:mod:`data_fixtures`)."""
+"""Test set-up: one torch thread, the shared fixtures and Lava gate (:mod:`data_fixtures`)."""
 
 from __future__ import annotations
 
-import exporters.lava_env  # noqa: F401  (Lava must be importable after tqdm ran)
+from exporters.lava_env import lava_installed  # first: Lava must be importable after tqdm ran
 
 import torch
-from data_fixtures import delrec_vectors, fsdd_dir, snn_delays_vectors, state_dict_from  # noqa: F401  (fixtures)
+from data_fixtures import (delrec_vectors, fsdd_dir, pytest_collection_modifyitems,  # noqa: F401  (fixtures, hook)
+                           snn_delays_vectors, state_dict_from)
+
+# modules that import Lava at the top (all their tests are marked ``lava``)
+collect_ignore = [] if lava_installed() else ["test_fixed_reference.py"]
 
 # The tests run many tiny tensor operations: one intra-op thread is faster than two and
 # keeps timings stable on a 2-core CI machine.

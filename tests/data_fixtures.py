@@ -1,6 +1,7 @@
-"""Fixtures both suites use: the conformance vectors, their official state_dicts, the FSDD recordings.
+"""What both suites share: fixtures (the conformance vectors, their official state_dicts, the FSDD
+recordings) and the hook that leaves out tests marked ``lava`` where Lava is not installed.
 
-Each conftest imports them (importing a fixture into a conftest registers it there).
+Each conftest imports them (importing a fixture or hook into a conftest registers it there).
 """
 
 from __future__ import annotations
@@ -11,6 +12,19 @@ import numpy as np
 import pytest
 import torch
 from helpers import CONFORMANCE, SHARED, require_file
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the ``lava`` tests where Lava cannot be installed (``make test-core``): they are
+    not skipped core paths, they test a target that this interpreter cannot have."""
+    from exporters.lava_env import lava_installed
+
+    if lava_installed():
+        return
+    lava = [item for item in items if item.get_closest_marker("lava")]
+    if lava:
+        config.hook.pytest_deselected(items=lava)
+        items[:] = [item for item in items if not item.get_closest_marker("lava")]
 
 
 @pytest.fixture(scope="session")

@@ -383,6 +383,7 @@ def test_inspect_describes_the_network_it_loads(model_path, capsys):
     assert [int(line.split()[-1]) for line in histogram] == [c for c in counts if c]
 
 
+@pytest.mark.lava
 def test_demo_runs_the_whole_pipeline_and_verifies_every_target(tmp_path, capsys):
     """``make demo`` end to end (one epoch): every file is written, loads, and every target verified."""
     from delaydeploy.artifacts import load_artifact

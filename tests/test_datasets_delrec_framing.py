@@ -49,8 +49,9 @@ def reference_digitize(times: np.ndarray, units: np.ndarray, edges: np.ndarray =
 def reference_onset_grid(times: np.ndarray, units: np.ndarray, duration: int = 10) -> np.ndarray:
     """The dev spikingjelly SHD loop: ms relative to the first event, frames_num = ceil(last / duration),
     frame i < frames_num - 1 holds the events not yet taken whose (t // duration) < i + 1, and the last
-    frame everything left. Arithmetic as written there (numpy 1.x, as the authors pin: 1.23.5)."""
-    t = 1000 * times
+    frame everything left. Arithmetic as written there under numpy 1.x, as the authors pin (1.23.5): its
+    value-based casting reads the 1000 as uint16, so float16 times become float32 (numpy 2 keeps float16)."""
+    t = times.astype(np.float32) * np.float32(1000) if times.dtype == np.float16 else 1000 * times
     t = t - t[0]
     frames_num = int(math.ceil(t[-1] / duration))
     if frames_num == 0:  # there, the remaining events go to frames[-1] of an empty array

@@ -124,6 +124,7 @@ def test_finetune_steps_change_weights_and_stay_exact() -> None:
     assert torch.equal(out.readout.to(torch.int64), reference.readout)
 
 
+@pytest.mark.lava
 def test_finetuned_checkpoint_exports_the_trained_integers_and_verifies_on_lava(tmp_path: Path,
                                                                                 capsys: pytest.CaptureFixture) -> None:
     from delaydeploy.bundle import load_bundle

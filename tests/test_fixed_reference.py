@@ -34,6 +34,8 @@ from delaydeploy.fixed_reference import predict_fixed, readout_to_float, simulat
 from delaydeploy.reference import predict
 
 
+pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
+
 @implements(proc=LIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")

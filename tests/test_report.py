@@ -33,6 +33,7 @@ def synthetic_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_checkpoint(checkpoint_of(model.eval(), preset="synthetic", train_config=preset.train), path)
 
 
+@pytest.mark.lava
 def test_report_files_written_and_read_back(synthetic_checkpoint: Path, tmp_path: Path) -> None:
     import matplotlib.image
 
@@ -140,6 +141,7 @@ def test_memory_counts_8_bit_weights_6_bit_delays_and_24_bit_state() -> None:
     assert result["total_bytes"] == 4 + 3 + 18 and result["estimated_loihi2_cores"] == 2
 
 
+@pytest.mark.lava
 def test_fsdd_smoke_finetune_and_report_with_data_dir(fsdd_dir: Path, tmp_path: Path) -> None:
     """Real FSDD recordings (spike counts, graded input): ``finetune`` and ``report`` with ``--data-dir``."""
     import shutil
