@@ -23,7 +23,7 @@ import numpy as np
 
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.reference import Simulation, simulate
-from exporters.lava import build_lava_graph, run_lava_graph, simulate_lava
+from exporters.lava.graph import build_lava_graph, run_lava_graph, simulate_lava
 
 SIZES = (140, 256, 256, 20)
 MAX_DELAY = 24

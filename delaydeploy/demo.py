@@ -19,7 +19,7 @@ from delaydeploy.fileio import check_output_directory
 from delaydeploy.report import build_report, format_ladder
 from delaydeploy.training import train_preset
 from delaydeploy.verify import compare, native_backend, oracle_backend, run_backend
-from exporters.lava_env import lava_missing
+from exporters.lava.env import lava_missing
 
 VERIFY_SAMPLES = 8
 MARKER = "bundle_lava/manifest.json"  # written by every complete demo run

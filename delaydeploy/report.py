@@ -128,7 +128,7 @@ def memory(fixed: FixedNetwork, network: Network) -> dict[str, Any]:
 def _lava_check(fixed: FixedNetwork, x: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor,
                 progress: bool) -> dict[str, Any]:
     """Run Lava's bit-accurate models and compare every spike and the readout with the integer reference."""
-    from exporters.lava import simulate_lava
+    from exporters.lava.graph import simulate_lava
 
     expected = simulate_fixed(fixed, x)
     actual = simulate_lava(fixed, x.numpy(), progress=progress)
@@ -219,7 +219,7 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
                           **{layer.name: s[:, 0].numpy() for layer, s in zip(fixed.layers, spikes)}}
     samples = len(test_set)
     ladder = [{"rung": name, "accuracy": correct[name] / max(samples, 1), "samples": samples} for name in names]
-    from exporters.lava_env import lava_missing
+    from exporters.lava.env import lava_missing
 
     lava = None
     skipped = []

@@ -84,10 +84,10 @@ def run_backend(artifact: Artifact, backend: str, x: np.ndarray, *, semantics: s
         graph = artifact.path if artifact.kind == "nir" else network_to_nir(artifact.network)
         return simulate_nir(graph, x)
     if backend == "lava-cpu":
-        from exporters.lava_env import require_lava
+        from exporters.lava.env import require_lava
 
         require_lava(f"the lava-cpu backend ({artifact.path})")
-        from exporters.lava import simulate_lava
+        from exporters.lava.graph import simulate_lava
 
         target = artifact.fixed if artifact.fixed is not None else artifact.network
         return simulate_lava(target, x, progress=progress)

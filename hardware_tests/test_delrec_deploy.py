@@ -93,7 +93,7 @@ def test_nir(deployable) -> None:
 
 @pytest.mark.lava
 def test_lava_float(deployable) -> None:
-    from exporters.lava import simulate_lava
+    from exporters.lava.graph import simulate_lava
 
     network, x = deployable
     _assert_same(simulate(network, x), simulate_lava(network, x), network, exact=False)
@@ -101,7 +101,7 @@ def test_lava_float(deployable) -> None:
 
 @pytest.mark.lava
 def test_lava_fixed_point(deployable) -> None:
-    from exporters.lava import simulate_lava
+    from exporters.lava.graph import simulate_lava
 
     network, x = deployable
     fixed = quantize(network, calibration=x)

@@ -12,7 +12,7 @@ import torch
 
 from delaydeploy.ir import Network
 from delaydeploy.reference import Simulation, simulate
-from exporters.lava import simulate_lava
+from exporters.lava.graph import simulate_lava
 from helpers import moderate_network
 
 

@@ -16,8 +16,8 @@ from lava.proc.dense.process import DelayDense
 from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 from lava.proc.io.source import RingBuffer
 
-from exporters.lava import simulate_lava
-from exporters.lava_processes import PyFastDelayDenseModelBitAcc, PyFastDelayDenseModelFloat
+from exporters.lava.graph import simulate_lava
+from exporters.lava.processes import PyFastDelayDenseModelBitAcc, PyFastDelayDenseModelFloat
 from helpers import moderate_network
 
 STEPS, N_IN, N_OUT, MAX_DELAY = 40, 12, 9, 7

@@ -41,7 +41,7 @@ def _network(seed: int, sizes: list[int], *, weight_exp: int = 0, input_kind: st
 
 def _run_netx(path: Path, network: FixedNetwork, x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """One sample ``x`` ``[T, C]`` through the netx network: hidden spikes and readout ``v`` on the reference's axis."""
-    import exporters.lava_env  # noqa: F401  (first: makes Lava importable after tqdm)
+    import exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
     from lava.lib.dl.netx import hdf5
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg

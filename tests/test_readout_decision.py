@@ -327,7 +327,7 @@ def recurrent_no_leak() -> tuple[Network, np.ndarray]:
 def test_lava_float_and_bit_accurate_runs_at_readout_decay_zero(recurrent_no_leak):
     """Lava's float LIF with dv = 1/tau = 1 keeps no membrane, exactly as the reference; the
     bit-accurate run (dv = 4095) equals the integer reference; both decide by the network's rule."""
-    from exporters.lava import simulate_lava
+    from exporters.lava.graph import simulate_lava
 
     network, x = recurrent_no_leak
     lava = simulate_lava(network, x)

@@ -28,7 +28,7 @@ it computes alone.
 
 from __future__ import annotations
 
-import exporters.lava_env  # noqa: F401  (first: makes Lava importable after tqdm)
+import exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
 from dataclasses import dataclass
 from typing import Callable
 
@@ -44,7 +44,7 @@ from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits
 from delaydeploy.fixed_reference import FixedSimulation
 from delaydeploy.ir import DEFAULT_DECISION, Network, Readout, SpikingLayer, check_binary_input
 from delaydeploy.reference import Simulation
-from exporters.lava_processes import (
+from exporters.lava.processes import (
     PROBE_PIPE_BLOCKS,
     FramedLIF,
     PyFastDelayDenseModelBitAcc,
@@ -204,7 +204,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
     if synapse == "fast":
         models[DelayDense] = FAST_DELAY_DENSE[tag]
     # Our processes are mapped per instance: class keys would make Lava's model discovery
-    # import every module of the ``exporters`` package.
+    # import every module of the ``exporters.lava`` package.
     models.update({neuron: FRAMED_LIF[tag] for neuron in neurons})
     run_cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models)
     return LavaGraph(source, neurons, run_cfg, layout, network.readout_scale if fixed else None, network.decision)

@@ -17,13 +17,13 @@
   it sends then still belongs to the target's old frame), before it for a recurrent loop
   (``loop=True``: the target starts its frame in the same step as its source).
 
-Keep every Lava import inside ``exporters/lava*.py``: Lava is archived and sits behind this
+Keep every Lava import inside ``exporters/lava/``: Lava is archived and sits behind this
 adapter.
 """
 
 from __future__ import annotations
 
-import exporters.lava_env  # noqa: F401  (first: makes Lava importable after tqdm)
+import exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
 import typing as ty
 
 import numpy as np
