@@ -9,8 +9,9 @@ Backends (all return a :class:`delaydeploy.reference.Simulation` on the referenc
 * ``nest`` — the PyNN target on NEST (a PyNN bundle runs its own ``run.py``);
 * ``fixed-reference`` — the integer reference simulator of the Loihi 2 form.
 
-A float artifact is checked against ``reference``; a Loihi 2 bundle against
-``fixed-reference``. Agreement means every hidden spike equal and the readout within
+A float artifact is checked against ``reference``; a Loihi 2 bundle run as integers
+(``lava-cpu``, ``fixed-reference``) against ``fixed-reference``, on a float backend against
+``reference``. Agreement means every hidden spike equal and the readout within
 ``1e-9`` (float64) or exactly equal (integers).
 """
 
@@ -31,9 +32,12 @@ BACKENDS = ("reference", "torch", "nir", "lava-cpu", "nest", "fixed-reference")
 READOUT_TOLERANCE = 1e-9
 
 
-def oracle_backend(artifact: Artifact) -> str:
-    """The simulator an artifact is verified against."""
-    return "fixed-reference" if artifact.fixed is not None else "reference"
+def oracle_backend(artifact: Artifact, backend: str | None = None) -> str:
+    """The simulator that ``backend``'s run of ``artifact`` (default: its own backend) is checked
+    against: the integer reference where the backend runs a Loihi 2 bundle's integers, else the float one."""
+    backend = backend or native_backend(artifact)
+    integer = artifact.fixed is not None and backend in ("lava-cpu", "fixed-reference")
+    return "fixed-reference" if integer else "reference"
 
 
 def native_backend(artifact: Artifact) -> str:

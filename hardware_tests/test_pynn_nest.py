@@ -140,6 +140,7 @@ def test_trained_synthetic_model(tmp_path, capsys) -> None:
     test_set = SyntheticTimingDataset("test")
     inputs = pad_collate([test_set[i] for i in range(6)])[0].double().numpy()
     bundle = _export_verify_and_run(tmp_path, checkpoint, inputs, capsys)
+    assert main(["verify", str(checkpoint), "--backend", "nest", "--input", str(tmp_path / "x.npy")]) == 0
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["target"] == "pynn" and set(manifest["files"]) >= {"run.py", "pynn_model.json",
                                                                         "pynn_connections.npz"}
@@ -174,6 +175,22 @@ def test_model_trained_on_fsdd(tmp_path, fsdd_dir, capsys) -> None:
     test_set = FSDD(fsdd_dir, "test")
     inputs = pad_collate([test_set[i] for i in range(0, 250, 60)])[0].double().numpy()
     _export_verify_and_run(tmp_path, checkpoint, inputs, capsys)
+
+
+def test_every_kind_of_artifact_verifies_on_nest(tmp_path, capsys) -> None:
+    """IR file, NIR file, Lava and Loihi 2 bundles (a Loihi 2 bundle's float network against the
+    float reference: NEST runs floats)."""
+    network = moderate_network(12, recurrent=True)
+    model, x_path = tmp_path / "m.ddn", tmp_path / "x.npy"
+    save_network(network, model)
+    np.save(x_path, _inputs(network, 2, 25, 12))
+    artifacts = [model, tmp_path / "m.nir", tmp_path / "lava", tmp_path / "loihi2"]
+    for target, path in zip(("nir", "lava", "loihi2"), artifacts[1:]):
+        assert main(["export", str(model), "--target", target, "-o", str(path), "--input", str(x_path)]) == 0
+    for path in artifacts:
+        capsys.readouterr()
+        assert main(["verify", str(path), "--backend", "nest", "--input", str(x_path)]) == 0
+        assert "nest vs reference" in capsys.readouterr().out
 
 
 def test_simulate_writes_the_keys_of_run(tmp_path) -> None:
