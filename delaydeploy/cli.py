@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     train_preset(args.preset, output=args.output, data_dir=args.data_dir, epochs=args.epochs,
                  batch_size=args.batch_size, device=args.device, seed=args.seed, delays=args.delays,
-                 progress=not args.quiet, max_samples=args.max_samples)
+                 progress=not args.quiet, max_samples=args.max_samples, test_speakers=args.test_speakers)
     return 0
 
 
@@ -195,7 +195,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from delaydeploy.finetune import finetune_checkpoint
 
-    finetune_checkpoint(args.model, args.output, target=args.target, data_dir=args.data_dir, epochs=args.epochs,
+    finetune_checkpoint(args.model, args.output, target=args.target, data_dir=args.data_dir,
+                        test_speakers=args.test_speakers, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, max_samples=args.max_samples, seed=args.seed,
                         progress=not args.quiet)
     return 0
@@ -205,7 +206,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from delaydeploy.report import build_report, format_ladder
 
     report = build_report(args.model, args.output, data_dir=args.data_dir, lava_samples=args.lava_samples,
-                          max_samples=args.max_samples, progress=not args.quiet)
+                          max_samples=args.max_samples, test_speakers=args.test_speakers, progress=not args.quiet)
     print(format_ladder(report))
     print(f"wrote {args.output} (report.json, report.md, plots)")
     return 0
@@ -257,6 +258,9 @@ def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="dataset folder (not needed for synthetic)")
     parser.add_argument("--max-samples", type=at_least(1),
                         help="use at most this many samples of each split (quick runs)")
+    parser.add_argument("--test-speakers", metavar="NAME[,NAME]",
+                        help="FSDD: test on every recording of these speakers, train on the others "
+                             "(default: the split the checkpoint was trained with; for train, the official split)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from delaydeploy.checkpoint import Checkpoint, checkpoint_of, load_checkpoint, save_checkpoint
 from delaydeploy.config import NetworkConfig, get_preset
-from delaydeploy.datasets import pad_collate
+from delaydeploy.datasets import pad_collate, with_test_speakers
 from delaydeploy.delay_ops import delayed_linear
 from delaydeploy.errors import CheckpointError, DatasetError, DelayDeployError, IRValidationError
 from delaydeploy.fileio import atomic_path, check_output_file
@@ -162,19 +162,26 @@ def model_from_network(network: Network, template: NetworkConfig) -> DelaySNN:
 
 # -- data ------------------------------------------------------------------------------------------
 
-def dataset_splits(checkpoint: Checkpoint, data_dir: str | os.PathLike | None,
-                   max_samples: int | None = None) -> tuple[Dataset, Dataset, str]:
-    """``(train, test, dataset name)`` of the dataset the checkpoint's preset trains on.
-
-    The data is framed as in training: with the dataset options the checkpoint recorded (older
-    checkpoints: the preset's), and its time step must be the network's.
-    """
+def dataset_options_of(checkpoint: Checkpoint, test_speakers: str | None = None) -> dict:
+    """The dataset options the checkpoint was trained with (older checkpoints: its preset's); with
+    ``test_speakers``, those speakers' recordings as the test split instead (FSDD)."""
     if checkpoint.preset is None:
         raise DelayDeployError(f"{checkpoint.source}: the checkpoint names no preset, so its dataset is unknown")
-    preset = get_preset(checkpoint.preset)
-    options = checkpoint.metrics.get("dataset_options", preset.dataset_options)
+    options = checkpoint.metrics.get("dataset_options", get_preset(checkpoint.preset).dataset_options)
     if not (isinstance(options, dict) and all(isinstance(key, str) for key in options)):
         raise CheckpointError(f"{checkpoint.source}: metrics dataset_options = {options!r} is not a dict of options")
+    return with_test_speakers(options, test_speakers)
+
+
+def dataset_splits(checkpoint: Checkpoint, data_dir: str | os.PathLike | None, max_samples: int | None = None,
+                   test_speakers: str | None = None) -> tuple[Dataset, Dataset, str]:
+    """``(train, test, dataset name)`` of the dataset the checkpoint's preset trains on.
+
+    The data is framed and split as in training: with the dataset options the checkpoint
+    recorded (:func:`dataset_options_of`), and its time step must be the network's.
+    """
+    options = dataset_options_of(checkpoint, test_speakers)
+    preset = get_preset(checkpoint.preset)
     train_set, test_set = preset_splits(dataclasses.replace(preset, dataset_options=options), data_dir, max_samples)
     whole = train_set.dataset if isinstance(train_set, torch.utils.data.Subset) else train_set
     data_dt = getattr(whole, "dt", None)
@@ -447,9 +454,11 @@ def calibration_path_of(output: str | Path) -> Path:
 
 
 def finetune_checkpoint(path: str | Path, output: str | Path, *, target: str = "loihi2", data_dir: str | None = None,
+                        test_speakers: str | None = None,
                         epochs: int = 5, batch_size: int | None = None, lr: float = 1e-4,
                         max_samples: int | None = None, seed: int = 0, progress: bool = True) -> FinetuneOutcome:
-    """Fine-tune the checkpoint at ``path`` for ``target`` on its preset's dataset; save a checkpoint.
+    """Fine-tune the checkpoint at ``path`` for ``target`` on its preset's dataset, split as it was
+    trained unless ``test_speakers`` says otherwise (FSDD); save a checkpoint that records the split.
 
     Also writes ``<output stem>.calibration.npy`` (see the module docstring) and prints the
     test accuracies before and after.
@@ -459,16 +468,16 @@ def finetune_checkpoint(path: str | Path, output: str | Path, *, target: str = "
     check_output_file(output)
     check_output_file(calibration_path_of(output))
     with single_thread():
-        return _finetune_checkpoint(path, output, target, data_dir, epochs, batch_size, lr, max_samples, seed,
-                                    progress)
+        return _finetune_checkpoint(path, output, target, data_dir, test_speakers, epochs, batch_size, lr,
+                                    max_samples, seed, progress)
 
 
-def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data_dir: str | None, epochs: int,
-                         batch_size: int | None, lr: float, max_samples: int | None, seed: int,
-                         progress: bool) -> FinetuneOutcome:
+def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data_dir: str | None,
+                         test_speakers: str | None, epochs: int, batch_size: int | None, lr: float,
+                         max_samples: int | None, seed: int, progress: bool) -> FinetuneOutcome:
     checkpoint = load_checkpoint(path)
     network = lower(checkpoint.build_model())
-    train_set, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples)
+    train_set, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples, test_speakers)
     peak = data_peak(train_set, progress)
     batch = batch_size or (checkpoint.train_config.batch_size if checkpoint.train_config else 64)
     test_loader = make_loader(test_set, batch, shuffle=False)
@@ -481,6 +490,7 @@ def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data
     accuracy["loihi2_after"] = evaluate_fixed(model, test_loader, progress)
     tuned_model = model_from_network(tuned, checkpoint.config)
     metrics = {"finetuned_from": str(path), "finetune_target": target, "dataset": dataset,
+               "dataset_options": dataset_options_of(checkpoint, test_speakers),
                "calibration_peak": peak, "finetune_epochs": epochs, "finetune_lr": lr,
                "finetune_history": {"train_loss": [h.train_loss for h in history],
                                     "train_accuracy": [h.train_accuracy for h in history]},

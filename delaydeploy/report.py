@@ -11,9 +11,14 @@ The **accuracy ladder**, on the test split of the checkpoint's dataset:
    calibrated on the first :data:`SPINNAKER_CALIBRATION_SAMPLES` training samples as an
    export calibrates it on its inputs; streaming; its s16.15 membrane arithmetic and ring-buffer
    saturation are not modelled);
-4. Lava fixed point -- Lava's bit-accurate CPU models on the first ``lava_samples`` test
-   samples, checked spike for spike against the integer reference (mismatches must be 0);
-   where Lava is not installed the rung is skipped, and ``skipped_rungs`` says why.
+4. Lava fixed point -- Lava's bit-accurate CPU models on ``lava_samples`` test samples drawn
+   with a fixed seed, stratified by class (the whole split if it is no larger), checked
+   spike for spike against the integer reference (mismatches must be 0), with the integer
+   reference's accuracy on the same samples beside it; where Lava is not installed the rung
+   is skipped, and ``skipped_rungs`` says why.
+
+Every accuracy carries its 95 % Wilson score interval (``interval_95``): a rung of 16 samples
+and one of 500 are not equally sure.
 
 Calibration is the training data's peak (recorded by fine-tuning, else measured), as in
 :mod:`delaydeploy.finetune`. All rungs see the same padded test batches, as the training
@@ -36,6 +41,7 @@ rates, the ladder).
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +56,7 @@ from delaydeploy.checkpoint import load_checkpoint
 from delaydeploy.datasets import pad_collate
 from delaydeploy.errors import ConstraintError, DelayDeployError
 from delaydeploy.fileio import atomic_directory, check_output_directory
-from delaydeploy.finetune import data_peak, dataset_splits, peak_calibration, single_thread
+from delaydeploy.finetune import data_peak, dataset_options_of, dataset_splits, peak_calibration, single_thread
 from delaydeploy.fixed_point import FixedNetwork, effective_weights, padded_payload
 from delaydeploy.fixed_reference import readout_to_float, simulate_fixed, trace_fixed
 from delaydeploy.ir import Network
@@ -64,6 +70,39 @@ REPORT_FILE = "report.json"
 PLOTS = ("ladder.png", "delays.png", "raster.png", "firing_rates.png")
 WEIGHT_BITS, DELAY_BITS, STATE_BITS = 8, 6, 24
 SPINNAKER_CALIBRATION_SAMPLES = 64
+LAVA_SAMPLE_SEED = 0
+WILSON_Z = 1.959963984540054  # the normal quantile of 97.5 %
+
+
+def wilson_interval(correct: int, samples: int, z: float = WILSON_Z) -> tuple[float, float]:
+    """The Wilson score interval of an accuracy of ``correct`` out of ``samples`` (95 % for the default ``z``)."""
+    if samples == 0:
+        return 0.0, 1.0
+    p = correct / samples
+    centre = (p + z * z / (2 * samples)) / (1 + z * z / samples)
+    half = z / (1 + z * z / samples) * math.sqrt(p * (1 - p) / samples + z * z / (4 * samples * samples))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _rung(name: str, correct: int, samples: int, **extra: Any) -> dict[str, Any]:
+    return {"rung": name, "accuracy": correct / max(samples, 1), "samples": samples,
+            "interval_95": list(wilson_interval(correct, samples)), **extra}
+
+
+def stratified_sample(labels: list[int], count: int, seed: int = LAVA_SAMPLE_SEED) -> list[int]:
+    """``count`` indices drawn class by class in turn (classes in order, each class shuffled with
+    ``seed``), so that every class is represented; sorted. All indices if ``count`` covers them."""
+    if count >= len(labels):
+        return list(range(len(labels)))
+    rng = np.random.default_rng(seed)
+    by_class = {label: list(rng.permutation([i for i, l in enumerate(labels) if l == label]))
+                for label in sorted(set(labels))}
+    chosen: list[int] = []
+    while len(chosen) < count:
+        for members in by_class.values():
+            if members and len(chosen) < count:
+                chosen.append(int(members.pop()))
+    return sorted(chosen)
 
 
 @dataclass
@@ -135,11 +174,15 @@ def _lava_check(fixed: FixedNetwork, x: torch.Tensor, labels: torch.Tensor, leng
     steps = own_steps(lengths, x.shape[0], expected.readout)
     result = compare(expected, actual, [layer.name for layer in fixed.layers], readout_tolerance=0.0)
     readout_mismatches = int((expected.readout != actual.readout).sum())
-    return {"samples": int(x.shape[1]), "spike_mismatches": result.spike_mismatches,
+    correct = int((actual.prediction(steps) == labels).sum())
+    reference_correct = int((expected.prediction(steps) == labels).sum())
+    samples = int(x.shape[1])
+    return {"samples": samples, "spike_mismatches": result.spike_mismatches,
             "total_spike_mismatches": sum(result.spike_mismatches.values()),
             "readout_mismatches": readout_mismatches,
-            "accuracy": float((actual.prediction(steps) == labels).double().mean()),
-            "integer_reference_accuracy": float((expected.prediction(steps) == labels).double().mean()),
+            "accuracy": correct / samples, "interval_95": list(wilson_interval(correct, samples)),
+            "integer_reference_accuracy": reference_correct / samples,
+            "integer_reference_interval_95": list(wilson_interval(reference_correct, samples)),
             "first_divergence": None if result.ok else str(result.first_divergence)}
 
 
@@ -156,20 +199,22 @@ def _spinnaker_network(network: Network, train_set) -> tuple[Network, dict[str, 
 
 
 def compute_report(path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, lava_samples: int = 16,
-                   max_samples: int | None = None, batch_size: int = 64,
+                   max_samples: int | None = None, batch_size: int = 64, test_speakers: str | None = None,
                    progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The report of the checkpoint at ``path`` as a JSON-ready dict, and the arrays its plots need."""
+    """The report of the checkpoint at ``path`` as a JSON-ready dict, and the arrays its plots need;
+    the test split is the one the checkpoint was trained with unless ``test_speakers`` (FSDD) says otherwise."""
     with single_thread():
-        return _compute_report(path, data_dir, lava_samples, max_samples, batch_size, progress)
+        return _compute_report(path, data_dir, lava_samples, max_samples, batch_size, test_speakers, progress)
 
 
 def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None, lava_samples: int,
-                    max_samples: int | None, batch_size: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+                    max_samples: int | None, batch_size: int, test_speakers: str | None,
+                    progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     checkpoint = load_checkpoint(path)
     model = checkpoint.build_model()
     network = lower(model)
     semantics = checkpoint.config.semantics
-    train_set, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples)
+    train_set, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples, test_speakers)
     peak = checkpoint.metrics.get("calibration_peak")
     if peak is None:
         peak = data_peak(train_set, progress)
@@ -218,7 +263,7 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
                 raster = {"input": payload[:, 0].numpy(), "label": int(labels[0]),
                           **{layer.name: s[:, 0].numpy() for layer, s in zip(fixed.layers, spikes)}}
     samples = len(test_set)
-    ladder = [{"rung": name, "accuracy": correct[name] / max(samples, 1), "samples": samples} for name in names]
+    ladder = [_rung(name, correct[name], samples) for name in names]
     from exporters.lava.env import lava_missing
 
     lava = None
@@ -227,13 +272,18 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
     if missing is not None:
         skipped.append({"rung": "Lava fixed point", "reason": missing})
     elif lava_samples > 0:
-        x, labels, lengths = pad_collate([test_set[i] for i in range(min(lava_samples, samples))])
-        lava = _lava_check(fixed, x.double(), labels, lengths, progress)
+        indices = stratified_sample([int(test_set[i][1]) for i in range(samples)], lava_samples)
+        x, labels, lengths = pad_collate([test_set[i] for i in indices])
+        lava = {**_lava_check(fixed, x.double(), labels, lengths, progress), "indices": indices,
+                "seed": LAVA_SAMPLE_SEED}
         ladder.append({"rung": "Lava fixed point", "accuracy": lava["accuracy"], "samples": lava["samples"],
-                       "integer_reference_accuracy_same_samples": lava["integer_reference_accuracy"]})
+                       "interval_95": lava["interval_95"],
+                       "integer_reference_accuracy_same_samples": lava["integer_reference_accuracy"],
+                       "spike_mismatches": lava["total_spike_mismatches"]})
     per_layer_sparsity = {name: cost.zeros[name] / cost.activations[name] for name in cost.zeros}
     report = {
         "checkpoint": str(path), "preset": checkpoint.preset, "dataset": dataset, "semantics": semantics,
+        "dataset_options": dataset_options_of(checkpoint, test_speakers),
         "finetuned": "finetuned_from" in checkpoint.metrics, "test_samples": samples,
         "calibration_peak": float(peak), "ladder": ladder, "lava": lava, "skipped_rungs": skipped,
         "quantisation_spike_changes": {name: {"changed": changed[name], "float_spikes": float_total[name],
@@ -262,17 +312,24 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
 def format_ladder(report: dict[str, Any]) -> str:
     """The ladder as a small text table."""
     lines = [f"accuracy ladder ({report['dataset']} test split, {report['test_samples']} samples)",
-             f"  {'rung':<30} {'accuracy':>9} {'samples':>8}"]
+             f"  {'rung':<30} {'accuracy':>9} {'95% interval':>15} {'samples':>8}"]
     for rung in report["ladder"]:
-        lines.append(f"  {rung['rung']:<30} {100 * rung['accuracy']:8.2f}% {rung['samples']:8d}")
+        lines.append(f"  {rung['rung']:<30} {100 * rung['accuracy']:8.2f}% {_interval(rung):>15} "
+                     f"{rung['samples']:8d}")
     for skipped in report.get("skipped_rungs", []):
         lines.append(f"  {skipped['rung']}: skipped, {skipped['reason']}")
     lava = report.get("lava")
     if lava is not None:
         lines.append(f"  Lava vs integer reference: {lava['total_spike_mismatches']} spike mismatches, "
                      f"{lava['readout_mismatches']} readout mismatches on {lava['samples']} samples "
-                     f"(integer reference {100 * lava['integer_reference_accuracy']:.2f}% on the same samples)")
+                     f"(stratified by class, seed {lava['seed']}; integer reference "
+                     f"{100 * lava['integer_reference_accuracy']:.2f}% on the same samples)")
     return "\n".join(lines)
+
+
+def _interval(rung: dict[str, Any]) -> str:
+    low, high = rung["interval_95"]
+    return f"[{100 * low:.1f}, {100 * high:.1f}]"
 
 
 def _markdown(report: dict[str, Any]) -> str:
@@ -280,9 +337,14 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [f"# Deployment report: {report['checkpoint']}", "",
              f"Preset `{report['preset']}`, dataset `{report['dataset']}`, {report['test_samples']} test samples, "
              f"calibration peak {report['calibration_peak']:g}{', fine-tuned' if report['finetuned'] else ''}.", "",
-             "| rung | accuracy | samples |", "|---|---:|---:|"]
-    lines += [f"| {r['rung']} | {100 * r['accuracy']:.2f}% | {r['samples']} |" for r in report["ladder"]]
-    lines += [f"| {r['rung']} | skipped: {r['reason']} | |" for r in report.get("skipped_rungs", [])]
+             "| rung | accuracy | 95% interval | samples | note |", "|---|---:|---:|---:|---|"]
+    for r in report["ladder"]:
+        note = ""
+        if "integer_reference_accuracy_same_samples" in r:
+            note = (f"integer reference {100 * r['integer_reference_accuracy_same_samples']:.2f}% on the same samples; "
+                    f"{r['spike_mismatches']} spike mismatches")
+        lines.append(f"| {r['rung']} | {100 * r['accuracy']:.2f}% | {_interval(r)} | {r['samples']} | {note} |")
+    lines += [f"| {r['rung']} | skipped | | | {r['reason']} |" for r in report.get("skipped_rungs", [])]
     lava = report.get("lava")
     if lava is not None:
         lines += ["", f"Lava fixed point vs the integer reference: {lava['total_spike_mismatches']} spike mismatches, "
@@ -308,13 +370,22 @@ def _plot(report: dict[str, Any], arrays: dict[str, Any], directory: Path) -> No
 
     network: Network = arrays["network"]
     ladder = report["ladder"]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    bars = ax.bar(range(len(ladder)), [100 * r["accuracy"] for r in ladder], color="tab:blue")
-    ax.bar_label(bars, fmt="%.2f")
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    heights = np.array([100 * r["accuracy"] for r in ladder])
+    errors = np.abs(np.array([[100 * bound for bound in r["interval_95"]] for r in ladder]).T - heights)
+    bars = ax.bar(range(len(ladder)), heights, yerr=errors, capsize=4, color="tab:blue", ecolor="0.3")
+    ax.bar_label(bars, labels=[f"{h:.1f}\nn={r['samples']}" for h, r in zip(heights, ladder)], fontsize=7,
+                 label_type="center", color="white")
+    for index, rung in enumerate(ladder):
+        if "integer_reference_accuracy_same_samples" in rung:
+            ax.plot(index, 100 * rung["integer_reference_accuracy_same_samples"], "D", color="tab:orange",
+                    label=f"integer reference, same samples ({rung['spike_mismatches']} spike mismatches)")
+    if any("integer_reference_accuracy_same_samples" in rung for rung in ladder):
+        ax.legend(fontsize=7, loc="lower left")
     ax.set_xticks(range(len(ladder)), [r["rung"].replace(" (", "\n(") for r in ladder], fontsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.set_title("accuracy ladder")
+    ax.set_title(f"accuracy ladder ({report['dataset']}; bars: 95% Wilson intervals)")
     fig.tight_layout()
     fig.savefig(directory / "ladder.png", dpi=100)
     plt.close(fig)

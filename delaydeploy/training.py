@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from delaydeploy.config import Preset, TrainConfig
-from delaydeploy.datasets import load_dataset, pad_collate
+from delaydeploy.datasets import load_dataset, pad_collate, with_test_speakers
 from delaydeploy.datasets.augment import TripledAugmentation
 from delaydeploy.distributed import ProcessGroup, broadcast_buffers, sum_across
 from delaydeploy.errors import DatasetError, DelayDeployError
@@ -301,8 +301,12 @@ def train_preset(
     hidden_sizes: tuple[int, ...] | None = None,
     progress: bool = True,
     max_samples: int | None = None,
+    test_speakers: str | None = None,
 ) -> TrainOutcome:
     """Train the preset's network on its dataset, report both accuracies, save a checkpoint.
+
+    ``test_speakers`` (FSDD, comma-separated) tests on those speakers and trains on the others;
+    the checkpoint records the split in its ``dataset_options``.
 
     ``delays`` and ``hidden_sizes`` override the preset's network (for ablations); the preset's
     ``augmentation``, if any, triples the training split (:mod:`delaydeploy.datasets.augment`). Under
@@ -317,6 +321,7 @@ def train_preset(
     if output is not None:
         check_output_file(output)
     preset = get_preset(preset_name)
+    preset = dataclasses.replace(preset, dataset_options=with_test_speakers(preset.dataset_options, test_speakers))
     network_changes = {key: value for key, value in (("delays", delays), ("hidden_sizes", hidden_sizes))
                        if value is not None}
     network = dataclasses.replace(preset.network, **network_changes)

@@ -114,3 +114,45 @@ def test_fsdd_preset_trains_from_a_wav_folder(small_dir: Path, tmp_path: Path) -
     checkpoint = load_checkpoint(output)
     assert checkpoint.preset == "fsdd" and checkpoint.metrics["dataset"] == "fsdd"
     assert checkpoint.config.input_size == 140 and checkpoint.config.num_classes == 10
+
+
+def test_speaker_independent_split_of_the_real_recordings(fsdd_dir: Path) -> None:
+    """``test_speakers``: the test split is every recording of those speakers, training all the others."""
+    test = fsdd_split_files(fsdd_dir, "test", ("nicolas",))
+    train = fsdd_split_files(fsdd_dir, "train", ("nicolas",))
+    assert len(test) == 500 and len(train) == 2000
+    assert {path.name.split("_")[1] for path, _ in test} == {"nicolas"}
+    assert "nicolas" not in {path.name.split("_")[1] for path, _ in train}
+    assert Counter(label for _, label in test) == {d: 50 for d in range(10)}
+    two = fsdd_split_files(fsdd_dir, "test", fsdd.parse_speakers("george, lucas"))
+    assert {path.name.split("_")[1] for path, _ in two} == {"george", "lucas"} and len(two) == 1000
+    assert fsdd.fsdd_speakers(fsdd_dir) == ["george", "jackson", "lucas", "nicolas", "yweweler"]
+
+
+def test_an_unknown_speaker_names_the_speakers_found(small_dir: Path) -> None:
+    with pytest.raises(DatasetError, match=r"no recordings of speaker alice; speakers found: george, jackson, lucas, "
+                                           r"yweweler"):
+        FSDD(small_dir, "test", test_speakers="george,alice")
+    with pytest.raises(DatasetError, match="no FSDD recordings for the train split"):
+        FSDD(small_dir, "train", test_speakers="george,jackson,lucas,yweweler")
+
+
+def test_the_checkpoint_records_the_split_and_report_and_finetune_use_it(small_dir: Path, tmp_path: Path,
+                                                                          capsys) -> None:
+    output = tmp_path / "fsdd.pt"
+    assert main(["train", "--preset", "fsdd", "--data-dir", str(small_dir), "--epochs", "1", "--quiet",
+                 "--test-speakers", "george", "-o", str(output)]) == 0
+    assert "2 test samples" in capsys.readouterr().out  # george's two recordings
+    assert load_checkpoint(output).metrics["dataset_options"]["test_speakers"] == ["george"]
+    report = tmp_path / "report"
+    assert main(["report", str(output), "--data-dir", str(small_dir), "--lava-samples", "0", "--quiet",
+                 "-o", str(report)]) == 0
+    assert "(fsdd test split, 2 samples)" in capsys.readouterr().out
+    tuned = tmp_path / "ft.pt"
+    assert main(["finetune", str(output), "--data-dir", str(small_dir), "--epochs", "1", "--quiet",
+                 "--test-speakers", "jackson,lucas", "-o", str(tuned)]) == 0
+    assert "test accuracy on 2 samples" in capsys.readouterr().out
+    assert load_checkpoint(tuned).metrics["dataset_options"]["test_speakers"] == ["jackson", "lucas"]
+    assert main(["train", "--preset", "synthetic", "--epochs", "1", "--test-speakers", "x", "-o",
+                 str(tmp_path / "s.pt")]) == 2
+    assert "has no option 'test_speakers'" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,20 @@ def test_report_explains_an_overflow_on_the_test_data(synthetic_checkpoint: Path
     assert str(synthetic_checkpoint) in message and "test batch 0" in message
     assert "layer 'hidden0'" in message and "24-bit range" in message
     assert not output.exists()
+
+
+@pytest.mark.parametrize("correct, samples, low, high", [
+    (8, 8, 0.6756, 1.0), (0, 10, 0.0, 0.2775), (45, 50, 0.7864, 0.9565), (247, 250, 0.9653, 0.9959)])
+def test_wilson_interval_matches_published_values(correct: int, samples: int, low: float, high: float) -> None:
+    """Values of the Wilson score interval at 95 % (z = 1.96) as tabulated, e.g. 8/8 -> [0.676, 1]."""
+    assert report_module.wilson_interval(correct, samples) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_lava_samples_are_stratified_by_class_and_seeded() -> None:
+    labels = [index // 50 for index in range(500)]  # sorted by class, as FSDD's file names are
+    chosen = report_module.stratified_sample(labels, 16)
+    assert chosen == sorted(chosen) == report_module.stratified_sample(labels, 16)
+    counts = Counter(labels[i] for i in chosen)
+    assert set(counts) == set(range(10)) and max(counts.values()) - min(counts.values()) <= 1
+    assert report_module.stratified_sample(labels, 500) == list(range(500))
+    assert chosen != report_module.stratified_sample(labels, 16, seed=1)

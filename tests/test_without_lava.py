@@ -50,4 +50,4 @@ def test_report_says_which_rung_it_skipped_and_why(no_lava, tmp_path: Path, caps
     report = load_report(tmp_path / "r")
     assert report["lava"] is None and [r["rung"] for r in report["skipped_rungs"]] == ["Lava fixed point"]
     assert "Lava fixed point" not in [r["rung"] for r in report["ladder"]]
-    assert "| Lava fixed point | skipped:" in (tmp_path / "r" / "report.md").read_text()
+    assert "| Lava fixed point | skipped | | | pip install" in (tmp_path / "r" / "report.md").read_text()

@@ -18,7 +18,7 @@ import os
 from torch.utils.data import Dataset
 
 from delaydeploy.datasets.common import FramesDataset, InputKind, PackedFrames, pad_collate
-from delaydeploy.datasets.fsdd import FSDD
+from delaydeploy.datasets.fsdd import FSDD, parse_speakers
 from delaydeploy.datasets.gsc import GSC, GSC_LABELS
 from delaydeploy.datasets.heidelberg import FRAME_CONVENTIONS, SHD, SSC
 from delaydeploy.errors import DatasetError
@@ -28,7 +28,16 @@ DATASET_NAMES: tuple[str, ...] = ("synthetic", "shd", "ssc", "gsc", "fsdd")
 __all__ = [
     "DATASET_NAMES", "FRAME_CONVENTIONS", "FSDD", "GSC", "GSC_LABELS", "SHD", "SSC",
     "FramesDataset", "InputKind", "PackedFrames", "dataset_class", "load_dataset", "pad_collate",
+    "with_test_speakers",
 ]
+
+
+def with_test_speakers(options: dict, test_speakers: str | None) -> dict:
+    """Dataset ``options`` with FSDD's speaker-independent split (``test_speakers``, comma-separated)
+    where given; a dataset other than FSDD refuses the option when it is loaded."""
+    if test_speakers is None:
+        return dict(options)
+    return {**options, "test_speakers": list(parse_speakers(test_speakers) or ())}
 
 
 def dataset_class(name: str) -> type[Dataset]:

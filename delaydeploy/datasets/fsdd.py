@@ -1,7 +1,9 @@
 """Free Spoken Digit Dataset (FSDD): real recordings encoded into spike counts.
 
 The ``recordings`` folder holds ``{digit}_{speaker}_{index}.wav`` (8 kHz mono 16-bit).
-The dataset authors' split: indices 0-4 are the test set, 5 and above the training set.
+The dataset authors' split: indices 0-4 are the test set, 5 and above the training set; the
+same speakers are in both. ``test_speakers`` gives a speaker-independent split instead: the
+test set is every recording of those speakers, the training set every other recording.
 Items are spike counts ``[T, channels]`` per 10 ms frame from
 :class:`delaydeploy.datasets.audio.CochleaEncoder`; a split is encoded once on
 construction (and cached on disk given a ``cache_dir``).
@@ -24,10 +26,24 @@ FSDD_NAME = re.compile(r"(?P<digit>\d)_(?P<speaker>[^_]+)_(?P<index>\d+)\.wav", 
 TEST_INDICES = range(0, 5)
 
 
-def fsdd_split_files(data_dir: str | os.PathLike, split: str) -> list[tuple[Path, int]]:
+def parse_speakers(test_speakers: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """``"a,b"`` or ``["a", "b"]`` as ``("a", "b")``; None (or empty) for the official split."""
+    if test_speakers is None:
+        return None
+    names = test_speakers.split(",") if isinstance(test_speakers, str) else list(test_speakers)
+    if not all(isinstance(name, str) for name in names):
+        raise DatasetError(f"test_speakers = {test_speakers!r}: expected speaker names")
+    names = [name.strip() for name in names if name.strip()]
+    return tuple(dict.fromkeys(names)) or None
+
+
+def fsdd_split_files(data_dir: str | os.PathLike, split: str,
+                     test_speakers: tuple[str, ...] | None = None) -> list[tuple[Path, int]]:
     """``(wav path, digit)`` of every recording in ``split``, sorted by file name.
 
-    ``data_dir`` is the ``recordings`` folder or the FSDD folder that contains it.
+    ``data_dir`` is the ``recordings`` folder or the FSDD folder that contains it. Without
+    ``test_speakers`` the split is the official one (by index); with them, ``test`` is every
+    recording of those speakers and ``train`` every other one.
     """
     root = Path(data_dir)
     check_split(root, "FSDD", split, ("train", "test"))
@@ -35,18 +51,34 @@ def fsdd_split_files(data_dir: str | os.PathLike, split: str) -> list[tuple[Path
         root = root / "recordings"
     if not root.is_dir():
         raise DatasetError(f"{root}: FSDD recordings folder not found")
-    files = []
+    recordings = []
     for name in sorted(os.listdir(root)):
         if not name.lower().endswith(".wav"):
             continue
         match = FSDD_NAME.fullmatch(name)
         if match is None:
             raise DatasetError(f"{root / name}: not an FSDD file name ({{digit}}_{{speaker}}_{{index}}.wav)")
-        if (int(match["index"]) in TEST_INDICES) == (split == "test"):
-            files.append((root / name, int(match["digit"])))
+        recordings.append((root / name, int(match["digit"]), match["speaker"], int(match["index"])))
+    if test_speakers:
+        found = sorted({speaker for _, _, speaker, _ in recordings})
+        unknown = [name for name in test_speakers if name not in found]
+        if unknown:
+            raise DatasetError(f"{root}: no recordings of speaker {', '.join(unknown)}; "
+                               f"speakers found: {', '.join(found) or 'none'}")
+        files = [(path, digit) for path, digit, speaker, _ in recordings
+                 if (speaker in test_speakers) == (split == "test")]
+    else:
+        files = [(path, digit) for path, digit, _, index in recordings if (index in TEST_INDICES) == (split == "test")]
     if not files:
-        raise DatasetError(f"{root}: no FSDD recordings for the {split} split")
+        raise DatasetError(f"{root}: no FSDD recordings for the {split} split"
+                           + (f" (test speakers: {', '.join(test_speakers)})" if test_speakers else ""))
     return files
+
+
+def fsdd_speakers(data_dir: str | os.PathLike) -> list[str]:
+    """The speakers of the recordings in ``data_dir``, sorted."""
+    return sorted({path.name.split("_")[1] for path, _ in [*fsdd_split_files(data_dir, "train"),
+                                                             *fsdd_split_files(data_dir, "test")]})
 
 
 def encode_files(files: list[tuple[Path, int]], encoder: CochleaEncoder) -> PackedFrames:
@@ -74,11 +106,12 @@ class FSDD(FramesDataset):
         split: str = "train",
         channels: int = 140,
         cache_dir: str | os.PathLike | None = None,
+        test_speakers: str | list[str] | None = None,
     ) -> None:
         if int(channels) != channels or channels < 1:
             raise DatasetError(f"{data_dir}: channels must be a positive integer, got {channels}")
         encoder = CochleaEncoder(channels=int(channels), dt=self.dt)
-        self.files = fsdd_split_files(data_dir, split)
+        self.files = fsdd_split_files(data_dir, split, parse_speakers(test_speakers))
         self.num_channels = int(channels)
         options = {"encoder": dataclasses.asdict(encoder)}
         packed = cached_frames(cache_dir, f"fsdd_{split}", options, [path for path, _ in self.files],
