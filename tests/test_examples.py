@@ -212,3 +212,33 @@ def test_run_module_reports_a_crashing_interpreter(bench, monkeypatch, capfd):
     with pytest.raises(bench.BenchmarkFailed, match="benchmark no_such_bench failed"):
         bench.run_module("no_such_bench", dict(os.environ))
     assert "ModuleNotFoundError" in capfd.readouterr().err
+
+
+# -- fsdd_speakers ---------------------------------------------------------------------------------
+
+def test_fsdd_speakers_quick_writes_table_json_and_plot(fsdd_dir, tmp_path, capsys):
+    """Two folds on a handful of real recordings: every model gets an accuracy per fold and a summary."""
+    example = load_script("examples/fsdd_speakers.py")
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for speaker in ("george", "lucas"):
+        for digit in range(4):
+            for index in (0, 1, 2):
+                name = f"{digit}_{speaker}_{index}.wav"
+                shutil.copy(fsdd_dir / name, folder / name)
+    output = tmp_path / "out"
+    assert example.main(["--data-dir", str(folder), "--quick", "-o", str(output)]) == 0
+    results = json.loads((output / "results.json").read_text())
+    assert list(results["folds"]) == ["george", "lucas"]
+    for fold in results["folds"].values():
+        assert fold["test_recordings"] == 12
+        assert all(0.0 <= fold[model] <= 1.0 for model in example.MODELS)
+    for model, summary in results["summary"].items():
+        values = [fold[model] for fold in results["folds"].values()]
+        assert summary["mean"] == pytest.approx(sum(values) / 2) and summary["min"] == min(values)
+    table = (output / "table.md").read_text()
+    assert "2 folds; test recordings per fold: george 12, lucas 12" in table
+    assert all(label in table for label in example.MODELS.values())
+    assert (output / "speakers.png").read_bytes().startswith(b"\x89PNG")
+    assert example.main(["--data-dir", str(folder), "--quick", "--speakers", "bob", "-o", str(tmp_path / "x")]) == 2
+    assert "no recordings of speaker bob; speakers found: george, lucas" in capsys.readouterr().err

@@ -37,16 +37,9 @@ def parse_speakers(test_speakers: str | list[str] | tuple[str, ...] | None) -> t
     return tuple(dict.fromkeys(names)) or None
 
 
-def fsdd_split_files(data_dir: str | os.PathLike, split: str,
-                     test_speakers: tuple[str, ...] | None = None) -> list[tuple[Path, int]]:
-    """``(wav path, digit)`` of every recording in ``split``, sorted by file name.
-
-    ``data_dir`` is the ``recordings`` folder or the FSDD folder that contains it. Without
-    ``test_speakers`` the split is the official one (by index); with them, ``test`` is every
-    recording of those speakers and ``train`` every other one.
-    """
+def _recordings(data_dir: str | os.PathLike) -> tuple[Path, list[tuple[Path, int, str, int]]]:
+    """The recordings folder and ``(path, digit, speaker, index)`` of every recording in it, by file name."""
     root = Path(data_dir)
-    check_split(root, "FSDD", split, ("train", "test"))
     if (root / "recordings").is_dir():
         root = root / "recordings"
     if not root.is_dir():
@@ -59,6 +52,19 @@ def fsdd_split_files(data_dir: str | os.PathLike, split: str,
         if match is None:
             raise DatasetError(f"{root / name}: not an FSDD file name ({{digit}}_{{speaker}}_{{index}}.wav)")
         recordings.append((root / name, int(match["digit"]), match["speaker"], int(match["index"])))
+    return root, recordings
+
+
+def fsdd_split_files(data_dir: str | os.PathLike, split: str,
+                     test_speakers: tuple[str, ...] | None = None) -> list[tuple[Path, int]]:
+    """``(wav path, digit)`` of every recording in ``split``, sorted by file name.
+
+    ``data_dir`` is the ``recordings`` folder or the FSDD folder that contains it. Without
+    ``test_speakers`` the split is the official one (by index); with them, ``test`` is every
+    recording of those speakers and ``train`` every other one.
+    """
+    check_split(Path(data_dir), "FSDD", split, ("train", "test"))
+    root, recordings = _recordings(data_dir)
     if test_speakers:
         found = sorted({speaker for _, _, speaker, _ in recordings})
         unknown = [name for name in test_speakers if name not in found]
@@ -77,8 +83,7 @@ def fsdd_split_files(data_dir: str | os.PathLike, split: str,
 
 def fsdd_speakers(data_dir: str | os.PathLike) -> list[str]:
     """The speakers of the recordings in ``data_dir``, sorted."""
-    return sorted({path.name.split("_")[1] for path, _ in [*fsdd_split_files(data_dir, "train"),
-                                                             *fsdd_split_files(data_dir, "test")]})
+    return sorted({speaker for _, _, speaker, _ in _recordings(data_dir)[1]})
 
 
 def encode_files(files: list[tuple[Path, int]], encoder: CochleaEncoder) -> PackedFrames:
