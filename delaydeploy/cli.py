@@ -147,6 +147,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from delaydeploy.verify import compare, native_backend, oracle_backend, run_backend
 
     artifact = load_artifact(args.artifact)
+    if args.data_dir is not None or args.preset is not None or args.split is not None:
+        return _verify_split(args, artifact)
     x = _inputs(args, artifact)
     backend = args.backend or native_backend(artifact)
     oracle = oracle_backend(artifact, backend)
@@ -169,6 +171,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"FAILED: {result.first_divergence}")
         return EXIT_MISMATCH
     print("verified: 0 spike mismatches, readout within tolerance")
+    return 0
+
+
+def _verify_split(args: argparse.Namespace, artifact) -> int:
+    """``verify --data-dir``: every sample of a dataset split, with a summary."""
+    from delaydeploy.verify import native_backend, oracle_backend, split_of, verify_split
+
+    if args.input is not None or args.samples is not None:
+        raise DelayDeployError("--data-dir checks a dataset split: give it without --input or --samples")
+    backend = args.backend or native_backend(artifact)
+    split = args.split or "test"
+    dataset = split_of(artifact, args.data_dir, split, preset=args.preset, test_speakers=args.test_speakers,
+                       max_samples=args.max_samples)
+    tolerance = 0.0 if oracle_backend(artifact, backend) == "fixed-reference" else args.tolerance
+    result = verify_split(artifact, backend, dataset, batch_size=args.batch_size, tolerance=tolerance,
+                          progress=not args.quiet)
+    mismatches = sum(result.spike_mismatches.values())
+    print(f"{args.artifact}: {backend} vs {oracle_backend(artifact, backend)} on every sample of the {args.split} "
+          f"split: {result.samples} samples, {result.spikes_compared} neuron-steps compared, {mismatches} spike "
+          f"mismatches ({', '.join(f'{k} {v}' for k, v in result.spike_mismatches.items())}), readout max "
+          f"|difference| {result.readout_max_error:.3g} (tolerance {tolerance:g})")
+    print(f"  accuracy: {backend} {100 * result.correct / max(result.samples, 1):.2f}%, oracle "
+          f"{100 * result.oracle_correct / max(result.samples, 1):.2f}% ({result.samples} samples)")
+    if not result.ok:
+        print(f"FAILED: {result.first_divergence} (sample counted in the split)")
+        return EXIT_MISMATCH
+    print(f"verified: 0 spike mismatches on all {result.samples} samples, readout within tolerance")
     return 0
 
 
@@ -331,6 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--backend", choices=BACKENDS)
     verify.add_argument("--tolerance", type=finite_number(positive=False), default=1e-9, help="readout tolerance (float64)")
     _add_input_options(verify)
+    whole = verify.add_argument_group("a whole dataset split (instead of --input/--samples)")
+    whole.add_argument("--data-dir", help="dataset folder: check every sample of --split")
+    whole.add_argument("--split", choices=("test", "train"), help="which split (default: test)")
+    whole.add_argument("--preset", choices=PRESET_NAMES,
+                       help="whose dataset and options (a checkpoint knows its own; IR, NIR and bundles need it)")
+    whole.add_argument("--test-speakers", metavar="NAME[,NAME]", help="FSDD: the speakers of the test split")
+    whole.add_argument("--max-samples", type=at_least(1), help="only this many samples (quick checks)")
+    whole.add_argument("--batch-size", type=at_least(1), default=64, help="samples per backend run")
+    whole.add_argument("--quiet", action="store_true", help="no progress bar")
     verify.set_defaults(handler=cmd_verify)
 
     inspect = commands.add_parser("inspect", help="describe an artifact")

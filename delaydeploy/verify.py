@@ -172,3 +172,79 @@ def random_inputs(input_size: int, input_kind: str, samples: int, steps: int, se
     if input_kind == "counts":
         return rng.poisson(0.15, shape).astype(np.float64)
     return rng.normal(0.0, 1.0, shape)
+
+
+@dataclass
+class SplitVerification:
+    """Outcome of :func:`verify_split`: every sample of a dataset split on a backend and its oracle."""
+
+    samples: int = 0
+    spikes_compared: int = 0  # hidden-neuron time steps compared (each a possible spike)
+    spike_mismatches: dict[str, int] = field(default_factory=dict)
+    readout_max_error: float = 0.0
+    first_divergence: Divergence | None = None
+    correct: int = 0  # the backend's class decisions that match the label
+    oracle_correct: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.first_divergence is None
+
+
+def split_of(artifact: Artifact, data_dir: str | None, split: str, *, preset: str | None = None,
+             test_speakers: str | None = None, max_samples: int | None = None):
+    """Split ``split`` of the dataset ``artifact`` is checked on: a checkpoint's own (as trained, see
+    :func:`delaydeploy.finetune.dataset_splits`), else the dataset of ``preset`` with its options."""
+    import dataclasses as dc
+
+    from delaydeploy.config import get_preset
+    from delaydeploy.datasets import with_test_speakers
+    from delaydeploy.finetune import dataset_splits
+    from delaydeploy.training import preset_splits
+
+    if split not in ("train", "test"):
+        raise DelayDeployError(f"split {split!r}; choose train or test")
+    if artifact.checkpoint is not None and preset is None:
+        train, test, _ = dataset_splits(artifact.checkpoint, data_dir, max_samples, test_speakers)
+    else:
+        if preset is None:
+            raise DelayDeployError(f"{artifact.path}: a {artifact.kind} does not say which dataset it was trained "
+                                   "on; name its preset with --preset")
+        chosen = get_preset(preset)
+        chosen = dc.replace(chosen, dataset_options=with_test_speakers(chosen.dataset_options, test_speakers))
+        train, test = preset_splits(chosen, data_dir, max_samples)
+    return train if split == "train" else test
+
+
+def verify_split(artifact: Artifact, backend: str, dataset, *, batch_size: int = 64,
+                 tolerance: float = READOUT_TOLERANCE, progress: bool = True) -> SplitVerification:
+    """Run every sample of ``dataset`` on ``backend`` and on the artifact's oracle for it, batch by
+    batch, and compare spike for spike (first divergence with its sample's index in the split)."""
+    from tqdm import tqdm
+
+    from delaydeploy.reference import own_steps
+    from delaydeploy.training import make_loader
+
+    oracle = oracle_backend(artifact, backend)
+    names = [layer.name for layer in artifact.network.layers]
+    result = SplitVerification(spike_mismatches=dict.fromkeys(names, 0))
+    loader = make_loader(dataset, batch_size, shuffle=False)
+    with tqdm(total=len(dataset), desc=f"verify {backend} vs {oracle}", unit="sample", disable=not progress) as bar:
+        for x, labels, lengths in loader:
+            x = x.double().numpy()
+            expected = run_backend(artifact, oracle, x)
+            actual = run_backend(artifact, backend, x)
+            batch = compare(expected, actual, names, tolerance)
+            for name, count in batch.spike_mismatches.items():
+                result.spike_mismatches[name] += count
+            result.spikes_compared += sum(int(s.numel()) for s in expected.spikes)
+            result.readout_max_error = max(result.readout_max_error, batch.readout_max_error)
+            if batch.first_divergence is not None and result.first_divergence is None:
+                result.first_divergence = dataclasses.replace(batch.first_divergence,
+                                                              sample=batch.first_divergence.sample + result.samples)
+            steps = own_steps(lengths, x.shape[0], expected.readout)
+            result.correct += int((actual.prediction(steps) == labels).sum())
+            result.oracle_correct += int((expected.prediction(steps) == labels).sum())
+            result.samples += len(labels)
+            bar.update(len(labels))
+    return result

@@ -440,3 +440,34 @@ def test_import_preset_choices_are_the_importers_recipes():
     choices = next(action.choices for action in parser._subparsers._group_actions[0].choices["import"]._actions
                    if action.dest == "preset")
     assert set(choices) == {preset for presets in IMPORT_PRESETS.values() for preset in presets}
+
+
+def test_verify_checks_every_sample_of_a_split(tmp_path, capsys, monkeypatch):
+    """``verify --split``: every sample of the checkpoint's own test split (here cut to 40), batch by batch;
+    a divergence is named with its sample's place in the split, and exits 1."""
+    model = tmp_path / "m.pt"
+    assert main(["train", "--preset", "synthetic", "--epochs", "1", "--max-samples", "64", "--quiet",
+                 "-o", str(model)]) == 0
+    command = ["verify", str(model), "--split", "test", "--max-samples", "40", "--batch-size", "16", "--quiet"]
+    capsys.readouterr()
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "torch vs reference on every sample of the test split: 40 samples" in out
+    assert "verified: 0 spike mismatches on all 40 samples" in out
+    run_backend = verify.run_backend
+
+    def perturbed(artifact, backend, x, **kwargs):
+        simulation = run_backend(artifact, backend, x, **kwargs)
+        if backend == "torch" and x.shape[1] == 8:  # the last batch: samples 32..39
+            simulation.spikes[0][3, 5, 1] = 1.0 - simulation.spikes[0][3, 5, 1]
+        return simulation
+
+    monkeypatch.setattr(verify, "run_backend", perturbed)
+    assert main(command) == 1
+    assert "FAILED: first divergence: hidden0, neuron 1, time step 3, sample 37" in capsys.readouterr().out
+    monkeypatch.undo()
+    assert main(["export", str(model), "--target", "nir", "-o", str(tmp_path / "m.nir")]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path / "m.nir"), "--split", "test"]) == 2
+    assert "does not say which dataset it was trained on; name its preset with --preset" in _error_line(capsys)
+    assert main(["verify", str(tmp_path / "m.nir"), "--preset", "synthetic", "--max-samples", "16", "--quiet"]) == 0
