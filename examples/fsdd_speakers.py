@@ -181,6 +181,18 @@ def plot(folds: dict[str, dict], summary: dict[str, dict[str, float]], path: Pat
     plt.close(fig)
 
 
+def write_results(output: Path, settings: dict, folds: dict[str, dict]) -> str:
+    """Write ``results.json``, ``table.md`` and ``speakers.png`` of the folds so far; returns the table."""
+    summary = summarise(folds)
+    text = table(folds, summary)
+    with atomic_directory(output, RESULTS_FILE) as tmp:
+        (tmp / RESULTS_FILE).write_text(json.dumps({"settings": settings, "folds": folds, "summary": summary},
+                                                   indent=2) + "\n")
+        (tmp / "table.md").write_text(text + "\n")
+        plot(folds, summary, tmp / "speakers.png")
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", required=True, help="the FSDD recordings folder")
@@ -197,21 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         speakers = parse_speakers(args.speakers) or tuple(fsdd_speakers(data_dir))
         epochs, max_samples = (1, 16) if args.quick else (args.epochs, None)
         finetune_epochs, gru_epochs = (1, 1) if args.quick else (args.finetune_epochs, args.gru_epochs)
-        folds = {}
+        settings = {"epochs": epochs or "preset", "finetune_epochs": finetune_epochs, "gru_epochs": gru_epochs,
+                    "max_samples": max_samples}
+        folds: dict[str, dict] = {}
         with tempfile.TemporaryDirectory(prefix="fsdd-speakers-") as scratch:
             for speaker in tqdm(speakers, desc="folds", unit="speaker"):
                 folds[speaker] = run_fold(data_dir, speaker, Path(scratch), epochs=epochs,
                                           finetune_epochs=finetune_epochs, gru_epochs=gru_epochs,
                                           max_samples=max_samples)
-        summary = summarise(folds)
-        text = table(folds, summary)
-        settings = {"epochs": epochs or "preset", "finetune_epochs": finetune_epochs, "gru_epochs": gru_epochs,
-                    "max_samples": max_samples}
-        with atomic_directory(args.output, RESULTS_FILE) as tmp:
-            (tmp / RESULTS_FILE).write_text(json.dumps({"settings": settings, "folds": folds, "summary": summary},
-                                                       indent=2) + "\n")
-            (tmp / "table.md").write_text(text + "\n")
-            plot(folds, summary, tmp / "speakers.png")
+                text = write_results(Path(args.output), settings, folds)  # after every fold: a long run keeps its folds
         print(text)
         print(f"wrote {args.output} ({RESULTS_FILE}, table.md, speakers.png)")
     except DelayDeployError as error:
