@@ -4,8 +4,8 @@ On FSDD's official split the same five speakers are in training and test, and ev
 scores near 100 %. Here each fold tests on every recording of one speaker (500) and trains
 on the others (2,000), for:
 
-* the ``fsdd`` preset with learned delays (DCLS), reported with rounded delays, and as Loihi 2
-  integers before and after ``finetune --target loihi2``;
+* the ``fsdd`` preset with learned delays (DCLS), reported with rounded delays and as Loihi 2
+  integers, before and after ``finetune --target loihi2``;
 * the same network with fixed random delays, and without delays;
 * a non-spiking baseline: a GRU (one layer of 128) on 40-band log-mel frames of the same audio.
 
@@ -25,6 +25,7 @@ import json
 import statistics
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Sequence
@@ -43,7 +44,8 @@ from delaydeploy.training import train_preset
 MODELS = {
     "learned": "learned delays, rounded",
     "learned_loihi2": "learned delays, Loihi 2 integers",
-    "learned_loihi2_finetuned": "learned delays, Loihi 2 integers after finetune",
+    "learned_finetuned_rounded": "learned delays after finetune, rounded",
+    "learned_loihi2_finetuned": "learned delays after finetune, Loihi 2 integers",
     "fixed": "fixed random delays, rounded",
     "none": "no delays",
     "gru": "GRU on log-mel (non-spiking)",
@@ -164,17 +166,17 @@ def plot(folds: dict[str, dict], summary: dict[str, dict[str, float]], path: Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    fig, ax = plt.subplots(figsize=(9.5, 4))
     for index, model in enumerate(MODELS):
         ax.bar(index, 100 * summary[model]["mean"], yerr=100 * summary[model]["std"], capsize=4, color="tab:blue",
                alpha=0.7)
         for offset, speaker in enumerate(folds):
             ax.plot(index - 0.25 + 0.5 * offset / max(len(folds) - 1, 1), 100 * folds[speaker][model], "o",
                     color=f"C{offset + 1}", markersize=4, label=speaker if index == 0 else None)
-    ax.set_xticks(range(len(MODELS)), [label.replace(", ", ",\n") for label in MODELS.values()], fontsize=7)
+    ax.set_xticks(range(len(MODELS)), [textwrap.fill(label, 18) for label in MODELS.values()], fontsize=7)
     ax.set_ylabel("accuracy on the unheard speaker (%)")
     ax.set_ylim(0, 105)
-    ax.legend(title="test speaker", fontsize=7, title_fontsize=7, loc="lower right")
+    ax.legend(title="test speaker", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(f"FSDD leave-one-speaker-out ({len(folds)} folds; bars: mean ± std)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
