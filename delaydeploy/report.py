@@ -84,9 +84,9 @@ def wilson_interval(correct: int, samples: int, z: float = WILSON_Z) -> tuple[fl
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _rung(name: str, correct: int, samples: int, **extra: Any) -> dict[str, Any]:
+def _rung(name: str, correct: int, samples: int) -> dict[str, Any]:
     return {"rung": name, "accuracy": correct / max(samples, 1), "samples": samples,
-            "interval_95": list(wilson_interval(correct, samples)), **extra}
+            "interval_95": list(wilson_interval(correct, samples))}
 
 
 def stratified_sample(labels: list[int], count: int, seed: int = LAVA_SAMPLE_SEED) -> list[int]:
@@ -189,12 +189,12 @@ def _lava_check(fixed: FixedNetwork, x: torch.Tensor, labels: torch.Tensor, leng
 def _spinnaker_network(network: Network, train_set) -> tuple[Network, dict[str, dict[str, float]]]:
     """The network on SpiNNaker's weight grid calibrated on the first training samples, and the
     grid's unit per stage and receptor."""
-    from exporters.pynn.spinnaker import RECEPTORS, spinnaker_weights, summed_weight_peaks, weight_unit
+    from exporters.pynn.spinnaker import spinnaker_weights, summed_weight_peaks, weight_grid
 
     x = pad_collate([train_set[i] for i in range(min(SPINNAKER_CALIBRATION_SAMPLES, len(train_set)))])[0]
     peaks = summed_weight_peaks(network, x.double().numpy())
-    units = {stage.name: {receptor: weight_unit(peak) for receptor, peak in zip(RECEPTORS, stage_peaks)}
-             for stage, stage_peaks in zip([*network.layers, network.readout], peaks)}
+    grid = weight_grid([stage.name for stage in [*network.layers, network.readout]], peaks)
+    units = {name: {receptor: entry["unit"] for receptor, entry in receptors.items()} for name, receptors in grid.items()}
     return spinnaker_weights(network, peaks), units
 
 

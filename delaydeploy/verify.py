@@ -195,8 +195,6 @@ def split_of(artifact: Artifact, data_dir: str | None, split: str, *, preset: st
              test_speakers: str | None = None, max_samples: int | None = None):
     """Split ``split`` of the dataset ``artifact`` is checked on: a checkpoint's own (as trained, see
     :func:`delaydeploy.finetune.dataset_splits`), else the dataset of ``preset`` with its options."""
-    import dataclasses as dc
-
     from delaydeploy.config import get_preset
     from delaydeploy.datasets import with_test_speakers
     from delaydeploy.finetune import dataset_splits
@@ -211,7 +209,7 @@ def split_of(artifact: Artifact, data_dir: str | None, split: str, *, preset: st
             raise DelayDeployError(f"{artifact.path}: a {artifact.kind} does not say which dataset it was trained "
                                    "on; name its preset with --preset")
         chosen = get_preset(preset)
-        chosen = dc.replace(chosen, dataset_options=with_test_speakers(chosen.dataset_options, test_speakers))
+        chosen = dataclasses.replace(chosen, dataset_options=with_test_speakers(chosen.dataset_options, test_speakers))
         train, test = preset_splits(chosen, data_dir, max_samples)
     return train if split == "train" else test
 

@@ -14,8 +14,7 @@ import numpy as np
 from delaydeploy.ir import Network
 from exporters.pynn import run as packaged_script
 from exporters.pynn.model import to_pynn
-from exporters.pynn.spinnaker import (check_spinnaker, delay_slots, map_virtual, ring_buffer_shift,
-                                      summed_weight_peaks, weight_unit)
+from exporters.pynn.spinnaker import check_spinnaker, delay_slots, map_virtual, summed_weight_peaks, weight_grid
 
 MODEL_FILE = "pynn_model.json"
 CONNECTIONS_FILE = "pynn_connections.npz"
@@ -53,10 +52,7 @@ def pynn_files(network: Network, inputs: np.ndarray) -> tuple[dict[str, bytes], 
             "rounding": "rint(|w| * 2**(15 - s)) units of 2**(s - 15), half to even; negative weights on the "
                         "inhibitory receptor as |w|",
             "calibrated_on_samples": int(np.asarray(inputs).shape[1]),
-            "stages": {stage["name"]: {receptor: {"max_summed_weight": peak, "ring_buffer_shift":
-                                                  ring_buffer_shift(peak), "unit": weight_unit(peak)}
-                                       for receptor, peak in zip(("excitatory", "inhibitory"), stage_peaks)}
-                       for stage, stage_peaks in zip(model["stages"], peaks)},
+            "stages": weight_grid([stage["name"] for stage in model["stages"]], peaks),
         },
         "inhibitory_synapses": int(sum((table < 0).sum() for key, table in connections.items()
                                        if key.endswith("/weight"))),

@@ -31,6 +31,7 @@ cores (placed by the population whose spikes they delay) and ring-buffer shifts.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -105,6 +106,13 @@ def summed_weight_peaks(network: Network, x: np.ndarray) -> list[tuple[float, fl
     return peaks
 
 
+def weight_grid(names: list[str], peaks: list[tuple[float, float]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per stage and receptor: the summed-weight peak, sPyNNaker's ring-buffer shift and the weight unit."""
+    return {name: {receptor: {"max_summed_weight": peak, "ring_buffer_shift": ring_buffer_shift(peak),
+                              "unit": weight_unit(peak)} for receptor, peak in zip(RECEPTORS, stage_peaks)}
+            for name, stage_peaks in zip(names, peaks)}
+
+
 def _on_grid(values: np.ndarray, peaks: tuple[float, float]) -> np.ndarray:
     """``values`` rounded to the ring-buffer unit of their receptor (sign), half to even."""
     units = np.where(values > 0, weight_unit(peaks[0]), weight_unit(peaks[1]))
@@ -113,8 +121,6 @@ def _on_grid(values: np.ndarray, peaks: tuple[float, float]) -> np.ndarray:
 
 def spinnaker_weights(network: Network, peaks: list[tuple[float, float]]) -> Network:
     """``network`` with every weight and bias as SpiNNaker stores it (see module docstring)."""
-    import copy
-
     rounded = copy.deepcopy(network)
     for stage, stage_peaks in zip(_stages(rounded), peaks):
         stage.weights = _on_grid(stage.weights, stage_peaks)

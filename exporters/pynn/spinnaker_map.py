@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from exporters.pynn.spinnaker import RECEPTORS
+
 
 
 def load_script(folder: Path):
@@ -51,7 +53,7 @@ def main(folder: str, inputs_file: str) -> None:
     for population in [*layers, readout]:
         shifts = [int(s) for s in population._vertex.get_ring_buffer_shifts()]  # noqa: SLF001 (no public API)
         populations[population.label] = {"cores": cores[population.label],
-                                         "ring_buffer_shifts": dict(zip(("excitatory", "inhibitory"), shifts))}
+                                         "ring_buffer_shifts": dict(zip(RECEPTORS, shifts))}
     sim.end()
     print(json.dumps({"cores": sum(cores.values()) + sum(delay_cores.values()), "populations": populations,
                       "delay_extension_cores": dict(delay_cores)}))
