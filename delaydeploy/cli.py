@@ -137,7 +137,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     check_output_file(args.output)
     artifact = load_artifact(args.artifact)
     backend = args.backend or native_backend(artifact)
-    simulation = run_backend(artifact, backend, _inputs(args, artifact), progress=True)
+    simulation = run_backend(artifact, backend, _inputs(args, artifact), workers=args.workers, progress=True)
     _write_simulation(args.output, simulation)
     return 0
 
@@ -161,7 +161,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not stored.ok:
             print(f"{args.artifact}: the bundle's stored test vectors disagree with {oracle}: {stored.first_divergence}")
             return EXIT_MISMATCH
-    actual = run_backend(artifact, backend, x, progress=True)
+    actual = run_backend(artifact, backend, x, workers=args.workers, progress=True)
     result = compare(expected, actual, names, tolerance)
     print(f"{args.artifact}: {backend} vs {oracle} on {x.shape[1]} samples x {x.shape[0]} steps")
     for name, count in result.spike_mismatches.items():
@@ -185,8 +185,8 @@ def _verify_split(args: argparse.Namespace, artifact) -> int:
     dataset = split_of(artifact, args.data_dir, split, preset=args.preset, test_speakers=args.test_speakers,
                        max_samples=args.max_samples)
     tolerance = 0.0 if oracle_backend(artifact, backend) == "fixed-reference" else args.tolerance
-    result = verify_split(artifact, backend, dataset, batch_size=args.batch_size, tolerance=tolerance,
-                          progress=not args.quiet)
+    result = verify_split(artifact, backend, dataset, batch_size=args.batch_size, workers=args.workers,
+                          tolerance=tolerance, progress=not args.quiet)
     mismatches = sum(result.spike_mismatches.values())
     print(f"{args.artifact}: {backend} vs {oracle_backend(artifact, backend)} on every sample of the {args.split} "
           f"split: {result.samples} samples, {result.spikes_compared} neuron-steps compared, {mismatches} spike "
@@ -235,7 +235,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from delaydeploy.report import build_report, format_ladder
 
     report = build_report(args.model, args.output, data_dir=args.data_dir, lava_samples=args.lava_samples,
-                          max_samples=args.max_samples, test_speakers=args.test_speakers, progress=not args.quiet)
+                          workers=args.workers, max_samples=args.max_samples, test_speakers=args.test_speakers, progress=not args.quiet)
     print(format_ladder(report))
     print(f"wrote {args.output} (report.json, report.md, plots)")
     return 0
@@ -281,6 +281,16 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--samples", type=at_least(1), help="number of random test inputs")
     parser.add_argument("--steps", type=at_least(1), default=50, help="time steps of random inputs (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random inputs")
+
+
+def _add_workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=at_least(1),
+                        help="Lava runs in parallel, each on a share of the samples (default: one per two cores)")
+
+
+def count_or_all(text: str) -> int | str:
+    """A ``--lava-samples`` value: a count >= 0 or ``all``."""
+    return "all" if text == "all" else at_least(0)(text)
 
 
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
@@ -352,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("artifact")
     sim.add_argument("--backend", choices=BACKENDS)
     sim.add_argument("-o", "--output", required=True)
+    _add_workers_option(sim)
     _add_input_options(sim)
     sim.set_defaults(handler=cmd_simulate)
 
@@ -359,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("artifact")
     verify.add_argument("--backend", choices=BACKENDS)
     verify.add_argument("--tolerance", type=finite_number(positive=False), default=1e-9, help="readout tolerance (float64)")
+    _add_workers_option(verify)
     _add_input_options(verify)
     whole = verify.add_argument_group("a whole dataset split (instead of --input/--samples)")
     whole.add_argument("--data-dir", help="dataset folder: check every sample of --split")
@@ -367,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="whose dataset and options (a checkpoint knows its own; IR, NIR and bundles need it)")
     whole.add_argument("--test-speakers", metavar="NAME[,NAME]", help="FSDD: the speakers of the test split")
     whole.add_argument("--max-samples", type=at_least(1), help="only this many samples (quick checks)")
-    whole.add_argument("--batch-size", type=at_least(1), default=64, help="samples per backend run")
+    whole.add_argument("--batch-size", type=at_least(1),
+                       help="samples per backend run (default 64; on lava-cpu 1024, one compiled Lava run each)")
     whole.add_argument("--quiet", action="store_true", help="no progress bar")
     verify.set_defaults(handler=cmd_verify)
 
@@ -389,7 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="accuracy ladder, cost and plots of a checkpoint on its test set")
     report.add_argument("model", help="a delaydeploy checkpoint (.pt)")
-    report.add_argument("--lava-samples", type=at_least(0), default=16, help="test samples run on Lava (0: none)")
+    report.add_argument("--lava-samples", type=count_or_all, default=16,
+                        help="test samples run on Lava (0: none, all: the whole test split)")
+    _add_workers_option(report)
     _add_dataset_options(report)
     report.add_argument("-o", "--output", required=True, help="report directory")
     report.set_defaults(handler=cmd_report)

@@ -1,16 +1,18 @@
 """Compiled CPU kernels: the C sources in ``delaydeploy/csrc``, built on first use, loaded with ctypes.
 
-The kernels are short portable C with no Python or torch headers, so any C compiler builds
+Two libraries: ``delayed_product.c`` (the rounded-delay product of training and the
+reference, and its gradients) and ``ring_synapses.c`` (one step of the fast Lava ``DelayDense``
+models). The kernels are short portable C with no Python or torch headers, so any C compiler builds
 them in well under a second and there is no binary wheel to match to the machine (on x86-64
-the code picks its AVX2 or baseline version when loaded). They are built with OpenMP where
+the product picks its AVX2 or baseline version when loaded). The product is built with OpenMP where
 the compiler has it: the library then shares torch's OpenMP runtime (``libgomp.so.1``,
 already loaded by torch) and its threads, so it follows ``torch.set_num_threads`` and does
 not fight torch's idle workers for the cores; without OpenMP they run on one thread. The shared library is cached per
 source, compiler and platform in ``$DELAYDEPLOY_CACHE`` (default
 ``$XDG_CACHE_HOME/delaydeploy`` or ``~/.cache/delaydeploy``); processes that build at the
 same time each write a temporary file and rename it into place. Without a working compiler
-(``$CC``, default ``cc``) :func:`delayed_product` warns once and returns ``None``, and the
-caller keeps its pure-torch path.
+(``$CC``, default ``cc``) :func:`delayed_product` and :func:`ring_step` warn once and
+return ``None``, and the caller keeps its pure-torch (or scipy) path.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Callable
 import torch
 
 SOURCE = Path(__file__).parent / "csrc" / "delayed_product.c"
+RING_SOURCE = Path(__file__).parent / "csrc" / "ring_synapses.c"
 FLAGS = ("-O3", "-shared", "-fPIC")
 THREADED = ("-fopenmp",)
 SUFFIXES = {torch.float32: "f32", torch.float64: "f64"}
@@ -67,21 +70,30 @@ def build(source: Path, compiler: str, flags: tuple[str, ...] = FLAGS) -> Path:
     return target
 
 
-@functools.lru_cache(maxsize=None)
-def _library() -> ctypes.CDLL | None:
+def _load(source: Path, flag_choices: tuple[tuple[str, ...], ...], fallback: str) -> ctypes.CDLL | None:
+    """``source`` built with the first flags that compile and loaded, or ``None`` with a warning
+    that ``fallback`` is used instead."""
     compiler = os.environ.get("CC", "cc")
     try:
-        try:
-            path = build(SOURCE, compiler, FLAGS + THREADED)
-        except subprocess.CalledProcessError:  # no OpenMP (e.g. Apple clang): one thread
-            path = build(SOURCE, compiler)
-        library = ctypes.CDLL(str(path))
+        for flags in flag_choices[:-1]:
+            try:
+                return ctypes.CDLL(str(build(source, compiler, flags)))
+            except subprocess.CalledProcessError:
+                continue
+        return ctypes.CDLL(str(build(source, compiler, flag_choices[-1])))
     except subprocess.CalledProcessError as error:
         reason = (error.stderr or "").strip().splitlines()[-1:] or [f"exit code {error.returncode}"]
-        _warn_fallback(f"{compiler!r} failed on {SOURCE}: {reason[0]}")
-        return None
+        _warn_fallback(f"{compiler!r} failed on {source}: {reason[0]}", fallback)
     except (OSError, subprocess.SubprocessError) as error:
-        _warn_fallback(f"cannot build {SOURCE} with {compiler!r}: {error}")
+        _warn_fallback(f"cannot build {source} with {compiler!r}: {error}", fallback)
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _library() -> ctypes.CDLL | None:
+    # without OpenMP (e.g. Apple clang): one thread
+    library = _load(SOURCE, (FLAGS + THREADED, FLAGS), "rounded-delay products fall back to the slower pure-torch path")
+    if library is None:
         return None
     for suffix in SUFFIXES.values():
         for name, counts in (("delayed_product", 5), ("delayed_correlation", 4)):
@@ -91,9 +103,28 @@ def _library() -> ctypes.CDLL | None:
     return library
 
 
-def _warn_fallback(reason: str) -> None:
-    warnings.warn(f"{reason}; rounded-delay products fall back to the slower pure-torch path", RuntimeWarning,
-                  stacklevel=3)
+@functools.lru_cache(maxsize=None)
+def ring_step(integer: bool) -> Callable[..., None] | None:
+    """The compiled step of ring-buffer delay synapses (``csrc/ring_synapses.c``), float64 or
+    int64 (``integer``), or ``None`` without a compiler (the Lava models then use scipy).
+
+    Float: ``(lanes, inputs, width, slots, head, x, indptr, columns, weights, scratch, buffer)``;
+    integer: the same with ``shift`` before ``scratch`` and an int32 ``buffer``. Pointers are to
+    contiguous arrays: ``x[lanes, inputs]`` and ``weights`` of the kernel's type, int64
+    ``indptr``/``columns``, ``scratch[lanes, width]`` (zero) of the kernel's type.
+    """
+    library = _load(RING_SOURCE, (FLAGS,), "the fast Lava DelayDense models fall back to scipy's sparse product")
+    if library is None:
+        return None
+    kernel = library.ring_step_i64 if integer else library.ring_step_f64
+    shift = [ctypes.c_int64] if integer else []
+    kernel.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_void_p] * 4 + shift + [ctypes.c_void_p] * 2
+    kernel.restype = None
+    return kernel
+
+
+def _warn_fallback(reason: str, fallback: str) -> None:
+    warnings.warn(f"{reason}; {fallback}", RuntimeWarning, stacklevel=4)
 
 
 def delayed_product(dtype: torch.dtype) -> Callable[..., int] | None:

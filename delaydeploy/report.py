@@ -12,7 +12,7 @@ The **accuracy ladder**, on the test split of the checkpoint's dataset:
    export calibrates it on its inputs; streaming; its s16.15 membrane arithmetic and ring-buffer
    saturation are not modelled);
 4. Lava fixed point -- Lava's bit-accurate CPU models on ``lava_samples`` test samples drawn
-   with a fixed seed, stratified by class (the whole split if it is no larger), checked
+   with a fixed seed, stratified by class (the whole split if it is no larger, or ``"all"``), checked
    spike for spike against the integer reference (mismatches must be 0), with the integer
    reference's accuracy on the same samples beside it; where Lava is not installed the rung
    is skipped, and ``skipped_rungs`` says why.
@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ from delaydeploy.lowering import lower
 from delaydeploy.quantize import check_traces, quantize
 from delaydeploy.reference import own_steps, predict, simulate
 from delaydeploy.training import make_loader
-from delaydeploy.verify import compare
+from delaydeploy.verify import LAVA_BATCH_SIZE, compare, default_workers
 
 REPORT_FILE = "report.json"
 PLOTS = ("ladder.png", "delays.png", "raster.png", "firing_rates.png")
@@ -164,26 +164,38 @@ def memory(fixed: FixedNetwork, network: Network) -> dict[str, Any]:
             "estimated_loihi2_cores": resources["estimated_loihi2_cores"]}
 
 
-def _lava_check(fixed: FixedNetwork, x: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor,
+def _lava_check(fixed: FixedNetwork, test_set, indices: list[int], workers: int | None,
                 progress: bool) -> dict[str, Any]:
-    """Run Lava's bit-accurate models and compare every spike and the readout with the integer reference."""
+    """Run Lava's bit-accurate models on the test samples ``indices``, :data:`LAVA_BATCH_SIZE` at a
+    time, and compare every spike and the readout with the integer reference."""
     from exporters.lava.graph import simulate_lava
 
-    expected = simulate_fixed(fixed, x)
-    actual = simulate_lava(fixed, x.numpy(), progress=progress)
-    steps = own_steps(lengths, x.shape[0], expected.readout)
-    result = compare(expected, actual, [layer.name for layer in fixed.layers], readout_tolerance=0.0)
-    readout_mismatches = int((expected.readout != actual.readout).sum())
-    correct = int((actual.prediction(steps) == labels).sum())
-    reference_correct = int((expected.prediction(steps) == labels).sum())
-    samples = int(x.shape[1])
-    return {"samples": samples, "spike_mismatches": result.spike_mismatches,
-            "total_spike_mismatches": sum(result.spike_mismatches.values()),
+    names = [layer.name for layer in fixed.layers]
+    spike_mismatches = dict.fromkeys(names, 0)
+    readout_mismatches = correct = reference_correct = 0
+    first_divergence = None
+    for start in tqdm(range(0, len(indices), LAVA_BATCH_SIZE), desc="Lava batches", disable=not progress):
+        x, labels, lengths = pad_collate([test_set[i] for i in indices[start: start + LAVA_BATCH_SIZE]])
+        expected = simulate_fixed(fixed, x.double())
+        actual = simulate_lava(fixed, x.double().numpy(), workers=workers or default_workers(), progress=progress)
+        steps = own_steps(lengths, x.shape[0], expected.readout)
+        result = compare(expected, actual, names, readout_tolerance=0.0)
+        for name, count in result.spike_mismatches.items():
+            spike_mismatches[name] += count
+        readout_mismatches += int((expected.readout != actual.readout).sum())
+        correct += int((actual.prediction(steps) == labels).sum())
+        reference_correct += int((expected.prediction(steps) == labels).sum())
+        if first_divergence is None and not result.ok:
+            divergence = result.first_divergence
+            first_divergence = f"{replace(divergence, sample=indices[start + divergence.sample])} (sample: its index in the test split)"
+    samples = len(indices)
+    return {"samples": samples, "spike_mismatches": spike_mismatches,
+            "total_spike_mismatches": sum(spike_mismatches.values()),
             "readout_mismatches": readout_mismatches,
             "accuracy": correct / samples, "interval_95": list(wilson_interval(correct, samples)),
             "integer_reference_accuracy": reference_correct / samples,
             "integer_reference_interval_95": list(wilson_interval(reference_correct, samples)),
-            "first_divergence": None if result.ok else str(result.first_divergence)}
+            "first_divergence": first_divergence}
 
 
 def _spinnaker_network(network: Network, train_set) -> tuple[Network, dict[str, dict[str, float]]]:
@@ -198,17 +210,21 @@ def _spinnaker_network(network: Network, train_set) -> tuple[Network, dict[str, 
     return spinnaker_weights(network, peaks), units
 
 
-def compute_report(path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, lava_samples: int = 16,
-                   max_samples: int | None = None, batch_size: int = 64, test_speakers: str | None = None,
+def compute_report(path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
+                   lava_samples: int | str = 16, workers: int | None = None, max_samples: int | None = None,
+                   batch_size: int = 64, test_speakers: str | None = None,
                    progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """The report of the checkpoint at ``path`` as a JSON-ready dict, and the arrays its plots need;
-    the test split is the one the checkpoint was trained with unless ``test_speakers`` (FSDD) says otherwise."""
+    the test split is the one the checkpoint was trained with unless ``test_speakers`` (FSDD) says
+    otherwise. ``lava_samples``: a count, or ``"all"`` for the whole test split, run on Lava in
+    ``workers`` parallel runs (default :func:`delaydeploy.verify.default_workers`)."""
     with single_thread():
-        return _compute_report(path, data_dir, lava_samples, max_samples, batch_size, test_speakers, progress)
+        return _compute_report(path, data_dir, lava_samples, workers, max_samples, batch_size, test_speakers,
+                               progress)
 
 
-def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None, lava_samples: int,
-                    max_samples: int | None, batch_size: int, test_speakers: str | None,
+def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None, lava_samples: int | str,
+                    workers: int | None, max_samples: int | None, batch_size: int, test_speakers: str | None,
                     progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     checkpoint = load_checkpoint(path)
     model = checkpoint.build_model()
@@ -268,13 +284,13 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
 
     lava = None
     skipped = []
-    missing = lava_missing() if lava_samples > 0 else None
+    lava_count = samples if lava_samples == "all" else lava_samples
+    missing = lava_missing() if lava_count > 0 else None
     if missing is not None:
         skipped.append({"rung": "Lava fixed point", "reason": missing})
-    elif lava_samples > 0:
-        indices = stratified_sample([int(test_set[i][1]) for i in range(samples)], lava_samples)
-        x, labels, lengths = pad_collate([test_set[i] for i in indices])
-        lava = {**_lava_check(fixed, x.double(), labels, lengths, progress), "indices": indices,
+    elif lava_count > 0:
+        indices = stratified_sample([int(test_set[i][1]) for i in range(samples)], lava_count)
+        lava = {**_lava_check(fixed, test_set, indices, workers, progress), "indices": indices,
                 "seed": LAVA_SAMPLE_SEED}
         ladder.append({"rung": "Lava fixed point", "accuracy": lava["accuracy"], "samples": lava["samples"],
                        "interval_95": lava["interval_95"],

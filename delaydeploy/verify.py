@@ -18,6 +18,7 @@ A float artifact is checked against ``reference``; a Loihi 2 bundle run as integ
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,8 @@ from delaydeploy.reference import Simulation, simulate
 
 BACKENDS = ("reference", "torch", "nir", "lava-cpu", "nest", "fixed-reference")
 READOUT_TOLERANCE = 1e-9
+BATCH_SIZE = 64  # samples per backend run when checking a split
+LAVA_BATCH_SIZE = 1024  # on lava-cpu: one compiled run each, its samples side by side in lanes
 
 
 def oracle_backend(artifact: Artifact, backend: str | None = None) -> str:
@@ -68,8 +71,9 @@ def check_input(artifact: Artifact, x: np.ndarray) -> np.ndarray:
 
 
 def run_backend(artifact: Artifact, backend: str, x: np.ndarray, *, semantics: str | None = None,
-                progress: bool = False) -> Simulation:
-    """Run ``artifact`` on ``backend`` for input ``x`` ``[T, B, C]``."""
+                workers: int | None = None, progress: bool = False) -> Simulation:
+    """Run ``artifact`` on ``backend`` for input ``x`` ``[T, B, C]`` (``workers``: Lava runs in
+    parallel, default :func:`default_workers`)."""
     x = check_input(artifact, x)
     if backend == "reference":
         return simulate(artifact.network, x, semantics=semantics or artifact.semantics)
@@ -94,7 +98,7 @@ def run_backend(artifact: Artifact, backend: str, x: np.ndarray, *, semantics: s
         from exporters.lava.graph import simulate_lava
 
         target = artifact.fixed if artifact.fixed is not None else artifact.network
-        return simulate_lava(target, x, progress=progress)
+        return simulate_lava(target, x, workers=workers or default_workers(), progress=progress)
     if backend == "nest":
         from exporters.pynn.backend import simulate_nest
 
@@ -106,6 +110,13 @@ def run_backend(artifact: Artifact, backend: str, x: np.ndarray, *, semantics: s
 
         return simulate_fixed(artifact.fixed, x)
     raise DelayDeployError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def default_workers() -> int:
+    """Lava runs in parallel by default: one per two cores, as one run keeps about two busy
+    (its populations and synapses are processes of their own; on 2 cores two runs at once
+    took 1.8x as long as one)."""
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 @dataclass
@@ -214,10 +225,12 @@ def split_of(artifact: Artifact, data_dir: str | None, split: str, *, preset: st
     return train if split == "train" else test
 
 
-def verify_split(artifact: Artifact, backend: str, dataset, *, batch_size: int = 64,
-                 tolerance: float = READOUT_TOLERANCE, progress: bool = True) -> SplitVerification:
+def verify_split(artifact: Artifact, backend: str, dataset, *, batch_size: int | None = None,
+                 workers: int | None = None, tolerance: float = READOUT_TOLERANCE,
+                 progress: bool = True) -> SplitVerification:
     """Run every sample of ``dataset`` on ``backend`` and on the artifact's oracle for it, batch by
-    batch, and compare spike for spike (first divergence with its sample's index in the split)."""
+    batch (default :data:`BATCH_SIZE`, :data:`LAVA_BATCH_SIZE` on ``lava-cpu``), and compare
+    spike for spike (first divergence with its sample's index in the split)."""
     from tqdm import tqdm
 
     from delaydeploy.reference import own_steps
@@ -226,12 +239,13 @@ def verify_split(artifact: Artifact, backend: str, dataset, *, batch_size: int =
     oracle = oracle_backend(artifact, backend)
     names = [layer.name for layer in artifact.network.layers]
     result = SplitVerification(spike_mismatches=dict.fromkeys(names, 0))
+    batch_size = batch_size or (LAVA_BATCH_SIZE if backend == "lava-cpu" else BATCH_SIZE)
     loader = make_loader(dataset, batch_size, shuffle=False)
     with tqdm(total=len(dataset), desc=f"verify {backend} vs {oracle}", unit="sample", disable=not progress) as bar:
         for x, labels, lengths in loader:
             x = x.double().numpy()
             expected = run_backend(artifact, oracle, x)
-            actual = run_backend(artifact, backend, x)
+            actual = run_backend(artifact, backend, x, workers=workers)
             batch = compare(expected, actual, names, tolerance)
             for name, count in batch.spike_mismatches.items():
                 result.spike_mismatches[name] += count

@@ -51,13 +51,14 @@ def test_graded_input_payloads(random_fixed_network) -> None:
     _assert_matches_integer_reference(simulate_fixed(network, x), network, simulate_lava(network, x))
 
 
-def test_framed_fixed_samples_equal_single_runs(random_fixed_network, spikes_input) -> None:
+@pytest.mark.parametrize("lanes", [None, 2], ids=["chip-graph", "two-lanes"])
+def test_framed_fixed_samples_equal_single_runs(random_fixed_network, spikes_input, lanes) -> None:
     network = random_fixed_network(60, [8, 10, 7, 3], recurrent=True, reset="soft")
     x = spikes_input(61, 12, 3, 8)
-    framed = simulate_lava(network, x)
+    framed = simulate_lava(network, x, lanes=lanes)
     assert framed.readout.dtype == torch.int64
     for sample in range(x.shape[1]):
-        alone = simulate_lava(network, x[:, sample: sample + 1])
+        alone = simulate_lava(network, x[:, sample: sample + 1], lanes=lanes)
         for framed_spikes, single_spikes in zip(framed.spikes, alone.spikes):
             assert framed_spikes.sum() > 0
             assert bool((framed_spikes[:, sample] == single_spikes[:, 0]).all())

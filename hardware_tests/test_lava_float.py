@@ -63,13 +63,15 @@ def test_random_networks(spikes_input, options) -> None:
     _assert_matches_reference(network, x, simulate_lava(network, x))
 
 
-def test_framed_samples_equal_single_runs(spikes_input) -> None:
-    """Four samples in one run give bit-identical results to four separate runs."""
+@pytest.mark.parametrize("lanes", [None, 2], ids=["chip-graph", "two-lanes"])
+def test_framed_samples_equal_single_runs(spikes_input, lanes) -> None:
+    """Four samples in one run (one after the other, or two frames of two lanes) give bit-identical
+    results to four separate runs."""
     network = moderate_network(30, (8, 10, 7, 3), recurrent=True, reset="soft")
     x = spikes_input(31, 12, 4, 8)
-    framed = simulate_lava(network, x)
+    framed = simulate_lava(network, x, lanes=lanes)
     for sample in range(x.shape[1]):
-        alone = simulate_lava(network, x[:, sample: sample + 1])
+        alone = simulate_lava(network, x[:, sample: sample + 1], lanes=lanes)
         for framed_spikes, single_spikes in zip(framed.spikes, alone.spikes):
             assert bool((framed_spikes[:, sample] == single_spikes[:, 0]).all())
         assert bool((framed.readout[:, sample] == alone.readout[:, 0]).all())

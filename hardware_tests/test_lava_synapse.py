@@ -91,19 +91,20 @@ def test_fixed_fast_delay_dense_equals_stock_bit_for_bit() -> None:
 
 @pytest.mark.parametrize("kind", ["float", "fixed"])
 def test_network_fast_synapses_equal_stock(kind, random_fixed_network, spikes_input) -> None:
-    """Whole framed networks (recurrent, soft reset): fast and stock synapses give the same run."""
+    """Whole framed networks (recurrent, soft reset): fast and stock synapses give the same run, and so
+    do the fast synapses with lanes."""
     sizes = [8, 10, 7, 3]
     if kind == "float":
         network = moderate_network(2, sizes, recurrent=True, reset="soft")
     else:
         network = random_fixed_network(2, sizes, recurrent=True, reset="soft", weight_exp=-1)
     x = spikes_input(3, 12, 3, sizes[0])
-    stock = simulate_lava(network, x, synapse="stock")
-    fast = simulate_lava(network, x, synapse="fast")
-    for stock_spikes, fast_spikes in zip(stock.spikes, fast.spikes):
-        assert stock_spikes.sum() > 0
-        assert bool((stock_spikes == fast_spikes).all())
-    if kind == "float":
-        np.testing.assert_allclose(fast.readout.numpy(), stock.readout.numpy(), rtol=0, atol=1e-12)
-    else:
-        np.testing.assert_array_equal(fast.readout.numpy(), stock.readout.numpy())
+    stock = simulate_lava(network, x, synapse="stock", lanes=None)
+    for fast in (simulate_lava(network, x, synapse="fast", lanes=None), simulate_lava(network, x, lanes=2)):
+        for stock_spikes, fast_spikes in zip(stock.spikes, fast.spikes):
+            assert stock_spikes.sum() > 0
+            assert bool((stock_spikes == fast_spikes).all())
+        if kind == "float":
+            np.testing.assert_allclose(fast.readout.numpy(), stock.readout.numpy(), rtol=0, atol=1e-12)
+        else:
+            np.testing.assert_array_equal(fast.readout.numpy(), stock.readout.numpy())

@@ -17,19 +17,30 @@ the reference by ``k`` steps: its reference time ``t`` is Lava step ``t + k + 1`
 lag (``frame_offset``): it stays silent with zero state until its first input can arrive, so
 its bias acts from its reference time 0 and not from Lava's step 1.
 
-Framing (many samples in one run, one compilation). Samples are laid back to back, one frame
-of ``frame_steps`` steps each; stage ``k`` zeroes ``u, v`` at the start of each of its frames
+Lanes and frames (many samples in one run, one compilation). A graph runs ``lanes``
+independent copies of the network side by side (every population ``[lanes, N]``, one synapse
+buffer per lane; ``lanes=None`` builds the chip-shaped graph of Lava's stock ``DelayDense`` and
+``[N]`` populations instead), and each lane runs its samples back to back, one frame of
+``frame_steps`` steps each: sample ``s`` runs in lane ``s % lanes``, frame ``s // lanes``; stage ``k`` zeroes ``u, v`` at the start of each of its frames
 (at its own lag). With the fast synapse models each ``DelayDense`` also empties its buffer when
 its source starts a frame, so frames are ``T + tail`` steps with no gap. Lava's stock
 ``DelayDense`` cannot be flushed: there every frame ends with a silent gap (no spikes, long
 enough for the largest delay to drain) instead. Either way every sample computes exactly what
-it computes alone.
+it computes alone. The laned graph's input streams in from the host in blocks while it runs
+(:class:`StreamedInput`), so a run holds a few blocks of input, not the whole split.
 """
 
 from __future__ import annotations
 
 import exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
+import pickle
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -47,36 +58,78 @@ from delaydeploy.reference import Simulation
 from exporters.lava.processes import (
     PROBE_PIPE_BLOCKS,
     FramedLIF,
+    LaneDelayDense,
     PyFastDelayDenseModelBitAcc,
     PyFastDelayDenseModelFloat,
     PyFramedLifModelBitAcc,
     PyFramedLifModelFloat,
+    PyLaneDelayDenseModelBitAcc,
+    PyLaneDelayDenseModelFloat,
+    PyStreamedInputModelFixed,
+    PyStreamedInputModelFloat,
+    StreamedInput,
 )
 
 SYNAPSES = ("fast", "stock")
-PROBE_BLOCK = 64  # steps per block that a probing population sends to the host
+DEFAULT_LANES = 256  # samples side by side in a laned graph
+MAX_BLOCK = 64  # steps per block that a probing population sends to the host (and the input receives)
+BLOCK_BYTES = 1 << 20  # a block's size is kept near this, so a pipe of PROBE_PIPE_BLOCKS blocks stays small
+MIN_SAMPLES_PER_WORKER = 64  # fewer samples per process than this cost more in start-up than they save
 FAST_DELAY_DENSE = {"floating_pt": PyFastDelayDenseModelFloat, "fixed_pt": PyFastDelayDenseModelBitAcc}
+LANE_DELAY_DENSE = {"floating_pt": PyLaneDelayDenseModelFloat, "fixed_pt": PyLaneDelayDenseModelBitAcc}
+STREAMED_INPUT = {"floating_pt": PyStreamedInputModelFloat, "fixed_pt": PyStreamedInputModelFixed}
 FRAMED_LIF = {"floating_pt": PyFramedLifModelFloat, "fixed_pt": PyFramedLifModelBitAcc}
 
 
 @dataclass(frozen=True)
 class FrameLayout:
-    """Where samples and stages sit on Lava's time axis (see module docstring)."""
+    """Where samples and stages sit on Lava's time axis and in its lanes (see module docstring)."""
 
     steps: int  # reference steps per sample, T + tail
     frame_steps: int  # Lava steps per sample: ``steps`` plus the drain gap of stock synapses
     num_samples: int
     num_stages: int  # hidden layers + readout; stage k (1-based) lags k steps
+    lanes: int = 1
+
+    @property
+    def frames(self) -> int:
+        return -(-self.num_samples // self.lanes)
 
     @property
     def run_steps(self) -> int:
-        return self.num_samples * self.frame_steps + self.num_stages
+        return self.frames * self.frame_steps + self.num_stages
+
+    def input_rows(self, payload: np.ndarray, start: int, count: int) -> np.ndarray:
+        """Lava steps ``start + 1 .. start + count`` of the input ``payload [T, num_samples, C]``,
+        as ``[count, lanes, C]``: zero outside each sample's first ``T`` steps and in unused lanes."""
+        rows = np.zeros((count, self.lanes, payload.shape[2]), dtype=payload.dtype)
+        for row in range(start, min(start + count, self.frames * self.frame_steps)):
+            frame, position = divmod(row, self.frame_steps)
+            if position < payload.shape[0]:
+                samples = payload[position, frame * self.lanes: (frame + 1) * self.lanes]
+                rows[row - start, : samples.shape[0]] = samples
+        return rows
 
     def stage_trace(self, recorded: np.ndarray, stage: int) -> np.ndarray:
-        """Cut stage ``stage``'s (1-based) ``[run_steps, N]`` record into ``[steps, B, N]``."""
-        rows = recorded[stage: stage + self.num_samples * self.frame_steps]
-        frames = rows.reshape(self.num_samples, self.frame_steps, -1)[:, : self.steps]
-        return np.ascontiguousarray(frames.transpose(1, 0, 2))
+        """Cut stage ``stage``'s (1-based) ``[run_steps, lanes, N]`` record into ``[steps, num_samples, N]``."""
+        rows = recorded[stage: stage + self.frames * self.frame_steps]
+        frames = rows.reshape(self.frames, self.frame_steps, self.lanes, -1)[:, : self.steps]
+        samples = frames.transpose(1, 0, 2, 3).reshape(self.steps, self.frames * self.lanes, -1)
+        return np.ascontiguousarray(samples[:, : self.num_samples])
+
+
+@dataclass
+class LavaGraph:
+    """A built, not yet compiled Lava graph of one network and its input samples."""
+
+    source: RingBuffer | StreamedInput  # the chip-shaped graph holds its input; a laned one streams it
+    payload: np.ndarray  # the input as Lava receives it, ``[T, num_samples, C]``
+    neurons: list[FramedLIF]  # hidden layers probe their spikes, the readout its membrane
+    run_cfg: Loihi2SimCfg
+    layout: FrameLayout
+    block: int  # steps per probe (and input) block
+    readout_scale: float | None  # a FixedNetwork's (its readout is the raw integer v); None in float
+    decision: str = DEFAULT_DECISION  # the network's class rule, carried by the Simulation
 
 
 @dataclass(frozen=True)
@@ -89,18 +142,6 @@ class _Stage:
     synapse_kwargs: dict
     neuron_kwargs: dict
     recurrent: tuple[np.ndarray, np.ndarray, dict] | None
-
-
-@dataclass
-class LavaGraph:
-    """A built, not yet compiled Lava graph of one network and its input samples."""
-
-    source: RingBuffer
-    neurons: list[FramedLIF]  # hidden layers probe their spikes, the readout its membrane
-    run_cfg: Loihi2SimCfg
-    layout: FrameLayout
-    readout_scale: float | None  # a FixedNetwork's (its readout is the raw integer v); None in float
-    decision: str = DEFAULT_DECISION  # the network's class rule, carried by the Simulation
 
 
 def _float_stage(stage: SpikingLayer | Readout) -> _Stage:
@@ -145,15 +186,25 @@ def _drain_gap(stages: list[_Stage]) -> int:
     return gap
 
 
-def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse: str = "fast") -> LavaGraph:
+def _block_steps(lanes: int, widths: list[int]) -> int:
+    """Steps per block: ``MAX_BLOCK``, or fewer where a block of the widest record would pass ``BLOCK_BYTES``."""
+    return int(np.clip(BLOCK_BYTES // (8 * lanes * max(widths)), 1, MAX_BLOCK))
+
+
+def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse: str = "fast",
+                     lanes: int | None = DEFAULT_LANES) -> LavaGraph:
     """Build the Lava graph that runs ``network`` on all samples of ``x`` ``[T, B, C]`` in one run.
 
     A :class:`FixedNetwork` maps 1:1 onto Lava's bit-accurate parameters (``fixed_pt``); a
-    float :class:`Network` onto the float models (``floating_pt``). ``synapse`` picks our fast
-    ``DelayDense`` models (``"fast"``) or Lava's stock ones (``"stock"``).
+    float :class:`Network` onto the float models (``floating_pt``). ``lanes`` samples run side
+    by side (at most ``B``); ``lanes=None`` builds the chip-shaped graph, one sample after the
+    other, where ``synapse`` picks our fast ``DelayDense`` models (``"fast"``) or Lava's stock
+    ones (``"stock"``).
     """
     if synapse not in SYNAPSES:
         raise ValueError(f"synapse = {synapse!r}; expected one of {SYNAPSES}")
+    if lanes is not None and (lanes < 1 or synapse != "fast"):
+        raise ValueError(f"lanes = {lanes}: a laned graph needs lanes >= 1 and the fast synapses")
     x = np.asarray(x)
     if x.ndim != 3 or x.shape[2] != network.input_size:
         raise ValueError(f"input has shape {x.shape}, expected [T, B, {network.input_size}]")
@@ -167,76 +218,92 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
     steps_in, num_samples, _ = x.shape
     steps = steps_in + network.tail_steps
     gap = 0 if synapse == "fast" else _drain_gap(stages)
-    layout = FrameLayout(steps, steps + gap, num_samples, len(stages))
+    lane_count = 1 if lanes is None else min(lanes, num_samples)
+    layout = FrameLayout(steps, steps + gap, num_samples, len(stages), lane_count)
+    lane_shape = () if lanes is None else (lane_count,)
+    block = _block_steps(lane_count, [stage.weights.shape[0] for stage in stages])
 
-    frames = np.zeros((num_samples, layout.frame_steps, network.input_size), dtype=payload.dtype)
-    frames[:, :steps_in] = payload.transpose(1, 0, 2)
-    data = np.zeros((network.input_size, layout.run_steps), dtype=payload.dtype)
-    data[:, : num_samples * layout.frame_steps] = frames.reshape(-1, network.input_size).T
-    source = RingBuffer(data=data)
+    if lanes is None:
+        source = RingBuffer(data=layout.input_rows(payload, 0, layout.run_steps)[:, 0].T)
+    else:
+        source = StreamedInput(shape=(lane_count, network.input_size), block=block, name="input")
 
-    def flush(source_lag: int, loop: bool = False) -> dict:
-        """Frame kwargs of a fast ``DelayDense`` fed by a source lagging ``source_lag`` steps."""
-        return dict(frame_steps=layout.frame_steps, frame_offset=source_lag, loop=loop) if synapse == "fast" else {}
+    def synapses(weights: np.ndarray, delays: np.ndarray, source_lag: int, loop: bool = False, **kwargs):
+        """One ``DelayDense`` (flushed per frame when fast) fed by a source lagging ``source_lag`` steps."""
+        if synapse == "fast":
+            kwargs.update(frame_steps=layout.frame_steps, frame_offset=source_lag, loop=loop)
+        if lanes is None:
+            return DelayDense(weights=weights, delays=delays, **kwargs)
+        return LaneDelayDense(lanes=lane_count, weights=weights, delays=delays, **kwargs)
 
     neurons: list[FramedLIF] = []
+    dense: list[DelayDense] = []
     previous = source.s_out
     for lag, stage in enumerate(stages, start=1):
         probe = "v" if lag == len(stages) else "spikes"
-        neuron = FramedLIF(shape=(stage.weights.shape[0],), frame_offset=lag, active_steps=steps, name=stage.name,
-                           frame_steps=layout.frame_steps, probe=probe, probe_steps=layout.run_steps,
-                           probe_block=PROBE_BLOCK, **stage.neuron_kwargs)
-        dense = DelayDense(weights=stage.weights, delays=stage.delays, num_message_bits=message_bits,
-                           name=f"{stage.name}.synapses", **stage.synapse_kwargs, **flush(lag - 1))
-        previous.connect(dense.s_in)
-        dense.a_out.connect(neuron.a_in)
+        neuron = FramedLIF(shape=(*lane_shape, stage.weights.shape[0]), frame_offset=lag, active_steps=steps,
+                           name=stage.name, frame_steps=layout.frame_steps, probe=probe,
+                           probe_steps=layout.run_steps, probe_block=block, **stage.neuron_kwargs)
+        forward = synapses(stage.weights, stage.delays, lag - 1, num_message_bits=message_bits,
+                           name=f"{stage.name}.synapses", **stage.synapse_kwargs)
+        previous.connect(forward.s_in)
+        forward.a_out.connect(neuron.a_in)
+        dense.append(forward)
         if stage.recurrent is not None:
             weights, delays, kwargs = stage.recurrent
-            loop = DelayDense(weights=weights, delays=delays, name=f"{stage.name}.recurrent", **kwargs,
-                              **flush(lag, loop=True))
+            loop = synapses(weights, delays, lag, loop=True, name=f"{stage.name}.recurrent", **kwargs)
             neuron.s_out.connect(loop.s_in)
             loop.a_out.connect(neuron.a_in)
+            dense.append(loop)
         neurons.append(neuron)
         previous = neuron.s_out
         message_bits = 0
 
-    models: dict = {}
-    if synapse == "fast":
-        models[DelayDense] = FAST_DELAY_DENSE[tag]
     # Our processes are mapped per instance: class keys would make Lava's model discovery
     # import every module of the ``exporters.lava`` package.
-    models.update({neuron: FRAMED_LIF[tag] for neuron in neurons})
+    models: dict = {neuron: FRAMED_LIF[tag] for neuron in neurons}
+    if lanes is not None:
+        models.update({synapse_process: LANE_DELAY_DENSE[tag] for synapse_process in dense})
+        models[source] = STREAMED_INPUT[tag]
+    elif synapse == "fast":
+        models[DelayDense] = FAST_DELAY_DENSE[tag]
     run_cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models)
-    return LavaGraph(source, neurons, run_cfg, layout, network.readout_scale if fixed else None, network.decision)
+    return LavaGraph(source, payload, neurons, run_cfg, layout, block, network.readout_scale if fixed else None,
+                     network.decision)
 
 
 def run_lava_graph(graph: LavaGraph, *, progress: bool = False,
                    on_chunk: Callable[[int], None] | None = None) -> Simulation:
     """Compile and run ``graph`` once; return spikes and readout on the reference time axis.
 
-    Lava steps in blocking chunks that fit the probes' pipes (``PROBE_PIPE_BLOCKS`` blocks),
-    and the host drains the pipes between chunks, so the host never competes with the run.
-    The first chunk is a single block (it includes compilation). ``on_chunk(steps_done)`` is
-    called after each chunk (for timing).
+    Lava steps in blocking chunks that fit the pipes (``PROBE_PIPE_BLOCKS`` blocks): before a
+    chunk the host queues its input blocks (laned graph), after it drains the probes' blocks,
+    so the host never competes with the run. ``on_chunk(steps_done)`` is called after each chunk.
     """
-    layout = graph.layout
+    layout, block = graph.layout, graph.block
+    streamed = isinstance(graph.source, StreamedInput)
     blocks: list[list[np.ndarray]] = [[] for _ in graph.neurons]
     done = 0
     try:
+        graph.source.create_runtime(run_cfg=graph.run_cfg)
         with tqdm(total=layout.run_steps, desc="lava", unit="step", disable=not progress) as bar:
             while done < layout.run_steps:
-                chunk = min(PROBE_BLOCK if done == 0 else PROBE_BLOCK * PROBE_PIPE_BLOCKS, layout.run_steps - done)
-                graph.source.run(condition=RunSteps(num_steps=chunk), run_cfg=graph.run_cfg)
-                sent = -(-(done + chunk) // PROBE_BLOCK) - done // PROBE_BLOCK  # blocks completed in this chunk
+                chunk = min(block * PROBE_PIPE_BLOCKS, layout.run_steps - done)
+                first, end = done // block, -(-(done + chunk) // block)  # blocks this chunk starts or completes
+                if streamed:
+                    for index in range(first, end):
+                        graph.source.send_block(layout.input_rows(graph.payload, index * block, block))
+                graph.source.run(condition=RunSteps(num_steps=chunk))
                 for received, neuron in zip(blocks, graph.neurons):
-                    received.extend(neuron.receive_probe() for _ in range(sent))
+                    received.extend(neuron.receive_probe() for _ in range(first, end))
                 done += chunk
                 bar.update(chunk)
                 if on_chunk is not None:
                     on_chunk(done)
     finally:
         graph.source.stop()
-    records = [np.concatenate(received)[: layout.run_steps] for received in blocks]
+    records = [np.concatenate(received)[: layout.run_steps].reshape(layout.run_steps, layout.lanes, -1)
+               for received in blocks]
     spikes = [torch.from_numpy(layout.stage_trace(data, stage).astype(np.float64))
               for stage, data in enumerate(records[:-1], 1)]
     readout = layout.stage_trace(records[-1], layout.num_stages)
@@ -247,13 +314,55 @@ def run_lava_graph(graph: LavaGraph, *, progress: bool = False,
 
 
 def simulate_lava(network: Network | FixedNetwork, x: np.ndarray, *, synapse: str = "fast",
-                  progress: bool = False) -> Simulation:
-    """Run ``network`` on Lava's CPU simulator for input ``x`` ``[T, B, C]``, all samples in one run.
+                  lanes: int | None = DEFAULT_LANES, workers: int = 1, progress: bool = False) -> Simulation:
+    """Run ``network`` on Lava's CPU simulator for input ``x`` ``[T, B, C]``.
 
+    ``lanes`` samples run side by side in one compiled run (``None``: the chip-shaped graph, one
+    sample after the other; see :func:`build_lava_graph`); ``workers`` processes each run a
+    contiguous share of the samples (at least ``MIN_SAMPLES_PER_WORKER`` each), merged in order.
     Returns what :func:`delaydeploy.reference.simulate` (streaming) or
     :func:`delaydeploy.fixed_reference.simulate_fixed` return, on the same time axis: hidden
     spikes ``[T + tail, B, N]`` (float64 0/1) and the readout membrane ``[T + tail, B, C]``
     (float64; for a :class:`FixedNetwork` a ``FixedSimulation`` with the raw integer ``v`` as
     int64, whose ``prediction()`` reads it in float units).
     """
-    return run_lava_graph(build_lava_graph(network, x, synapse=synapse), progress=progress)
+    x = np.asarray(x)
+    shares = np.array_split(np.arange(x.shape[1]), max(1, min(workers, x.shape[1] // MIN_SAMPLES_PER_WORKER)))
+    if len(shares) == 1:
+        return run_lava_graph(build_lava_graph(network, x, synapse=synapse, lanes=lanes), progress=progress)
+    parts = _run_workers(network, [x[:, share] for share in shares], synapse, lanes, progress)
+    spikes = [torch.cat([part.spikes[layer] for part in parts], dim=1) for layer in range(len(parts[0].spikes))]
+    readout = torch.cat([part.readout for part in parts], dim=1)
+    if isinstance(network, FixedNetwork):
+        return FixedSimulation(spikes, readout, decision=network.decision, readout_scale=network.readout_scale)
+    return Simulation(spikes, readout, network.decision)
+
+
+def _run_workers(network: Network | FixedNetwork, shares: list[np.ndarray], synapse: str, lanes: int | None,
+                 progress: bool) -> list[Simulation]:
+    """Run each input share in a worker process (:mod:`exporters.lava.worker`); their results in order."""
+    frames = sum(-(-share.shape[1] // min(lanes or 1, share.shape[1])) for share in shares)
+    finished: queue.Queue[str] = queue.Queue()
+    with tempfile.TemporaryDirectory(prefix="delaydeploy-lava-") as scratch:
+        folder = Path(scratch)
+        workers = []
+        for index, share in enumerate(shares):
+            job = folder / f"job{index}.pkl"
+            job.write_bytes(pickle.dumps({"network": network, "x": share, "synapse": synapse, "lanes": lanes}))
+            command = [sys.executable, "-m", "exporters.lava.worker", str(job), str(folder / f"result{index}.pkl")]
+            with open(folder / f"stderr{index}.txt", "w") as errors:  # a file: a full pipe would stall the worker
+                worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
+            threading.Thread(target=lambda out=worker.stdout: [finished.put(line) for line in out], daemon=True).start()
+            workers.append(worker)
+        with tqdm(total=frames, desc=f"lava x{len(shares)}", unit="frame", disable=not progress) as bar:
+            while any(worker.poll() is None for worker in workers) or not finished.empty():
+                try:
+                    finished.get(timeout=0.2)
+                    bar.update(1)
+                except queue.Empty:
+                    pass
+        for index, worker in enumerate(workers):
+            if worker.returncode != 0:
+                last = ((folder / f"stderr{index}.txt").read_text().strip().splitlines() or ["no output"])[-1]
+                raise RuntimeError(f"Lava worker {index} failed (exit code {worker.returncode}): {last}")
+        return [pickle.loads((folder / f"result{index}.pkl").read_bytes()) for index in range(len(shares))]

@@ -5,17 +5,22 @@
   first frame and after ``active_steps`` steps of each frame, offers a soft reset, and can
   record its spikes or membrane itself. Its models reuse the sub-threshold dynamics of Lava's
   stock LIF models (``AbstractPyLifModelFloat`` / ``AbstractPyLifModelFixed``), so the
-  arithmetic is Lava's own.
+  arithmetic is Lava's own. Its shape is ``(N,)`` (one population, as on a chip) or
+  ``(lanes, N)``: independent copies that run different samples in lockstep.
 * :class:`PyFastDelayDenseModelFloat` / :class:`PyFastDelayDenseModelBitAcc` — faster models of
   Lava's stock ``DelayDense`` process, selected through the run config
-  (``exception_proc_model_map={DelayDense: ...}``). Same buffer (``a_buff``), same timing, same
-  integer rounding as the stock models; the per-delay weights are built once and only the
-  active inputs are summed (the stock models rebuild a ``(max_delay+1)*out x in`` matrix every
-  step). Given ``frame_steps`` and ``frame_offset`` (the source's lag) in the process kwargs
-  they also empty their buffer when their source starts a new frame, so that samples run back
-  to back do not leak into each other: after that step's send for a feedforward synapse (what
-  it sends then still belongs to the target's old frame), before it for a recurrent loop
-  (``loop=True``: the target starts its frame in the same step as its source).
+  (``exception_proc_model_map={DelayDense: ...}``). The same buffer (kept as a ring), same timing, same integer rounding as the stock models; the synapses are indexed by (input,
+  delay) once and only the active inputs are summed (the stock models rebuild a
+  ``(max_delay+1)*out x in`` matrix every step). Given ``frame_steps`` and ``frame_offset`` (the source's lag) in the
+  process kwargs they also empty their buffer when their source starts a new frame, so that
+  samples run back to back do not leak into each other: after that step's send for a
+  feedforward synapse (what it sends then still belongs to the target's old frame), before it
+  for a recurrent loop (``loop=True``: the target starts its frame in the same step as its source).
+* :class:`LaneDelayDense` — the same synapses with a lane axis: ``s_in [lanes, in]``,
+  ``a_out [lanes, out]``, one buffer per lane; its models are the fast ones above.
+* :class:`StreamedInput` — the input of a laned graph, ``[lanes, C]`` per step, which the host
+  sends in blocks of steps through an external pipe while the graph runs (so a run of any
+  length holds only a few blocks).
 
 Keep every Lava import inside ``exporters/lava/``: Lava is archived and sits behind this
 adapter.
@@ -27,11 +32,13 @@ import exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqd
 import typing as ty
 
 import numpy as np
+from scipy import sparse
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
-from lava.magma.core.process.ports.ports import OutPort
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
@@ -40,7 +47,9 @@ from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloa
 from lava.proc.lif.process import AbstractLIF
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
-PROBE_PIPE_BLOCKS = 16  # blocks the host may fall behind before a probing population waits
+from delaydeploy import native
+
+PROBE_PIPE_BLOCKS = 8  # blocks the host may fall behind before a probing population waits
 
 
 class FramedLIF(AbstractLIF):
@@ -53,6 +62,7 @@ class FramedLIF(AbstractLIF):
     (``reset="hard"``) or subtracts the threshold (``"soft"``: ``reset_amount`` in float,
     ``vth << 6`` in fixed point).
 
+    ``shape`` is ``(N,)`` or ``(lanes, N)``; per-neuron biases ``[N]`` apply to every lane.
     ``probe="spikes"`` or ``"v"`` records that quantity (``v`` after the reset) for the first
     ``probe_steps`` steps and sends it to the host in blocks of ``probe_block`` steps through
     an external pipe (Lava's ``Extractor`` mechanism, without an extra process: every process
@@ -84,18 +94,22 @@ class FramedLIF(AbstractLIF):
             raise ValueError(f"active_steps = {active_steps} must lie in [1, frame_steps = {frame_steps}]")
         if probe not in (None, "spikes", "v"):
             raise ValueError(f"probe = {probe!r}; expected None, 'spikes' or 'v'")
+        if len(shape) not in (1, 2):
+            raise ValueError(f"shape = {shape}; expected (N,) or (lanes, N)")
+        bias_mant = np.broadcast_to(bias_mant, shape).copy()
+        bias_exp = np.broadcast_to(bias_exp, shape).copy()
         super().__init__(shape=shape, u=0, v=0, du=du, dv=dv, bias_mant=bias_mant, bias_exp=bias_exp,
                          name=name, log_config=None, frame_steps=int(frame_steps),
                          frame_offset=int(frame_offset), active_steps=int(active_steps),
                          soft_reset=reset == "soft", reset_amount=reset_amount, probe=probe,
                          probe_steps=int(probe_steps), probe_block=int(probe_block))
         self.vth = Var(shape=(1,), init=vth)
-        self.probe_out = OutPort(shape=(probe_block, shape[0]))
+        self.probe_out = OutPort(shape=(probe_block, *shape))
         if probe is not None:
             self.probe_out.flag_external_pipe(buffer_size=PROBE_PIPE_BLOCKS)
 
     def receive_probe(self) -> np.ndarray:
-        """The next recorded block, ``[probe_block, N]`` (blocks until it has been sent)."""
+        """The next recorded block, ``[probe_block, *shape]`` (blocks until it has been sent)."""
         return self.probe_out.external_pipe_csp_recv_port.recv()
 
 
@@ -143,7 +157,7 @@ class _FramedLifBehaviour:
         if row >= steps:
             return
         if self._block is None:
-            self._block = np.zeros((block, values.shape[0]))
+            self._block = np.zeros((block, *values.shape))
         self._block[row % block] = values
         if row % block == block - 1 or row == steps - 1:
             self.probe_out.send(self._block)
@@ -181,13 +195,85 @@ class PyFramedLifModelBitAcc(_FramedLifBehaviour, AbstractPyLifModelFixed):
         self.update(a_in, effective_vth, effective_vth)
 
 
-class _FastDelayDense(PyLoihiProcessModel):
-    """Shared body of the fast ``DelayDense`` models.
+class LaneDelayDense(DelayDense):
+    """Lava's ``DelayDense`` synapses for ``lanes`` independent copies of the network: the same
+    weights and delays, ``s_in [lanes, in]``, ``a_out [lanes, out]`` and a buffer
+    ``a_buff [lanes, out, max_delay + 1]`` per lane. Runs on the fast models below."""
 
-    Per step, exactly as the stock models: send ``a_buff[:, 0]``, drop that column and shift
-    the buffer by one, then add this step's input with delay ``k`` into column ``k`` (it
-    reaches the target ``1 + k`` steps later). ``_weights_t`` stacks the weights of every
-    delay that occurs, ``[in, n_delays * out]``, built once.
+    def __init__(self, *, lanes: int, weights: np.ndarray, delays: np.ndarray, **kwargs) -> None:
+        super().__init__(weights=weights, delays=delays, lanes=int(lanes), **kwargs)
+        out_size, in_size = weights.shape
+        self.s_in = InPort(shape=(lanes, in_size))
+        self.a_out = OutPort(shape=(lanes, out_size))
+
+
+class StreamedInput(AbstractProcess):
+    """Input ``[lanes, C]`` per step, received from the host in blocks of ``block`` steps.
+
+    The host sends block ``k`` (steps ``k * block + 1 .. (k + 1) * block``, ``[block, lanes, C]``)
+    with :meth:`send_block` before the run reaches it; the pipe holds ``PROBE_PIPE_BLOCKS`` blocks.
+    """
+
+    def __init__(self, *, shape: tuple[int, int], block: int, name: str | None = None) -> None:
+        super().__init__(shape=shape, block=int(block), name=name)
+        self.s_out = OutPort(shape=shape)
+        self.blocks_in = InPort(shape=(block, *shape))
+        self.blocks_in.flag_external_pipe(buffer_size=PROBE_PIPE_BLOCKS)
+
+    def send_block(self, values: np.ndarray) -> None:
+        """Queue the next block of input (the runtime must exist: see ``create_runtime``)."""
+        self.blocks_in.external_pipe_csp_send_port.send(values)
+
+
+class _StreamedInputBehaviour:
+    """Send row ``(t - 1) % block`` of the current block at step ``t``, taking a new block when one is used up."""
+
+    proc_params: ty.Any
+    time_step: int
+    blocks_in: PyInPort
+    s_out: PyOutPort
+    _block: np.ndarray | None = None
+
+    def run_spk(self) -> None:
+        row = (self.time_step - 1) % self.proc_params["block"]
+        if row == 0:
+            self._block = self.blocks_in.recv()
+        self.s_out.send(self._block[row])
+
+
+@implements(proc=StreamedInput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyStreamedInputModelFloat(_StreamedInputBehaviour, PyLoihiProcessModel):
+    """Float :class:`StreamedInput`."""
+
+    blocks_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+
+@implements(proc=StreamedInput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyStreamedInputModelFixed(_StreamedInputBehaviour, PyLoihiProcessModel):
+    """Fixed-point :class:`StreamedInput` (the payload Loihi 2 receives, as integers)."""
+
+    blocks_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
+
+
+class _FastDelayDense(PyLoihiProcessModel):
+    """Shared body of the fast ``DelayDense`` models, with or without lanes.
+
+    Per step, with the stock models' timing: send the buffer's next row, clear it, then add
+    this step's input with delay ``k`` ``k`` rows further on (it reaches the target ``1 + k``
+    steps later). The buffer is a ring ``[lanes, max_delay + 1, out]`` of the model's own (the
+    stock ``a_buff`` transposed, its row ``head`` the stock column 0; the ``a_buff`` Var is
+    not kept), so a step moves ``head`` instead of shifting every column and sends one
+    contiguous row. The synapses are a sparse ``[in, (max_delay + 1) * out]`` matrix holding
+    each nonzero weight once, at column ``delay * out + post``, built once: a step sums, per
+    lane, the rows of the active inputs and adds each (delay, output) sum to the ring, its row
+    turned by ``head``. The compiled kernel (:func:`delaydeploy.native.ring_step`) does that
+    in one pass; without a C compiler scipy's sparse product does it, with the same floats.
     """
 
     weights: np.ndarray
@@ -196,26 +282,40 @@ class _FastDelayDense(PyLoihiProcessModel):
     num_message_bits: np.ndarray
     s_in: PyInPort
     a_out: PyOutPort
+    accumulator: type = np.float64  # the dtype products and sums are formed in
 
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
-        self._weights_t: np.ndarray | None = None
-        self._delay_columns = np.zeros(0, dtype=np.int64)
+        self._synapses: sparse.csr_array | None = None
+        self._ring = np.zeros(0)
+        self._sent_shape: tuple[int, ...] = ()
+        self._head = 0
+        self._kernel = native.ring_step(self.accumulator is np.int64)
+        self._scratch = np.zeros(0, dtype=self.accumulator)
 
     def effective_weights(self) -> np.ndarray:
         """The weights as the stock model uses them."""
         return self.weights
 
-    def scale(self, activation: np.ndarray) -> np.ndarray:
-        """Turn one step's summed activation into buffer units (identity in float)."""
-        return activation
+    def weight_exp(self) -> int:
+        """Each (step, delay) sum is scaled by ``2 ** weight_exp`` (0 in float)."""
+        return 0
 
     def _build(self) -> None:
         weights = self.effective_weights()
-        present = np.unique(self.delays)
-        stacked = np.stack([np.where(self.delays == k, weights, 0) for k in present])  # [n_delays, out, in]
-        self._weights_t = np.ascontiguousarray(stacked.reshape(-1, weights.shape[1]).T)
-        self._delay_columns = present.astype(np.int64)
+        out_size, in_size = weights.shape
+        slots = self.a_buff.shape[-1]
+        lanes = self.proc_params.get("lanes")
+        self._sent_shape = (out_size,) if lanes is None else (lanes, out_size)
+        post, pre = np.nonzero(weights)
+        synapses = sparse.csr_array(
+            (weights[post, pre].astype(self.accumulator), (pre, self.delays[post, pre] * out_size + post)),
+            shape=(in_size, slots * out_size))
+        synapses.indptr = synapses.indptr.astype(np.int64)
+        synapses.indices = synapses.indices.astype(np.int64)
+        self._synapses = synapses
+        self._ring = np.zeros((lanes or 1, slots, out_size), dtype=self.a_buff.dtype)
+        self._scratch = np.zeros(self._ring.size, dtype=self.accumulator)
 
     def _flush_due(self) -> bool:
         frame_steps = self.proc_params.get("frame_steps", 0)
@@ -223,34 +323,45 @@ class _FastDelayDense(PyLoihiProcessModel):
                                                     frame_steps) == 0
 
     def run_spk(self) -> None:
-        if self._weights_t is None:
+        if self._synapses is None:
             self._build()
         flush = self._flush_due()
         loop = self.proc_params.get("loop", False)
         if flush and loop:
-            self.a_buff[:] = 0
-        self.a_out.send(self.a_buff[:, 0])
+            self._ring[:] = 0
+        self.a_out.send(self._ring[:, self._head].reshape(self._sent_shape))
         s_in = self.s_in.recv()
-        self.a_buff[:, 0] = 0
-        self.a_buff = np.roll(self.a_buff, -1, axis=1)
+        self._ring[:, self._head] = 0
+        self._head = (self._head + 1) % self._ring.shape[1]
         if flush and not loop:
-            self.a_buff[:] = 0
-        graded = self.num_message_bits.item() > 0
-        active = np.flatnonzero(s_in)
-        if active.size == 0:
+            self._ring[:] = 0
+        if s_in.any():
+            graded = self.num_message_bits.item() > 0
+            values = s_in if graded else s_in != 0
+            self._add(np.ascontiguousarray(values.reshape(-1, s_in.shape[-1]), dtype=self.accumulator))
+
+    def _add(self, values: np.ndarray) -> None:
+        """Add the synaptic input of ``values [lanes, in]`` to every lane's ring."""
+        lanes, inputs = values.shape
+        _, slots, out_size = self._ring.shape
+        if self._kernel is not None:
+            shift = [self.weight_exp()] if self.accumulator is np.int64 else []
+            self._kernel(lanes, inputs, slots * out_size, slots, self._head, values.ctypes.data,
+                         self._synapses.indptr.ctypes.data, self._synapses.indices.ctypes.data,
+                         self._synapses.data.ctypes.data, *shift, self._scratch.ctypes.data, self._ring.ctypes.data)
             return
-        rows = self._weights_t[active]
-        activation = s_in[active] @ rows if graded else rows.sum(axis=0)
-        out_size = self.a_buff.shape[0]
-        self.a_buff[:, self._delay_columns] += self.scale(activation).reshape(-1, out_size).T
+        sums = sparse.csr_array(values) @ self._synapses  # [lanes, slots * out], column delay * out + post
+        sums.indices = (sums.indices + self._head * out_size) % (slots * out_size)
+        exponent = self.weight_exp()
+        if exponent:
+            sums.data = np.left_shift(sums.data, exponent) if exponent > 0 else np.right_shift(sums.data, -exponent)
+        ring = sums + self._ring.reshape(lanes, -1)
+        self._ring = ring.astype(self._ring.dtype, copy=False).reshape(self._ring.shape)
 
 
-@implements(proc=DelayDense, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyFastDelayDenseModelFloat(_FastDelayDense):
-    """Float ``DelayDense`` with per-delay weights built once (same results as the stock model,
-    up to the order of floating-point summation within a step)."""
+class _FloatDelayDense(_FastDelayDense):
+    """Float types and arithmetic (same results as the stock model, up to the order of
+    floating-point summation within a step)."""
 
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
@@ -260,12 +371,9 @@ class PyFastDelayDenseModelFloat(_FastDelayDense):
     num_message_bits: np.ndarray = LavaPyType(np.ndarray, int, precision=5)
 
 
-@implements(proc=DelayDense, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("bit_accurate_loihi", "fixed_pt")
-class PyFastDelayDenseModelBitAcc(_FastDelayDense):
-    """Bit-accurate ``DelayDense``: the stock weight clipping/truncation, ``weight_exp`` applied
-    to each (step, delay) sum as the stock model does; products and sums in int64."""
+class _BitAccDelayDense(_FastDelayDense):
+    """Bit-accurate types and arithmetic: the stock weight clipping/truncation, ``weight_exp``
+    applied to each (step, delay) sum as the stock model does; products and sums in int64."""
 
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=16)
@@ -273,6 +381,7 @@ class PyFastDelayDenseModelBitAcc(_FastDelayDense):
     weights: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
     delays: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=6)
     num_message_bits: np.ndarray = LavaPyType(np.ndarray, int, precision=5)
+    accumulator = np.int64
 
     def effective_weights(self) -> np.ndarray:
         if np.max(self.delays, initial=0) > 63:
@@ -282,7 +391,33 @@ class PyFastDelayDenseModelBitAcc(_FastDelayDense):
         weights = truncate_weights(weights, sign_mode, self.proc_params.get("num_weight_bits", 8))
         return weights.astype(np.int64)
 
-    def scale(self, activation: np.ndarray) -> np.ndarray:
-        weight_exp = int(self.proc_params.get("weight_exp", 0))
-        activation = activation.astype(np.int64)
-        return np.left_shift(activation, weight_exp) if weight_exp > 0 else np.right_shift(activation, -weight_exp)
+    def weight_exp(self) -> int:
+        return int(self.proc_params.get("weight_exp", 0))
+
+
+@implements(proc=DelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyFastDelayDenseModelFloat(_FloatDelayDense):
+    """Float ``DelayDense`` (one network)."""
+
+
+@implements(proc=DelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyFastDelayDenseModelBitAcc(_BitAccDelayDense):
+    """Bit-accurate ``DelayDense`` (one network)."""
+
+
+@implements(proc=LaneDelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyLaneDelayDenseModelFloat(_FloatDelayDense):
+    """Float :class:`LaneDelayDense`."""
+
+
+@implements(proc=LaneDelayDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyLaneDelayDenseModelBitAcc(_BitAccDelayDense):
+    """Bit-accurate :class:`LaneDelayDense`."""
