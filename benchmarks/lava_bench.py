@@ -1,15 +1,25 @@
-"""Lava speed: our fast DelayDense models against Lava's stock ones, and framed throughput.
+"""Lava speed: samples side by side (lanes) against one after the other, our synapses against Lava's.
 
 SHD-sized float network (140-256-256-20, delays 0..24, random weights), SHD-like binary
-input (100 steps of 5 % Bernoulli spikes, 36 tail steps). Step times are taken from the end
-of the first chunk of steps (which includes compilation and process start-up) to the end of
-one run; sample rates are end to end (graph build, compilation, run, data transfer). The
-stock and fast runs must agree spike for spike, or the benchmark fails.
+input (100 steps of 5 % Bernoulli spikes, 36 tail steps). Sample rates are end to end (graph
+build, compilation, run, data transfer); step times are the time inside Lava's blocking runs
+per Lava step. Every Lava run must agree with the reference spike for spike
+(and the stock and fast synapses with each other), or the benchmark fails.
 
-Keys of :func:`run`: ``stock_ms_per_step`` and ``fast_ms_per_step`` (milliseconds per Lava
-step with Lava's stock ``DelayDense`` and with ours, :data:`TIMED_SAMPLES` framed in one run),
-``lava_samples_per_s`` (our models, :data:`THROUGHPUT_SAMPLES`) and ``reference_samples_per_s`` (the
-reference simulator on the same samples).
+Keys of :func:`run`:
+
+* ``lava_samples_per_s`` -- the default path: :data:`BATCHED_SAMPLES` samples in one run, in
+  ``lava_lanes`` lanes; ``lava_framed_samples_per_s`` -- the chip-shaped graph, one sample
+  after the other (:data:`FRAMED_SAMPLES`), our synapses; ``lava_batched_over_framed``: their ratio;
+* ``lava_time_split`` -- where the batched run's time goes: ``compile_s`` (compilation and
+  process start), ``stepping_s`` (Lava's blocking runs), ``host_s`` (input blocks queued and
+  probe blocks received between runs), ``ms_per_step`` (stepping per Lava step) and
+  ``idle_ms_per_step`` (the same graph on all-zero input: the runtime's synchronisation,
+  the neuron updates, probes and input, without a synaptic event);
+* ``stock_ms_per_step`` and ``fast_ms_per_step`` -- milliseconds per Lava step of the
+  chip-shaped graph with Lava's stock ``DelayDense`` and with ours (:data:`TIMED_SAMPLES`
+  framed in one run); ``fast_over_stock``: their ratio;
+* ``reference_samples_per_s`` -- the reference simulator on the batched samples.
 
 Run: ``python -m benchmarks lava_bench`` (with the allocator settings of ``benchmarks/__main__.py``).
 """
@@ -23,13 +33,14 @@ import numpy as np
 
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.reference import Simulation, simulate
-from exporters.lava.graph import build_lava_graph, run_lava_graph, simulate_lava
+from exporters.lava.graph import DEFAULT_LANES, RunTimes, build_lava_graph, run_lava_graph, simulate_lava
 
 SIZES = (140, 256, 256, 20)
 MAX_DELAY = 24
 STEPS = 100
 TIMED_SAMPLES = 3  # samples in the stock/fast step-time runs
-THROUGHPUT_SAMPLES = 8
+BATCHED_SAMPLES = 512  # two frames of the default lanes
+FRAMED_SAMPLES = 8
 
 
 def shd_like_network(seed: int = 0) -> Network:
@@ -50,34 +61,53 @@ def shd_like_input(samples: int, seed: int = 1) -> np.ndarray:
     return (np.random.default_rng(seed).random((STEPS, samples, SIZES[0])) < 0.05).astype(np.float64)
 
 
-def timed_run(network: Network, x: np.ndarray, synapse: str) -> tuple[float, Simulation]:
-    """Milliseconds per Lava step of one framed run (after its first chunk), and its result."""
-    marks: list[tuple[int, float]] = []
-    result = run_lava_graph(build_lava_graph(network, x, synapse=synapse),
-                            on_chunk=lambda done: marks.append((done, time.perf_counter())))
-    (first_steps, first_time), (last_steps, last_time) = marks[0], marks[-1]
-    return (last_time - first_time) / (last_steps - first_steps) * 1e3, result
+def timed_run(network: Network, x: np.ndarray, synapse: str,
+              lanes: int | None = None) -> tuple[float, RunTimes, Simulation]:
+    """Milliseconds per Lava step of one run (stepping only), its time split, and its result."""
+    times = RunTimes()
+    graph = build_lava_graph(network, x, synapse=synapse, lanes=lanes)
+    result = run_lava_graph(graph, times=times)
+    return times.stepping_s / graph.layout.run_steps * 1e3, times, result
 
 
-def samples_per_s(run: Callable[[], object], samples: int) -> float:
-    """Samples per second of one call of ``run``, which processes ``samples`` samples."""
+def samples_per_s(run: Callable[[], Simulation], samples: int) -> tuple[float, Simulation]:
+    """Samples per second of one call of ``run``, which processes ``samples`` samples, and its result."""
     start = time.perf_counter()
-    run()
-    return samples / (time.perf_counter() - start)
+    result = run()
+    return samples / (time.perf_counter() - start), result
 
 
-def run() -> dict[str, float]:
+def check_spikes(expected: Simulation, actual: Simulation, what: str) -> None:
+    """Fail the benchmark unless ``actual`` has every spike of ``expected``."""
+    for index, (want, got) in enumerate(zip(expected.spikes, actual.spikes)):
+        if not bool((want == got).all()):
+            raise AssertionError(f"{what}: hidden layer {index} disagrees with the reference")
+
+
+def run() -> dict[str, object]:
     network = shd_like_network()
     timed = shd_like_input(TIMED_SAMPLES)
-    stock_ms, stock = timed_run(network, timed, "stock")
-    fast_ms, fast = timed_run(network, timed, "fast")
-    for layer, stock_spikes, fast_spikes in zip(network.layers, stock.spikes, fast.spikes):
-        if not bool((stock_spikes == fast_spikes).all()):
-            raise AssertionError(f"{layer.name}: fast and stock DelayDense models disagree")
-    x = shd_like_input(THROUGHPUT_SAMPLES, seed=2)
+    stock_ms, _, stock = timed_run(network, timed, "stock")
+    fast_ms, _, fast = timed_run(network, timed, "fast")
+    check_spikes(stock, fast, "fast against stock DelayDense")
+    x = shd_like_input(BATCHED_SAMPLES, seed=2)
+    reference_rate, reference = samples_per_s(lambda: simulate(network, x), BATCHED_SAMPLES)
+    batched_rate, batched = samples_per_s(lambda: simulate_lava(network, x, workers=1), BATCHED_SAMPLES)
+    check_spikes(reference, batched, "batched Lava")
+    framed_rate, framed = samples_per_s(lambda: simulate_lava(network, x[:, :FRAMED_SAMPLES], lanes=None),
+                                        FRAMED_SAMPLES)
+    check_spikes(simulate(network, x[:, :FRAMED_SAMPLES]), framed, "framed Lava")
+    ms_per_step, times, _ = timed_run(network, x, "fast", DEFAULT_LANES)
+    idle_ms_per_step, _, _ = timed_run(network, np.zeros_like(x), "fast", DEFAULT_LANES)
     return {
+        "lava_samples_per_s": batched_rate,
+        "lava_framed_samples_per_s": framed_rate,
+        "lava_batched_over_framed": batched_rate / framed_rate,
+        "lava_lanes": min(DEFAULT_LANES, BATCHED_SAMPLES),
+        "lava_time_split": {"compile_s": times.compile_s, "stepping_s": times.stepping_s, "host_s": times.host_s,
+                            "ms_per_step": ms_per_step, "idle_ms_per_step": idle_ms_per_step},
         "stock_ms_per_step": stock_ms,
         "fast_ms_per_step": fast_ms,
-        "lava_samples_per_s": samples_per_s(lambda: simulate_lava(network, x), THROUGHPUT_SAMPLES),
-        "reference_samples_per_s": samples_per_s(lambda: simulate(network, x), THROUGHPUT_SAMPLES),
+        "fast_over_stock": stock_ms / fast_ms,
+        "reference_samples_per_s": reference_rate,
     }

@@ -188,7 +188,7 @@ def _verify_split(args: argparse.Namespace, artifact) -> int:
     result = verify_split(artifact, backend, dataset, batch_size=args.batch_size, workers=args.workers,
                           tolerance=tolerance, progress=not args.quiet)
     mismatches = sum(result.spike_mismatches.values())
-    print(f"{args.artifact}: {backend} vs {oracle_backend(artifact, backend)} on every sample of the {args.split} "
+    print(f"{args.artifact}: {backend} vs {oracle_backend(artifact, backend)} on every sample of the {split} "
           f"split: {result.samples} samples, {result.spikes_compared} neuron-steps compared, {mismatches} spike "
           f"mismatches ({', '.join(f'{k} {v}' for k, v in result.spike_mismatches.items())}), readout max "
           f"|difference| {result.readout_max_error:.3g} (tolerance {tolerance:g})")

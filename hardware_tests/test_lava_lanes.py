@@ -104,3 +104,32 @@ def test_a_laned_graph_needs_the_fast_synapses() -> None:
     network = moderate_network(79, (4, 5, 3))
     with pytest.raises(ValueError, match="lanes"):
         build_lava_graph(network, np.zeros((3, 2, 4)), synapse="stock", lanes=2)
+
+
+def test_verify_every_test_sample_of_an_shd_folder_on_a_loihi2_bundle(tmp_path, snn_delays_vectors, state_dict_from,
+                                                                       capsys) -> None:
+    """``verify BUNDLE --data-dir``: an imported official SHD model's Loihi 2 bundle, checked on
+    every sample of an SHD-layout test file, bit for bit on Lava against the integer reference."""
+    from delaydeploy.cli import main
+    from helpers import write_heidelberg_h5
+
+    rng = np.random.default_rng(80)
+
+    def recordings(count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        events = [int(n) for n in rng.integers(200, 1200, count)]
+        return [(np.sort(rng.random(n) * 0.9), rng.integers(0, 700, n)) for n in events]
+
+    data = tmp_path / "shd"
+    data.mkdir()
+    write_heidelberg_h5(data / "shd_train.h5", recordings(2), [0, 1])
+    write_heidelberg_h5(data / "shd_test.h5", recordings(300), [int(label) for label in rng.integers(0, 20, 300)])
+    torch.save(state_dict_from(snn_delays_vectors, "state_disc"), tmp_path / "state.pt")
+    model, bundle = tmp_path / "model.pt", tmp_path / "bundle"
+    assert main(["import", "snn-delays", str(tmp_path / "state.pt"), "--preset", "shd", "--hidden", "32",
+                 "--layers", "2", "-o", str(model)]) == 0
+    assert main(["export", str(model), "--target", "loihi2", "-o", str(bundle)]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(bundle), "--data-dir", str(data), "--preset", "shd", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "lava-cpu vs fixed-reference on every sample of the test split: 300 samples" in out
+    assert "verified: 0 spike mismatches on all 300 samples" in out

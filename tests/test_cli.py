@@ -316,6 +316,7 @@ def test_malformed_ir_files_give_one_error_line(tmp_path, capsys, damage, expect
     ["verify", "m.pt", "--tolerance", "-1"], ["train", "--epochs", "0"], ["train", "--batch-size", "0"],
     ["import", "snn-delays", "s.pt", "--preset", "shd", "--hidden", "0", "-o", "m.pt"],
     ["finetune", "m.pt", "--lr", "0", "-o", "f.pt"], ["report", "m.pt", "--lava-samples", "-1", "-o", "r"],
+    ["verify", "m.pt", "--workers", "0"], ["report", "m.pt", "--workers", "0", "-o", "r"],
 ])
 def test_numeric_options_out_of_range_are_usage_errors(arguments, capsys):
     with pytest.raises(SystemExit) as exit_info:

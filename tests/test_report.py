@@ -201,3 +201,15 @@ def test_lava_samples_are_stratified_by_class_and_seeded() -> None:
     assert set(counts) == set(range(10)) and max(counts.values()) - min(counts.values()) <= 1
     assert report_module.stratified_sample(labels, 500) == list(range(500))
     assert chosen != report_module.stratified_sample(labels, 16, seed=1)
+
+
+@pytest.mark.lava
+def test_lava_rung_on_the_whole_test_split(synthetic_checkpoint: Path, tmp_path: Path) -> None:
+    """``report --lava-samples all``: every test sample on Lava, none missed, 0 mismatches."""
+    from delaydeploy.cli import main
+
+    assert main(["report", str(synthetic_checkpoint), "--max-samples", "20", "--lava-samples", "all",
+                 "--workers", "1", "--quiet", "-o", str(tmp_path / "report")]) == 0
+    lava = load_report(tmp_path / "report")["lava"]
+    assert lava["samples"] == 20 and lava["indices"] == list(range(20))
+    assert lava["total_spike_mismatches"] == 0 and lava["readout_mismatches"] == 0

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -272,30 +273,48 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
                      network.decision)
 
 
-def run_lava_graph(graph: LavaGraph, *, progress: bool = False,
-                   on_chunk: Callable[[int], None] | None = None) -> Simulation:
+@dataclass
+class RunTimes:
+    """Where a run's wall time went, in seconds (filled by :func:`run_lava_graph`)."""
+
+    compile_s: float = 0.0  # compilation and start of Lava's processes
+    stepping_s: float = 0.0  # inside Lava's blocking runs: every process's steps and their synchronisation
+    host_s: float = 0.0  # the host between runs: input blocks queued, probe blocks received
+
+
+def run_lava_graph(graph: LavaGraph, *, progress: bool = False, on_chunk: Callable[[int], None] | None = None,
+                   times: RunTimes | None = None) -> Simulation:
     """Compile and run ``graph`` once; return spikes and readout on the reference time axis.
 
     Lava steps in blocking chunks that fit the pipes (``PROBE_PIPE_BLOCKS`` blocks): before a
     chunk the host queues its input blocks (laned graph), after it drains the probes' blocks,
-    so the host never competes with the run. ``on_chunk(steps_done)`` is called after each chunk.
+    so the host never competes with the run. ``on_chunk(steps_done)`` is called after each
+    chunk; ``times``, if given, is filled in.
     """
     layout, block = graph.layout, graph.block
     streamed = isinstance(graph.source, StreamedInput)
     blocks: list[list[np.ndarray]] = [[] for _ in graph.neurons]
+    times = times or RunTimes()
     done = 0
     try:
+        start = time.perf_counter()
         graph.source.create_runtime(run_cfg=graph.run_cfg)
+        times.compile_s += time.perf_counter() - start
         with tqdm(total=layout.run_steps, desc="lava", unit="step", disable=not progress) as bar:
             while done < layout.run_steps:
                 chunk = min(block * PROBE_PIPE_BLOCKS, layout.run_steps - done)
                 first, end = done // block, -(-(done + chunk) // block)  # blocks this chunk starts or completes
+                start = time.perf_counter()
                 if streamed:
                     for index in range(first, end):
                         graph.source.send_block(layout.input_rows(graph.payload, index * block, block))
+                started = time.perf_counter()
                 graph.source.run(condition=RunSteps(num_steps=chunk))
+                stepped = time.perf_counter()
                 for received, neuron in zip(blocks, graph.neurons):
                     received.extend(neuron.receive_probe() for _ in range(first, end))
+                times.stepping_s += stepped - started
+                times.host_s += time.perf_counter() - stepped + started - start
                 done += chunk
                 bar.update(chunk)
                 if on_chunk is not None:
