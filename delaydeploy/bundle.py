@@ -85,6 +85,9 @@ def _sha256(path: Path) -> str:
 def estimate_resources(network: Network) -> dict[str, int | float]:
     """Neurons, synapses, delay-buffer slots and a memory-based estimate of Loihi 2 cores.
 
+    Only synapses that exist count (nonzero weights: a pruned network stores a fraction), and
+    a stage's delay buffer spans the largest delay among them.
+
     A synapse is stored as an 8-bit weight and a 6-bit delay; a neuron keeps 24-bit u and v;
     a delay buffer holds one 16-bit accumulator per neuron and delay slot. Each layer is
     placed on its own cores, ``ceil(bytes / 128 KiB)`` of them (and at most 8192 neurons per
@@ -93,7 +96,7 @@ def estimate_resources(network: Network) -> dict[str, int | float]:
     neurons = synapses = slots = cores = 0
     for stage in [*network.layers, network.readout]:
         stage_synapses = int(np.count_nonzero(stage.weights))
-        stage_slots = stage.size * (int(stage.delays.max(initial=0)) + 1)
+        stage_slots = stage.size * (int(stage.delays[stage.weights != 0].max(initial=0)) + 1)
         if getattr(stage, "is_recurrent", False):
             stage_synapses += int(np.count_nonzero(stage.recurrent_weights))
             stage_slots += stage.size * (int(stage.recurrent_delays.max(initial=0)) + 2)

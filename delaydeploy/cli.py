@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     train_preset(args.preset, output=args.output, data_dir=args.data_dir, epochs=args.epochs,
                  batch_size=args.batch_size, device=args.device, seed=args.seed, delays=args.delays,
-                 progress=not args.quiet, max_samples=args.max_samples, test_speakers=args.test_speakers)
+                 sparsity=args.sparsity, progress=not args.quiet, max_samples=args.max_samples, test_speakers=args.test_speakers)
     return 0
 
 
@@ -288,6 +288,14 @@ def _add_workers_option(parser: argparse.ArgumentParser) -> None:
                         help="Lava runs in parallel, each on a share of the samples (default: one per two cores)")
 
 
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
 def count_or_all(text: str) -> int | str:
     """A ``--lava-samples`` value: a count >= 0 or ``all``."""
     return "all" if text == "all" else at_least(0)(text)
@@ -330,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     train.add_argument("--seed", type=int)
     train.add_argument("--delays", choices=("learned", "fixed", "none"), help="ablation: delay mode")
+    train.add_argument("--sparsity", type=fraction, metavar="P",
+                       help="prune this fraction of the feedforward synapses (a fixed seeded mask, the DCLS "
+                            "authors' sparsity_p); 0.9 keeps about a tenth")
     _add_dataset_options(train)
     train.set_defaults(handler=cmd_train)
 

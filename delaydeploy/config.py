@@ -52,6 +52,11 @@ class NetworkConfig:
     or ``"half_normal"`` ``|N(0, 12^2)|``, DelRec SSC's) and ``recurrent_spread`` (``"shared"``: one
     triangular spread width ``1 + sigma``; ``"learned"``: ``1 + 2 sigma sigmoid(p_j)`` per neuron,
     ``p_j`` trained with the delays, DelRec SSC's ``use_sig_p``).
+
+    ``sparsity`` is the fraction of feedforward synapses pruned (the DCLS authors'
+    ``sparsity_p``): every synaptic stage, readout included, keeps each synapse with probability
+    ``1 - sparsity``, a mask drawn once when the network is built and kept in its state; pruned
+    weights are exact zeros, in training and in every deployed form.
     """
 
     input_size: int
@@ -81,6 +86,7 @@ class NetworkConfig:
     linear_init: str = "kaiming"
     recurrent_delay_init: str = "uniform"
     recurrent_spread: str = "shared"
+    sparsity: float = 0.0
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
@@ -131,6 +137,9 @@ class NetworkConfig:
                 problems.append(f"{name} = {getattr(self, name)!r} must be one of {choices}")
         if not isinstance(self.detach_reset, bool):
             problems.append(f"detach_reset = {self.detach_reset!r} must be True or False")
+        if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, (int, float)) \
+                or not 0.0 <= self.sparsity < 1.0:
+            problems.append(f"sparsity = {self.sparsity!r} must be a fraction in [0, 1)")
         if problems:
             raise ValueError("invalid network configuration: " + "; ".join(problems))
 

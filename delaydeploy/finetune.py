@@ -305,6 +305,7 @@ class QuantizedTrainingModel(nn.Module):
         self.recurrent = nn.ParameterDict({
             str(index): nn.Parameter(torch.from_numpy(layer.recurrent_weights.copy()))
             for index, layer in enumerate(network.layers) if layer.is_recurrent})
+        self._present = [torch.from_numpy(stage.weights != 0) for stage in stages]
         self._masks = [_group_masks(stage.delays) for stage in stages]
         self._recurrent_masks = {str(index): _group_masks(layer.recurrent_delays)
                                  for index, layer in enumerate(network.layers) if layer.is_recurrent}
@@ -324,6 +325,12 @@ class QuantizedTrainingModel(nn.Module):
                                       bias=numpy(self.biases[-1]))
         return dataclasses.replace(self.template, layers=layers, readout=readout,
                                    metadata=dict(self.template.metadata))
+
+    def zero_absent(self) -> None:
+        """Keep the synapses the original lacks (a pruned network's zeros) at 0 (after every step)."""
+        with torch.no_grad():
+            for weights, present in zip(self.weights, self._present):
+                weights.mul_(present.to(weights.dtype))
 
     def quantized(self) -> FixedNetwork:
         """``quantize(self.network(), calibration=self.calibration)``: the integers a forward runs."""
@@ -425,6 +432,7 @@ def finetune(model: QuantizedTrainingModel, train_set: Dataset, *, epochs: int, 
                 loss = loss_function(out.readout_float(), labels, steps, out.fixed.decision)
                 loss.backward()
                 optimizer.step()
+                model.zero_absent()
                 schedule.step()
                 total_loss += loss.item() * len(labels)
                 correct += int((out.prediction(steps) == labels).sum())

@@ -15,6 +15,18 @@ def _histogram(delays: np.ndarray, width: int = 40) -> list[str]:
     return [f"      {d:3d} | {'#' * round(width * c / peak):<{width}} {c}" for d, c in enumerate(counts) if c]
 
 
+def _synapses(weights: np.ndarray, delays: np.ndarray) -> tuple[str, np.ndarray]:
+    """``"N synapses"`` (``"N of M synapses (x %)"`` for a pruned stage) and the delays of those that exist."""
+    present = weights != 0
+    count, total = int(present.sum()), int(present.size)
+    text = f"{count} synapses" if count == total else f"{count} of {total} synapses ({100 * count / total:.1f} %)"
+    return text, delays[present]
+
+
+def _delay_range(delays: np.ndarray) -> str:
+    return f"{delays.min()}..{delays.max()}" if delays.size else "none"
+
+
 def describe(artifact: Artifact) -> str:
     network = artifact.network
     lines = [f"{artifact.path} ({artifact.kind}{', target ' + artifact.target if artifact.target else ''})",
@@ -22,18 +34,20 @@ def describe(artifact: Artifact) -> str:
              f"tail {network.tail_steps} steps; semantics {artifact.semantics}"]
     for layer in network.layers:
         neuron = layer.neuron
+        synapses, delays = _synapses(layer.weights, layer.delays)
         lines.append(f"  {layer.name}: {layer.in_size} -> {layer.size} LIF (tau {neuron.tau:g} steps, "
                      f"threshold {neuron.threshold:g}, spike if v {neuron.threshold_rule} threshold, "
-                     f"{neuron.reset} reset); delays {layer.delays.min()}..{layer.delays.max()}")
-        lines.extend(_histogram(layer.delays))
+                     f"{neuron.reset} reset); {synapses}, delays {_delay_range(delays)}")
+        lines.extend(_histogram(delays))
         if layer.is_recurrent:
             lines.append(f"    recurrent {layer.size} -> {layer.size}: delays {layer.recurrent_delays.min()}.."
                          f"{layer.recurrent_delays.max()} (+1 step synaptic latency)")
     readout = network.readout
     leak = "no leak: the synaptic output" if readout.tau == 1 else f"tau {readout.tau:g} steps"
+    synapses, delays = _synapses(readout.weights, readout.delays)
     lines.append(f"  {readout.name}: {readout.in_size} -> {readout.size} non-spiking ({leak}); "
-                 f"delays {readout.delays.min()}..{readout.delays.max()}; class by {network.decision}")
-    lines.extend(_histogram(readout.delays))
+                 f"{synapses}, delays {_delay_range(delays)}; class by {network.decision}")
+    lines.extend(_histogram(delays))
     resources = estimate_resources(network)
     lines.append("  resources: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in resources.items()))
     if artifact.fixed is not None:

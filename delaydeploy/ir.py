@@ -28,6 +28,8 @@ Training minimises the cross-entropy of the same evidence taken as logits
 (:func:`delaydeploy.reference.evidence`).
 
 Delay 0 acts in the same step; a recurrent spike needs at least one step (``1 + E``).
+A synapse exists where its weight is nonzero: a pruned (sparse) network keeps its absent
+synapses as exact zeros, and every target stores only the others.
 Serialisation lives in :mod:`delaydeploy.ir_file`.
 """
 

@@ -18,7 +18,29 @@ from delaydeploy.fast_dcls import METHODS, gaussian_kernel, temporal_conv
 CONV_METHODS = ("reference", *METHODS)
 
 
-class DelayLinear(nn.Module):
+class PrunableSynapses:
+    """Pruning for a synaptic stage with a ``weight [out, in]``: a fixed random mask, as the DCLS
+    authors' ``sparsity_p`` (drawn from torch's global generator after the weights' init, each
+    synapse kept with probability ``1 - sparsity``), held as the buffer ``synapse_mask`` so that
+    a checkpoint restores it; pruned weights are set to 0 now and after every optimiser step."""
+
+    weight: torch.Tensor
+
+    def prune(self, sparsity: float) -> None:
+        """Draw the mask and zero the pruned weights."""
+        mask = (torch.rand(self.weight.shape) > sparsity).to(self.weight.dtype)
+        self.register_buffer("synapse_mask", mask)
+        self.zero_pruned()
+
+    def zero_pruned(self) -> None:
+        """Set pruned weights back to 0 (a no-op for a dense stage)."""
+        mask = getattr(self, "synapse_mask", None)
+        if mask is not None:
+            with torch.no_grad():
+                self.weight.mul_(mask)
+
+
+class DelayLinear(PrunableSynapses, nn.Module):
     """Synapses with a learnable weight and a learnable delay each (DCLS, Gaussian kernel).
 
     ``right_padding`` reproduces the official time semantics (each layer's output is that
@@ -114,7 +136,7 @@ class DelayLinear(nn.Module):
         return out if self.bias is None else out + self.bias
 
 
-class Linear(nn.Linear):
+class Linear(PrunableSynapses, nn.Linear):
     """A delay-free synaptic stage on time-first sequences (all delays 0).
 
     Weights start Kaiming-uniform for ReLU (``init="kaiming"``, the published DCLS and DelRec SHD

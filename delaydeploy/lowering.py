@@ -3,7 +3,8 @@
 Positions are rounded to integer delays (``K//2 - round(P)``), BatchNorm is folded into the
 weights and a per-neuron bias (its statistics are over time x batch and it acts at every
 step, so ``y = scale * (W x) + shift`` exactly), dropout is dropped, DelRec delays become
-``round(d_j)`` for every synapse leaving neuron ``j``. The readout keeps the configuration's
+``round(d_j)`` for every synapse leaving neuron ``j``. A pruned synapse (weight exactly 0)
+gets delay 0, so that no target reserves a delay for it. The readout keeps the configuration's
 readout time constant (``tau = 1``: no leak) and the network its decision rule. Arithmetic is
 float64.
 """
@@ -28,7 +29,7 @@ def _synapses(module: nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray, in
     """``(weights, delays, bias, official_tail)`` of a synaptic stage."""
     weights = _numpy(module.weight)
     bias = np.zeros(weights.shape[0]) if module.bias is None else _numpy(module.bias)
-    delays = module.integer_delays().cpu().numpy()
+    delays = np.where(weights != 0, module.integer_delays().cpu().numpy(), 0)  # a pruned synapse has none
     tail = module.right_padding if isinstance(module, DelayLinear) else 0
     return weights, delays, bias, tail
 

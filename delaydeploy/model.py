@@ -23,7 +23,7 @@ from torch import nn
 from delaydeploy.config import NetworkConfig
 from delaydeploy.delrec import RecurrentDelayLIF
 from delaydeploy.ir import DEFAULT_DECISION
-from delaydeploy.layers import CONV_METHODS, DelayLinear, Linear
+from delaydeploy.layers import CONV_METHODS, DelayLinear, Linear, PrunableSynapses
 from delaydeploy.reference import evidence
 
 READOUT_THRESHOLD = 1e9  # the readout LIF never fires: its membrane is the output
@@ -86,12 +86,16 @@ def make_lif(config: NetworkConfig, *, threshold: float | None = None, tau: floa
     )
 
 
-def _synapses(config: NetworkConfig, stage: int, in_features: int, out_features: int) -> nn.Module:
+def _synapses(config: NetworkConfig, stage: int, in_features: int, out_features: int) -> DelayLinear | Linear:
     if not config.stage_has_delays[stage]:
-        return Linear(in_features, out_features, bias=config.bias, init=config.linear_init)
-    right = config.official_tail if config.semantics == "official" else 0
-    return DelayLinear(in_features, out_features, config.kernel_size, right_padding=right, bias=config.bias,
-                       learn_delays=config.delays == "learned")
+        synapses = Linear(in_features, out_features, bias=config.bias, init=config.linear_init)
+    else:
+        right = config.official_tail if config.semantics == "official" else 0
+        synapses = DelayLinear(in_features, out_features, config.kernel_size, right_padding=right, bias=config.bias,
+                               learn_delays=config.delays == "learned")
+    if config.sparsity > 0:
+        synapses.prune(config.sparsity)
+    return synapses
 
 
 class TimeBatchNorm(nn.BatchNorm1d):
@@ -187,12 +191,15 @@ class DelaySNN(nn.Module):
     def recurrent_layers(self) -> Iterator[RecurrentDelayLIF]:
         return (module for module in self.modules() if isinstance(module, RecurrentDelayLIF))
 
-    def clamp_delays(self) -> None:
-        """Project delays back into their ranges (after every optimiser step)."""
+    def project(self) -> None:
+        """After every optimiser step: delays back into their ranges, pruned weights back to 0."""
         for module in self.delay_layers():
             module.clamp_positions()
         for module in self.recurrent_layers():
             module.clamp_delays()
+        for module in self.modules():
+            if isinstance(module, PrunableSynapses):
+                module.zero_pruned()
 
     def set_conv_method(self, method: str) -> None:
         """How DCLS layers apply their continuous kernels (see :class:`delaydeploy.layers.DelayLinear`)."""

@@ -336,10 +336,11 @@ def format_ladder(report: dict[str, Any]) -> str:
         lines.append(f"  {skipped['rung']}: skipped, {skipped['reason']}")
     lava = report.get("lava")
     if lava is not None:
+        drawn = ("the whole test split" if lava["samples"] == report["test_samples"]
+                 else f"stratified by class, seed {lava['seed']}")
         lines.append(f"  Lava vs integer reference: {lava['total_spike_mismatches']} spike mismatches, "
                      f"{lava['readout_mismatches']} readout mismatches on {lava['samples']} samples "
-                     f"(stratified by class, seed {lava['seed']}; integer reference "
-                     f"{100 * lava['integer_reference_accuracy']:.2f}% on the same samples)")
+                     f"({drawn}; integer reference {100 * lava['integer_reference_accuracy']:.2f}% on the same samples)")
     return "\n".join(lines)
 
 

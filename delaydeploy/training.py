@@ -10,7 +10,7 @@ and sum over each sample's own steps (input and tail), not over the padding of i
 a chip computes for the sample alone. The Gaussian kernel
 width sigma shrinks geometrically from K//2 to ``sigma_final`` over the first quarter of the
 epochs; DelRec's triangular spread shrinks as ``sigma_init * decay**(100 e / epochs)``.
-Delays are clamped to their range after every optimiser step.
+Delays are clamped to their range, and pruned weights set back to 0, after every optimiser step.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class Trainer:
         self.weight_optimizer.step()
         if self.delay_optimizer is not None:
             self.delay_optimizer.step()
-        self.model.clamp_delays()
+        self.model.project()
         return loss.detach(), readout.detach()
 
     def train_epoch(self, loader: DataLoader, progress: tqdm | None = None) -> tuple[float, float]:
@@ -299,6 +299,7 @@ def train_preset(
     seed: int | None = None,
     delays: str | None = None,
     hidden_sizes: tuple[int, ...] | None = None,
+    sparsity: float | None = None,
     progress: bool = True,
     max_samples: int | None = None,
     test_speakers: str | None = None,
@@ -308,7 +309,7 @@ def train_preset(
     ``test_speakers`` (FSDD, comma-separated) tests on those speakers and trains on the others;
     the checkpoint records the split in its ``dataset_options``.
 
-    ``delays`` and ``hidden_sizes`` override the preset's network (for ablations); the preset's
+    ``delays``, ``hidden_sizes`` and ``sparsity`` override the preset's network; the preset's
     ``augmentation``, if any, triples the training split (:mod:`delaydeploy.datasets.augment`). Under
     ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves. A bad
     ``output`` path is refused before training.
@@ -322,9 +323,12 @@ def train_preset(
         check_output_file(output)
     preset = get_preset(preset_name)
     preset = dataclasses.replace(preset, dataset_options=with_test_speakers(preset.dataset_options, test_speakers))
-    network_changes = {key: value for key, value in (("delays", delays), ("hidden_sizes", hidden_sizes))
-                       if value is not None}
-    network = dataclasses.replace(preset.network, **network_changes)
+    network_changes = {key: value for key, value in (("delays", delays), ("hidden_sizes", hidden_sizes),
+                                                     ("sparsity", sparsity)) if value is not None}
+    try:
+        network = dataclasses.replace(preset.network, **network_changes)
+    except ValueError as error:
+        raise DelayDeployError(f"preset {preset_name!r}: {error}") from None
     changes = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed))
                if value is not None}
     config = dataclasses.replace(preset.train, **changes)

@@ -9,6 +9,7 @@ order of summation within a step differs), fixed point exactly.
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
@@ -108,3 +109,53 @@ def test_network_fast_synapses_equal_stock(kind, random_fixed_network, spikes_in
             np.testing.assert_allclose(fast.readout.numpy(), stock.readout.numpy(), rtol=0, atol=1e-12)
         else:
             np.testing.assert_array_equal(fast.readout.numpy(), stock.readout.numpy())
+
+
+def _pruned(network, keep: float, seed: int):
+    """``network`` with each synapse (feedforward and recurrent) kept with probability ``keep``."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+
+    def prune(weights):
+        return None if weights is None else weights * (rng.random(weights.shape) < keep)
+
+    layers = [dataclasses.replace(layer, weights=prune(layer.weights), recurrent_weights=prune(layer.recurrent_weights))
+              for layer in network.layers]
+    return dataclasses.replace(network, layers=layers, readout=dataclasses.replace(
+        network.readout, weights=prune(network.readout.weights)))
+
+
+@pytest.mark.parametrize("kind", ["float", "fixed"])
+def test_pruned_stages_are_sparse_processes_holding_only_their_synapses(kind, spikes_input) -> None:
+    """A pruned network's chip-shaped graph stores each stage as a ``DelaySparse`` of the synapses
+    that exist; stock and fast models, the laned graph and the reference agree spike for spike."""
+    from lava.proc.sparse.process import DelaySparse
+
+    from delaydeploy.fixed_reference import simulate_fixed
+    from delaydeploy.quantize import quantize
+    from delaydeploy.reference import simulate
+    from exporters.lava.graph import build_lava_graph
+
+    network = _pruned(moderate_network(4, [20, 24, 16, 4], recurrent=True), keep=0.3, seed=5)
+    x = spikes_input(6, 12, 3, 20, rate=0.4)
+    if kind == "fixed":
+        network = quantize(network, calibration=x)
+    stages = [*network.layers, network.readout]
+    graph = build_lava_graph(network, x, lanes=None)
+    synapses = [port.process for neuron in graph.neurons for port in neuron.a_in.get_src_ports()]
+    assert len(synapses) == 5 and all(isinstance(process, DelaySparse) for process in synapses)
+    stored = sorted(process.weights.init.nnz for process in synapses)
+    present = [np.count_nonzero(stage.weights) for stage in stages]
+    present += [np.count_nonzero(layer.recurrent_weights) for layer in network.layers]
+    assert stored == sorted(present) and sum(present) < 0.4 * sum(w.size for w in (
+        *[stage.weights for stage in stages], *[layer.recurrent_weights for layer in network.layers]))
+    expected = simulate_fixed(network, x) if kind == "fixed" else simulate(network, x)
+    runs = [simulate_lava(network, x, synapse="stock", lanes=None), simulate_lava(network, x, lanes=None),
+            simulate_lava(network, x, lanes=2)]
+    for run in runs:
+        for want, got in zip(expected.spikes, run.spikes):
+            assert torch.as_tensor(want).sum() > 0
+            assert bool((torch.as_tensor(want, dtype=torch.float64) == got).all())
+        error = (torch.as_tensor(expected.readout, dtype=torch.float64) - run.readout.double()).abs().max()
+        assert float(error) <= (0.0 if kind == "fixed" else 1e-9)

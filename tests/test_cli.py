@@ -377,8 +377,8 @@ def test_inspect_describes_the_network_it_loads(model_path, capsys):
             f"threshold {CONFIG.threshold:g}") in text
     assert f"delays {layer.delays.min()}..{layer.delays.max()}" in text
     assert (f"{readout.name}: {CONFIG.hidden_sizes[0]} -> {CONFIG.num_classes} non-spiking "
-            f"(tau {CONFIG.tau:g} steps); delays {readout.delays.min()}..{readout.delays.max()}; "
-            "class by summed_softmax") in text
+            f"(tau {CONFIG.tau:g} steps); {readout.weights.size} synapses, delays "
+            f"{readout.delays.min()}..{readout.delays.max()}; class by summed_softmax") in text
     histogram = [line for line in text.splitlines() if line.startswith("      ") and "|" in line]
     counts = np.bincount(layer.delays.ravel()).tolist() + np.bincount(readout.delays.ravel()).tolist()
     assert [int(line.split()[-1]) for line in histogram] == [c for c in counts if c]

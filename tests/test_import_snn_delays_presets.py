@@ -66,9 +66,11 @@ def planted_positions(kernel: int) -> list[tuple[int, int, float]]:
             (3, 0, half - 0.5), (3, 1, -half + 0.5)]
 
 
-def official_state(preset: str, seed: int = 0, hidden: int = HIDDEN) -> dict[str, torch.Tensor]:
+def official_state(preset: str, seed: int = 0, hidden: int = HIDDEN, sparsity_p: float = 0.0) -> dict[str, torch.Tensor]:
     """A state_dict laid out as the authors' ``SnnDelays`` saves it, with random float32 values.
 
+    ``sparsity_p > 0`` prunes as the authors' ``init_model`` does: each ``Dcls1d`` weight times a
+    mask ``rand > sparsity_p``, so the pruned synapses are exact zeros in the saved state.
     BatchNorm running statistics are still placeholders: :func:`calibrated_state` sets them.
     """
     recipe = RECIPES[preset]
@@ -80,6 +82,8 @@ def official_state(preset: str, seed: int = 0, hidden: int = HIDDEN) -> dict[str
         index, n_in, n_out = 4 * stage, sizes[stage], sizes[stage + 1]
         bound = math.sqrt(6.0 / n_in)  # kaiming_uniform, relu gain, as the authors' init
         state[f"model.{index}.weight"] = (torch.rand(n_out, n_in, 1, generator=g) * 2 - 1) * bound
+        if sparsity_p > 0:
+            state[f"model.{index}.weight"] *= (torch.rand(n_out, n_in, 1, generator=g) > sparsity_p).float()
         positions = (torch.rand(1, n_out, n_in, 1, generator=g) * 2 - 1) * (kernel // 2)
         for out, inp, value in planted_positions(kernel):
             positions[0, out, inp, 0] = value
@@ -159,10 +163,10 @@ def official_prediction(readout: torch.Tensor) -> np.ndarray:
     return torch.softmax(readout, dim=2).sum(0).argmax(1).numpy()
 
 
-def calibrated_state(preset: str, seed: int = 0) -> dict[str, torch.Tensor]:
+def calibrated_state(preset: str, seed: int = 0, sparsity_p: float = 0.0) -> dict[str, torch.Tensor]:
     """:func:`official_state` with each BatchNorm's running statistics taken over time x batch of
     its layer's current (as the authors' training would leave them), so that layers fire."""
-    state = official_state(preset, seed)
+    state = official_state(preset, seed, sparsity_p=sparsity_p)
     recipe = RECIPES[preset]
     kernel = recipe["kernel"]
     x = official_input(preset, seed=seed + 100, steps=50)
@@ -413,3 +417,27 @@ def test_a_31_tap_state_is_refused_by_a_25_tap_preset():
 def test_a_recipe_without_dcls_stages_is_refused():
     with pytest.raises(CheckpointError, match="preset 'delrec_shd' is not an all-DCLS feedforward recipe"):
         import_snn_delays(calibrated_state("shd"), "delrec_shd", hidden=HIDDEN)
+
+
+def test_an_official_sparse_state_imports_with_its_pruned_synapses_absent():
+    """A state trained with ``sparsity_p`` (SHD recipe): the import reproduces the authors'
+    evaluation, and the pruned synapses (its exact zeros) are absent from the IR and its resources."""
+    from delaydeploy.bundle import estimate_resources
+
+    state = calibrated_state("shd", sparsity_p=0.7)
+    x = official_input("shd")
+    hidden, readout = official_forward(state, x, "shd")
+    assert all(spikes.sum() > 0 for spikes in hidden)
+    model = import_snn_delays(state, "shd", hidden=HIDDEN).build_model().double()
+    with torch.no_grad():
+        out = model(x.double(), rounded=True)
+    for layer, spikes in enumerate(out.spikes):
+        np.testing.assert_array_equal(spikes.numpy(), hidden[layer].numpy())
+    np.testing.assert_allclose(out.readout.numpy(), readout.numpy(), rtol=1e-6, atol=1e-5)
+    network = lower(model)
+    present = [state[f"model.{4 * stage}.weight"][:, :, 0].numpy() != 0 for stage in range(3)]
+    for stage, kept in zip([*network.layers, network.readout], present):
+        assert 0.2 < kept.mean() < 0.4
+        np.testing.assert_array_equal(stage.weights != 0, kept)
+        assert not stage.delays[~kept].any()  # an absent synapse reserves no delay
+    assert estimate_resources(network)["synapses"] == sum(int(kept.sum()) for kept in present)

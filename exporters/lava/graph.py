@@ -2,7 +2,8 @@
 
 Graph per network: ``RingBuffer`` input -> per stage a ``DelayDense`` (plus a recurrent
 ``DelayDense`` from a layer's spikes back to its own input) -> a :class:`FramedLIF`
-population; the readout is a ``FramedLIF`` that never fires (float: ``dv = 1/tau``, so a
+population; a pruned stage (at most ``SPARSE_DENSITY`` of its synapses present) is a
+``DelaySparse`` that holds only the synapses that exist; the readout is a ``FramedLIF`` that never fires (float: ``dv = 1/tau``, so a
 readout of ``tau = 1`` keeps no membrane and is the current itself, exactly; bit-accurate:
 Loihi 2's smallest leak, see :mod:`delaydeploy.quantize`). Only what is compared is
 recorded: each hidden population probes its spikes, the readout its membrane, and they send
@@ -49,6 +50,8 @@ import torch
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import DelayDense
+from lava.proc.sparse.process import DelaySparse
+from scipy.sparse import csr_matrix
 from lava.proc.io.source import RingBuffer
 from tqdm import tqdm
 
@@ -62,6 +65,8 @@ from exporters.lava.processes import (
     LaneDelayDense,
     PyFastDelayDenseModelBitAcc,
     PyFastDelayDenseModelFloat,
+    PyFastDelaySparseModelBitAcc,
+    PyFastDelaySparseModelFloat,
     PyFramedLifModelBitAcc,
     PyFramedLifModelFloat,
     PyLaneDelayDenseModelBitAcc,
@@ -76,7 +81,9 @@ DEFAULT_LANES = 256  # samples side by side in a laned graph
 MAX_BLOCK = 64  # steps per block that a probing population sends to the host (and the input receives)
 BLOCK_BYTES = 1 << 20  # a block's size is kept near this, so a pipe of PROBE_PIPE_BLOCKS blocks stays small
 MIN_SAMPLES_PER_WORKER = 64  # fewer samples per process than this cost more in start-up than they save
+SPARSE_DENSITY = 0.5  # a chip-shaped stage with at most this fraction of its synapses present is a DelaySparse
 FAST_DELAY_DENSE = {"floating_pt": PyFastDelayDenseModelFloat, "fixed_pt": PyFastDelayDenseModelBitAcc}
+FAST_DELAY_SPARSE = {"floating_pt": PyFastDelaySparseModelFloat, "fixed_pt": PyFastDelaySparseModelBitAcc}
 LANE_DELAY_DENSE = {"floating_pt": PyLaneDelayDenseModelFloat, "fixed_pt": PyLaneDelayDenseModelBitAcc}
 STREAMED_INPUT = {"floating_pt": PyStreamedInputModelFloat, "fixed_pt": PyStreamedInputModelFixed}
 FRAMED_LIF = {"floating_pt": PyFramedLifModelFloat, "fixed_pt": PyFramedLifModelBitAcc}
@@ -230,12 +237,18 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
         source = StreamedInput(shape=(lane_count, network.input_size), block=block, name="input")
 
     def synapses(weights: np.ndarray, delays: np.ndarray, source_lag: int, loop: bool = False, **kwargs):
-        """One ``DelayDense`` (flushed per frame when fast) fed by a source lagging ``source_lag`` steps."""
+        """One stage's synapses (flushed per frame when fast) fed by a source lagging ``source_lag`` steps."""
         if synapse == "fast":
             kwargs.update(frame_steps=layout.frame_steps, frame_offset=source_lag, loop=loop)
-        if lanes is None:
-            return DelayDense(weights=weights, delays=delays, **kwargs)
-        return LaneDelayDense(lanes=lane_count, weights=weights, delays=delays, **kwargs)
+        if lanes is not None:
+            return LaneDelayDense(lanes=lane_count, weights=weights, delays=delays, **kwargs)
+        if np.count_nonzero(weights) <= SPARSE_DENSITY * weights.size:
+            post, pre = np.nonzero(weights)
+            kwargs["max_delay"] = max(int(delays[post, pre].max(initial=0)), 1)  # DelaySparse takes 0 as "unset"
+            return DelaySparse(weights=csr_matrix((weights[post, pre], (post, pre)), shape=weights.shape),
+                               delays=csr_matrix((delays[post, pre].astype(int), (post, pre)), shape=weights.shape),
+                               **kwargs)
+        return DelayDense(weights=weights, delays=delays, **kwargs)
 
     neurons: list[FramedLIF] = []
     dense: list[DelayDense] = []
@@ -268,6 +281,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
         models[source] = STREAMED_INPUT[tag]
     elif synapse == "fast":
         models[DelayDense] = FAST_DELAY_DENSE[tag]
+        models[DelaySparse] = FAST_DELAY_SPARSE[tag]
     run_cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models)
     return LavaGraph(source, payload, neurons, run_cfg, layout, block, network.readout_scale if fixed else None,
                      network.decision)

@@ -7,8 +7,9 @@
   stock LIF models (``AbstractPyLifModelFloat`` / ``AbstractPyLifModelFixed``), so the
   arithmetic is Lava's own. Its shape is ``(N,)`` (one population, as on a chip) or
   ``(lanes, N)``: independent copies that run different samples in lockstep.
-* :class:`PyFastDelayDenseModelFloat` / :class:`PyFastDelayDenseModelBitAcc` — faster models of
-  Lava's stock ``DelayDense`` process, selected through the run config
+* :class:`PyFastDelayDenseModelFloat` / :class:`PyFastDelayDenseModelBitAcc` (and the
+  ``DelaySparse`` pair, for pruned stages) — faster models of Lava's stock ``DelayDense``
+  (``DelaySparse``) process, selected through the run config
   (``exception_proc_model_map={DelayDense: ...}``). The same buffer (kept as a ring), same timing, same integer rounding as the stock models; the synapses are indexed by (input,
   delay) once and only the active inputs are summed (the stock models rebuild a
   ``(max_delay+1)*out x in`` matrix every step). Given ``frame_steps`` and ``frame_offset`` (the source's lag) in the
@@ -33,6 +34,7 @@ import typing as ty
 
 import numpy as np
 from scipy import sparse
+from scipy.sparse import csr_matrix
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
@@ -43,6 +45,7 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import DelayDense
+from lava.proc.sparse.process import DelaySparse
 from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloat
 from lava.proc.lif.process import AbstractLIF
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
@@ -302,15 +305,16 @@ class _FastDelayDense(PyLoihiProcessModel):
         return 0
 
     def _build(self) -> None:
-        weights = self.effective_weights()
+        weights = sparse.coo_array(self.effective_weights())  # dense (DelayDense) or sparse (DelaySparse)
+        present = weights.data != 0
+        post, pre, values = weights.row[present], weights.col[present], weights.data[present]
+        delays = self.delays.toarray() if sparse.issparse(self.delays) else np.asarray(self.delays)
         out_size, in_size = weights.shape
         slots = self.a_buff.shape[-1]
         lanes = self.proc_params.get("lanes")
         self._sent_shape = (out_size,) if lanes is None else (lanes, out_size)
-        post, pre = np.nonzero(weights)
-        synapses = sparse.csr_array(
-            (weights[post, pre].astype(self.accumulator), (pre, self.delays[post, pre] * out_size + post)),
-            shape=(in_size, slots * out_size))
+        synapses = sparse.csr_array((values.astype(self.accumulator), (pre, delays[post, pre] * out_size + post)),
+                                    shape=(in_size, slots * out_size))
         synapses.indptr = synapses.indptr.astype(np.int64)
         synapses.indices = synapses.indices.astype(np.int64)
         self._synapses = synapses
@@ -384,8 +388,9 @@ class _BitAccDelayDense(_FastDelayDense):
     accumulator = np.int64
 
     def effective_weights(self) -> np.ndarray:
-        if np.max(self.delays, initial=0) > 63:
-            raise ValueError(f"DelayDense delays must lie in [0, 63] for Loihi, got {np.max(self.delays)}")
+        largest = self.delays.max() if sparse.issparse(self.delays) else np.max(self.delays, initial=0)
+        if largest > 63:
+            raise ValueError(f"DelayDense delays must lie in [0, 63] for Loihi, got {largest}")
         sign_mode: SignMode = self.proc_params.get("sign_mode") or determine_sign_mode(self.weights)
         weights = clip_weights(self.weights, sign_mode, num_bits=8)
         weights = truncate_weights(weights, sign_mode, self.proc_params.get("num_weight_bits", 8))
@@ -393,6 +398,20 @@ class _BitAccDelayDense(_FastDelayDense):
 
     def weight_exp(self) -> int:
         return int(self.proc_params.get("weight_exp", 0))
+
+
+class _FloatDelaySparse(_FloatDelayDense):
+    """Float types of ``DelaySparse``: its weights and delays are sparse matrices."""
+
+    weights: csr_matrix = LavaPyType(csr_matrix, float)
+    delays: csr_matrix = LavaPyType(csr_matrix, int)
+
+
+class _BitAccDelaySparse(_BitAccDelayDense):
+    """Bit-accurate types of ``DelaySparse``: its weights and delays are sparse matrices."""
+
+    weights: csr_matrix = LavaPyType(csr_matrix, np.int32, precision=8)
+    delays: csr_matrix = LavaPyType(csr_matrix, np.int32, precision=6)
 
 
 @implements(proc=DelayDense, protocol=LoihiProtocol)
@@ -421,3 +440,17 @@ class PyLaneDelayDenseModelFloat(_FloatDelayDense):
 @tag("bit_accurate_loihi", "fixed_pt")
 class PyLaneDelayDenseModelBitAcc(_BitAccDelayDense):
     """Bit-accurate :class:`LaneDelayDense`."""
+
+
+@implements(proc=DelaySparse, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyFastDelaySparseModelFloat(_FloatDelaySparse):
+    """Float ``DelaySparse`` (one network; only the synapses that exist are stored)."""
+
+
+@implements(proc=DelaySparse, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyFastDelaySparseModelBitAcc(_BitAccDelaySparse):
+    """Bit-accurate ``DelaySparse`` (one network; only the synapses that exist are stored)."""
