@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     train_preset(args.preset, output=args.output, data_dir=args.data_dir, epochs=args.epochs,
                  batch_size=args.batch_size, device=args.device, seed=args.seed, delays=args.delays,
-                 sparsity=args.sparsity, progress=not args.quiet, max_samples=args.max_samples, test_speakers=args.test_speakers)
+                 sparsity=args.sparsity, delay_granularity=args.delay_granularity, progress=not args.quiet, max_samples=args.max_samples, test_speakers=args.test_speakers)
     return 0
 
 
@@ -341,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--sparsity", type=fraction, metavar="P",
                        help="prune this fraction of the feedforward synapses (a fixed seeded mask, the DCLS "
                             "authors' sparsity_p); 0.9 keeps about a tenth")
+    train.add_argument("--delay-granularity", choices=("synaptic", "axonal", "dendritic"),
+                       help="one learned delay per synapse (DCLS, the default), per presynaptic neuron (axonal) "
+                            "or per postsynaptic neuron (dendritic)")
     _add_dataset_options(train)
     train.set_defaults(handler=cmd_train)
 

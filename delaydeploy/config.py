@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from delaydeploy.errors import CheckpointError
-from delaydeploy.ir import DECISION_RULES, DEFAULT_DECISION, INPUT_KINDS
+from delaydeploy.ir import DECISION_RULES, DEFAULT_DECISION, DELAY_GRANULARITIES, INPUT_KINDS
 
 DELAY_MODES = ("learned", "fixed", "none")
 SEMANTICS = ("streaming", "official")
@@ -56,7 +56,11 @@ class NetworkConfig:
     ``sparsity`` is the fraction of feedforward synapses pruned (the DCLS authors'
     ``sparsity_p``): every synaptic stage, readout included, keeps each synapse with probability
     ``1 - sparsity``, a mask drawn once when the network is built and kept in its state; pruned
-    weights are exact zeros, in training and in every deployed form.
+    weights are exact zeros, in training and in every deployed form. ``delay_granularity``
+    (one value, or one per synaptic stage) gives a DCLS stage one delay per synapse
+    (``"synaptic"``), per presynaptic neuron (``"axonal"``) or per postsynaptic neuron
+    (``"dendritic"``): the shared positions are trained with the same Gaussian kernel and sigma
+    schedule and rounded the same way, and targets store them once per neuron.
     """
 
     input_size: int
@@ -87,6 +91,7 @@ class NetworkConfig:
     recurrent_delay_init: str = "uniform"
     recurrent_spread: str = "shared"
     sparsity: float = 0.0
+    delay_granularity: str | tuple[str, ...] = "synaptic"
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(size) for size in self.hidden_sizes)
@@ -137,6 +142,13 @@ class NetworkConfig:
                 problems.append(f"{name} = {getattr(self, name)!r} must be one of {choices}")
         if not isinstance(self.detach_reset, bool):
             problems.append(f"detach_reset = {self.detach_reset!r} must be True or False")
+        if not isinstance(self.delay_granularity, str):
+            self.delay_granularity = tuple(self.delay_granularity)
+            if len(self.delay_granularity) != stages:
+                problems.append(f"delay_granularity has {len(self.delay_granularity)} entries, expected {stages} "
+                                "(hidden layers + readout)")
+        if any(choice not in DELAY_GRANULARITIES for choice in self.stage_granularity):
+            problems.append(f"delay_granularity = {self.delay_granularity!r}: each must be one of {DELAY_GRANULARITIES}")
         if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, (int, float)) \
                 or not 0.0 <= self.sparsity < 1.0:
             problems.append(f"sparsity = {self.sparsity!r} must be a fraction in [0, 1)")
@@ -154,6 +166,14 @@ class NetworkConfig:
         if self.delays == "none":
             return (False,) * (len(self.hidden_sizes) + 1)
         return self.delay_stages if self.delay_stages is not None else (True,) * (len(self.hidden_sizes) + 1)
+
+    @property
+    def stage_granularity(self) -> tuple[str, ...]:
+        """Per synaptic stage: one delay per synapse (``synaptic``), per presynaptic neuron
+        (``axonal``) or per postsynaptic neuron (``dendritic``)."""
+        if isinstance(self.delay_granularity, str):
+            return (self.delay_granularity,) * (len(self.hidden_sizes) + 1)
+        return self.delay_granularity
 
     @property
     def layer_is_recurrent(self) -> tuple[bool, ...]:

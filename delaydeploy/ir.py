@@ -117,6 +117,27 @@ class _Stage:
         return int(self.weights.shape[1])
 
 
+DELAY_GRANULARITIES: tuple[str, ...] = ("synaptic", "axonal", "dendritic")
+
+
+def delay_structure(weights: np.ndarray, delays: np.ndarray) -> tuple[str, np.ndarray] | None:
+    """``("axonal", a)`` if every synapse that exists (nonzero weight) from input ``i`` has delay
+    ``a[i]``, else ``("dendritic", b)`` if every one into output ``o`` has ``b[o]``, else None.
+
+    One delay per neuron is what a compact target stores (NIR: one ``Delay`` node before or
+    after the weights); a neuron with no synapse gets 0. Axonal is tried first (so a stage
+    whose delays are all equal is axonal).
+    """
+    present = np.asarray(weights) != 0
+    delays = np.asarray(delays)
+    for granularity, axis in (("axonal", 0), ("dendritic", 1)):
+        highest = np.where(present, delays, -1).max(axis=axis)
+        lowest = np.where(present, delays, np.iinfo(np.int64).max).min(axis=axis)
+        if np.all((highest == lowest) | (highest < 0)):
+            return granularity, np.maximum(highest, 0).astype(np.int64)
+    return None
+
+
 def check_binary_input(x: np.ndarray) -> None:
     """Raise ``ValueError`` naming the first entry of ``x`` that is not a binary spike (0 or 1)."""
     bad = (x != 0) & (x != 1)

@@ -13,6 +13,7 @@ from DCLS.construct.modules import Dcls1d
 from torch import nn
 
 from delaydeploy.delay_ops import delayed_linear
+from delaydeploy.ir import DELAY_GRANULARITIES
 from delaydeploy.fast_dcls import METHODS, gaussian_kernel, temporal_conv
 
 CONV_METHODS = ("reference", *METHODS)
@@ -46,7 +47,8 @@ class DelayLinear(PrunableSynapses, nn.Module):
     ``right_padding`` reproduces the official time semantics (each layer's output is that
     many steps longer than its input); 0 gives the causal, streaming layer. With
     ``learn_delays=False`` the random initial positions are rounded and frozen: the
-    "fixed random delays" rung of the DCLS ablation.
+    "fixed random delays" rung of the DCLS ablation. ``granularity`` ``"axonal"`` or
+    ``"dendritic"`` ties the positions to one per presynaptic or postsynaptic neuron.
 
     ``conv_method`` picks how the continuous kernel is applied: ``"reference"`` is the DCLS
     package's kernel construction and ``F.conv1d`` (the authors' computation, kept as the
@@ -56,11 +58,14 @@ class DelayLinear(PrunableSynapses, nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, kernel_size: int, *, right_padding: int = 0,
-                 bias: bool = False, learn_delays: bool = True) -> None:
+                 bias: bool = False, learn_delays: bool = True, granularity: str = "synaptic") -> None:
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size = {kernel_size} must be odd")
+        if granularity not in DELAY_GRANULARITIES:
+            raise ValueError(f"granularity = {granularity!r}; expected one of {DELAY_GRANULARITIES}")
         self.kernel_size = kernel_size
+        self.granularity = granularity
         self.right_padding = right_padding
         self.dcls = Dcls1d(in_features, out_features, kernel_count=1, dilated_kernel_size=kernel_size,
                            bias=bias, version="gauss")
@@ -74,6 +79,9 @@ class DelayLinear(PrunableSynapses, nn.Module):
         with torch.no_grad():
             nn.init.kaiming_uniform_(self.dcls.weight, nonlinearity="relu")
             nn.init.uniform_(self.dcls.P, -self.kernel_size // 2, half)
+            if self.granularity != "synaptic":  # one draw per neuron: the first row's or column's
+                first = self.position[:1, :] if self.granularity == "axonal" else self.position[:, :1]
+                self.position.copy_(first.expand_as(self.position))
             self.clamp_positions()
             self.dcls.SIG.fill_(half)
         self.dcls.SIG.requires_grad_(False)
@@ -104,8 +112,14 @@ class DelayLinear(PrunableSynapses, nn.Module):
             self.dcls.SIG.fill_(value)
 
     def clamp_positions(self) -> None:
-        """Keep positions inside the kernel, ``[-K//2, K//2]`` (done after every optimiser step)."""
+        """Keep positions inside the kernel, ``[-K//2, K//2]``, and one per neuron for an axonal or
+        dendritic stage, the mean of the shared ones (done after every optimiser step: a projected
+        gradient step of the shared position)."""
         self.dcls.clamp_parameters()
+        if self.granularity != "synaptic":
+            with torch.no_grad():
+                shared = self.position.mean(dim=0 if self.granularity == "axonal" else 1, keepdim=True)
+                self.position.copy_(shared.expand_as(self.position))
 
     def round_positions(self) -> None:
         """Round positions in place (half to even) and set sigma to 0: the deployed synapse."""

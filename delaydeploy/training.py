@@ -300,6 +300,7 @@ def train_preset(
     delays: str | None = None,
     hidden_sizes: tuple[int, ...] | None = None,
     sparsity: float | None = None,
+    delay_granularity: str | None = None,
     progress: bool = True,
     max_samples: int | None = None,
     test_speakers: str | None = None,
@@ -309,7 +310,8 @@ def train_preset(
     ``test_speakers`` (FSDD, comma-separated) tests on those speakers and trains on the others;
     the checkpoint records the split in its ``dataset_options``.
 
-    ``delays``, ``hidden_sizes`` and ``sparsity`` override the preset's network; the preset's
+    ``delays``, ``hidden_sizes``, ``sparsity`` and ``delay_granularity`` override the preset's
+    network; the preset's
     ``augmentation``, if any, triples the training split (:mod:`delaydeploy.datasets.augment`). Under
     ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves. A bad
     ``output`` path is refused before training.
@@ -324,7 +326,8 @@ def train_preset(
     preset = get_preset(preset_name)
     preset = dataclasses.replace(preset, dataset_options=with_test_speakers(preset.dataset_options, test_speakers))
     network_changes = {key: value for key, value in (("delays", delays), ("hidden_sizes", hidden_sizes),
-                                                     ("sparsity", sparsity)) if value is not None}
+                                                     ("sparsity", sparsity), ("delay_granularity", delay_granularity))
+                       if value is not None}
     try:
         network = dataclasses.replace(preset.network, **network_changes)
     except ValueError as error:

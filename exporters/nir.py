@@ -61,7 +61,7 @@ import numpy as np
 from delaydeploy.errors import IRValidationError, NIRFormatError
 from delaydeploy.fileio import atomic_path
 from delaydeploy.ir import (DECISION_RULES, DEFAULT_DECISION, INPUT_KINDS, RESET_KINDS, THRESHOLD_RULES, LIFNeuron,
-                            Network, Readout, SpikingLayer)
+                            Network, Readout, SpikingLayer, delay_structure)
 
 EULER_DT = 1e-4
 FORMAT_NAME = "delaydeploy-nir"
@@ -76,14 +76,19 @@ _SPIKING = (nir.LIF, nir.CubaLIF)
 def _branches(
     prefix: str, source: str, target: str, weights: np.ndarray, delays: np.ndarray, bias: np.ndarray | None
 ) -> tuple[dict[str, nir.NIRNode], list[tuple[str, str]]]:
-    """One branch per distinct delay from ``source`` into ``target`` (see module docstring).
+    """The synapses from ``source`` into ``target`` (see module docstring): one Delay node before
+    (axonal) or after (dendritic) the weights where the delays have that structure, else one
+    branch per distinct delay.
 
-    ``bias`` given: feedforward (``affine`` for d = 0, ``delay<d>``/``linear<d>``); ``None``:
-    recurrent (``rec_delay<e>``/``rec_linear<e>``, no Delay node for e = 0).
+    ``bias`` given: feedforward (``affine``, ``delay``/``linear``, or ``delay<d>``/``linear<d>``);
+    ``None``: recurrent (the same names with ``rec_``, and no ``affine``).
     """
+    kind = "" if bias is not None else "rec_"
+    structure = delay_structure(weights, delays)
+    if structure is not None:
+        return _compact_branch(prefix, kind, source, target, weights, bias, *structure)
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
-    kind = "" if bias is not None else "rec_"
     if bias is not None:
         nodes[f"{prefix}.affine"] = nir.Affine(weight=weights * (delays == 0), bias=bias.copy())
         edges += [(source, f"{prefix}.affine"), (f"{prefix}.affine", target)]
@@ -99,6 +104,35 @@ def _branches(
             edges += [(source, delay_node), (delay_node, linear)]
         nodes[linear] = nir.Linear(weight=weights * (delays == delay))
         edges.append((linear, target))
+    return nodes, edges
+
+
+def _compact_branch(prefix: str, kind: str, source: str, target: str, weights: np.ndarray, bias: np.ndarray | None,
+                    granularity: str, steps: np.ndarray) -> tuple[dict[str, nir.NIRNode], list[tuple[str, str]]]:
+    """``source -> Delay(a) -> weights -> target`` (axonal) or ``source -> weights -> Delay(b) -> target``
+    (dendritic); no Delay node where every delay is 0. A dendritic stage's bias sits on an Affine
+    of zero weights beside the branch, so that it is not delayed."""
+    nodes: dict[str, nir.NIRNode] = {}
+    edges: list[tuple[str, str]] = []
+    delayed = bool(steps.any())
+    weight_node = f"{prefix}.{kind}linear"
+    if bias is not None and (granularity == "axonal" or not delayed):
+        weight_node = f"{prefix}.affine"
+        nodes[weight_node] = nir.Affine(weight=weights.copy(), bias=bias.copy())
+    else:
+        nodes[weight_node] = nir.Linear(weight=weights.copy())
+        if bias is not None:
+            nodes[f"{prefix}.affine"] = nir.Affine(weight=np.zeros_like(weights), bias=bias.copy())
+            edges += [(source, f"{prefix}.affine"), (f"{prefix}.affine", target)]
+    delay_node = f"{prefix}.{kind}delay"
+    if not delayed:
+        edges += [(source, weight_node), (weight_node, target)]
+    elif granularity == "axonal":
+        nodes[delay_node] = nir.Delay(delay=steps * EULER_DT)
+        edges += [(source, delay_node), (delay_node, weight_node), (weight_node, target)]
+    else:
+        nodes[delay_node] = nir.Delay(delay=steps * EULER_DT)
+        edges += [(source, weight_node), (weight_node, delay_node), (delay_node, target)]
     return nodes, edges
 
 

@@ -9,9 +9,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 
 from delaydeploy.errors import NIRFormatError
-from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
+from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer, delay_structure
 from delaydeploy.reference import simulate
 from exporters.nir import EULER_DT, network_to_nir, nir_to_network, read_nir, write_nir
+from exporters.nir_executor import simulate_nir
 from helpers import assert_same_network
 from nir_fixtures import (
     delays_on_both_sides_graph, delrec, li_node, lif_node, random_networks, shd_small, third_party_graph,
@@ -48,7 +49,7 @@ def _small_network(recurrent: bool = True) -> Network:
         "encoder", rng.normal(size=(3, 2)), np.array([[0, 3, 3], [1, 0, 3]]).T, rng.normal(size=3),
         LIFNeuron(2.5, 0.7, "soft", ">"),
         recurrent_weights=rng.normal(size=(3, 3)) if recurrent else None,
-        recurrent_delays=np.array([[0, 2, 2]] * 3) if recurrent else None,
+        recurrent_delays=np.array([[0, 2, 2], [0, 2, 0], [0, 0, 2]]) if recurrent else None,  # neither axonal nor dendritic
         official_tail=4,
     )
     readout = Readout("classes", rng.normal(size=(2, 3)), np.array([[1, 1, 1], [1, 5, 1]]), np.zeros(2), 4.0)
@@ -238,3 +239,57 @@ def test_unreadable_files_name_the_path(tmp_path) -> None:
     for path in (broken, tmp_path / "missing.nir"):
         with pytest.raises(NIRFormatError, match=path.name):
             read_nir(path)
+
+
+# --------------------------------------------------------------------------- compact delays
+def _structured_network(granularity: str, seed: int = 3) -> Network:
+    """Random 6-8-5-3 network whose delays are one per presynaptic (axonal) or postsynaptic
+    (dendritic) neuron, a third of its synapses pruned, with biases and an axonal recurrent layer."""
+    rng = np.random.default_rng(seed)
+
+    def stage(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+        weights = rng.normal(0.4, 0.8, (n_out, n_in)) * (rng.random((n_out, n_in)) < 0.67)
+        per_neuron = rng.integers(0, 7, n_in if granularity == "axonal" else n_out)
+        delays = np.broadcast_to(per_neuron, (n_out, n_in)) if granularity == "axonal" else \
+            np.broadcast_to(per_neuron[:, None], (n_out, n_in))
+        return weights, np.where(weights != 0, delays, 0)
+
+    neuron = LIFNeuron(2.0, 1.0, "hard", ">=")
+    (w0, d0), (w1, d1), (w2, d2) = stage(8, 6), stage(5, 8), stage(3, 5)
+    layers = [SpikingLayer("hidden0", w0, d0, rng.normal(0.1, 0.2, 8), neuron),
+              SpikingLayer("hidden1", w1, d1, rng.normal(0.1, 0.2, 5), neuron,
+                           recurrent_weights=rng.normal(0, 0.5, (5, 5)),
+                           recurrent_delays=np.tile(rng.integers(0, 4, 5), (5, 1)))]
+    readout = Readout("readout", w2, d2, rng.normal(size=3), 3.0)
+    return Network(6, layers, readout, input_kind="binary", dt=0.001, tail_steps=8)
+
+
+@pytest.mark.parametrize("granularity", ["axonal", "dendritic"])
+def test_structured_delays_are_one_delay_node_per_stage(granularity, tmp_path) -> None:
+    """Delays of one per neuron export as a single NIR ``Delay`` before (axonal) or after
+    (dendritic) the weights; the file passes NIR's type checks, reads back exactly and runs."""
+    network = _structured_network(granularity)
+    assert all(delay_structure(stage.weights, stage.delays)[0] == granularity
+               for stage in [*network.layers, network.readout])
+    path = write_nir(network, tmp_path / "model.nir")
+    graph = nir.read(path, type_check=True)
+    delays = sorted(name for name, node in graph.nodes.items() if isinstance(node, nir.Delay))
+    assert delays == ["hidden0.delay", "hidden1.delay", "hidden1.rec_delay", "readout.delay"]
+    for prefix in ("hidden0", "hidden1", "readout"):
+        weights = f"{prefix}.affine" if granularity == "axonal" else f"{prefix}.linear"
+        target = {"hidden0": "hidden0.lif", "hidden1": "hidden1.lif", "readout": "readout.li"}[prefix]
+        order = [(f"{prefix}.delay", weights), (weights, target)] if granularity == "axonal" else \
+            [(weights, f"{prefix}.delay"), (f"{prefix}.delay", target)]
+        assert all(edge in graph.edges for edge in order)
+    assert_same_network(read_nir(path), network)
+    x = (np.random.default_rng(4).random((20, 3, 6)) < 0.3).astype(np.float64)
+    expected, actual = simulate(network, x), simulate_nir(path, x)
+    for want, got in zip(expected.spikes, actual.spikes):
+        assert want.sum() > 0 and torch.equal(want, got)
+    assert torch.allclose(expected.readout, actual.readout, rtol=0, atol=1e-12)
+
+
+def test_unstructured_delays_keep_one_branch_per_delay() -> None:
+    assert delay_structure(np.ones((2, 2)), np.array([[0, 1], [1, 0]])) is None
+    granularity, steps = delay_structure(np.array([[1.0, 0.0], [1.0, 2.0]]), np.array([[3, 9], [3, 1]]))
+    assert granularity == "axonal" and steps.tolist() == [3, 1]  # the pruned synapse's delay does not count

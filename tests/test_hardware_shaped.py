@@ -1,8 +1,11 @@
-"""Pruned (sparse) networks: a fixed seeded mask, kept through training, checkpoints, fine-tuning and lowering.
+"""Hardware-shaped networks: pruned (sparse) synapses, and one delay per neuron (axonal or dendritic).
 
 ``NetworkConfig.sparsity`` (``train --sparsity``) prunes each feedforward synapse with that
 probability, as the DCLS authors' ``sparsity_p``; pruned weights are exact zeros in the trained
 model, its checkpoint, its IR (delay 0, no buffer) and its resource estimate.
+``NetworkConfig.delay_granularity`` (``train --delay-granularity``) ties a stage's positions to
+one per presynaptic (axonal) or postsynaptic (dendritic) neuron through training and rounding,
+and the NIR export stores them as one ``Delay`` node per stage.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from delaydeploy.bundle import estimate_resources
 from delaydeploy.checkpoint import checkpoint_of, load_checkpoint, save_checkpoint
 from delaydeploy.cli import main
 from delaydeploy.config import NetworkConfig, get_preset
+from delaydeploy.ir import delay_structure
 from delaydeploy.lowering import lower
 from delaydeploy.model import DelaySNN
 from delaydeploy.training import Trainer
@@ -110,3 +114,47 @@ def test_a_pruned_model_exports_to_loihi2_and_verifies_on_lava(tmp_path, capsys)
     assert main(["verify", str(bundle), "--samples", "6", "--workers", "1"]) == 0
     assert main(["inspect", str(bundle)]) == 0
     assert "of 2304 synapses" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("granularity", ["axonal", "dendritic"])
+def test_shared_delays_stay_one_per_neuron_through_training_and_rounding(granularity) -> None:
+    torch.manual_seed(3)
+    config = dataclasses.replace(_config(0.0), delay_granularity=granularity)
+    model = DelaySNN(config)
+    trainer = Trainer(model, get_preset("synthetic").train, torch.device("cpu"))
+    before = [layer.position.detach().clone() for layer in model.delay_layers()]
+    x = torch.bernoulli(torch.full((30, 8, 12), 0.2))
+    for _ in range(3):
+        trainer.step(x, torch.arange(8) % 8)
+    axis = 0 if granularity == "axonal" else 1
+    for layer, start in zip(model.delay_layers(), before):
+        shared = layer.position.detach()
+        assert torch.equal(shared, shared.narrow(axis, 0, 1).expand_as(shared))
+        assert not torch.equal(shared, start)  # the shared positions learn
+        assert len(torch.unique(start)) > 3  # one draw per neuron, not one for all
+    network = lower(model)
+    for stage in [*network.layers, network.readout]:
+        assert delay_structure(stage.weights, stage.delays)[0] == granularity
+
+
+def test_a_granularity_per_stage_and_bad_values() -> None:
+    config = dataclasses.replace(_config(0.0), delay_granularity=("axonal", "synaptic", "dendritic"))
+    assert [layer.granularity for layer in DelaySNN(config).delay_layers()] == ["axonal", "synaptic", "dendritic"]
+    with pytest.raises(ValueError, match="delay_granularity"):
+        dataclasses.replace(_config(0.0), delay_granularity="neuronal")
+    with pytest.raises(ValueError, match="delay_granularity has 2 entries"):
+        dataclasses.replace(_config(0.0), delay_granularity=("axonal", "axonal"))
+
+
+def test_train_axonal_exports_one_nir_delay_node_per_stage_and_verifies(tmp_path, capsys) -> None:
+    import nir
+
+    model, graph_file = tmp_path / "a.pt", tmp_path / "a.nir"
+    assert main(["train", "--preset", "synthetic", "--delay-granularity", "axonal", "--epochs", "1", "--quiet",
+                 "--max-samples", "64", "-o", str(model)]) == 0
+    assert main(["export", str(model), "--target", "nir", "-o", str(graph_file)]) == 0
+    graph = nir.read(graph_file, type_check=True)
+    assert sorted(name for name, node in graph.nodes.items() if isinstance(node, nir.Delay)) == [
+        "hidden0.delay", "hidden1.delay", "readout.delay"]
+    assert main(["verify", str(graph_file)]) == 0
+    assert "verified: 0 spike mismatches" in capsys.readouterr().out
