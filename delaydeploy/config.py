@@ -53,8 +53,8 @@ class NetworkConfig:
     triangular spread width ``1 + sigma``; ``"learned"``: ``1 + 2 sigma sigmoid(p_j)`` per neuron,
     ``p_j`` trained with the delays, DelRec SSC's ``use_sig_p``).
 
-    ``sparsity`` is the fraction of feedforward synapses pruned (the DCLS authors'
-    ``sparsity_p``): every synaptic stage, readout included, keeps each synapse with probability
+    ``sparsity`` (one value, or one per synaptic stage) is the fraction of feedforward synapses
+    pruned (the DCLS authors' ``sparsity_p``): a synaptic stage keeps each synapse with probability
     ``1 - sparsity``, a mask drawn once when the network is built and kept in its state; pruned
     weights are exact zeros, in training and in every deployed form. ``delay_granularity``
     (one value, or one per synaptic stage) gives a DCLS stage one delay per synapse
@@ -90,7 +90,7 @@ class NetworkConfig:
     linear_init: str = "kaiming"
     recurrent_delay_init: str = "uniform"
     recurrent_spread: str = "shared"
-    sparsity: float = 0.0
+    sparsity: float | tuple[float, ...] = 0.0
     delay_granularity: str | tuple[str, ...] = "synaptic"
 
     def __post_init__(self) -> None:
@@ -149,9 +149,13 @@ class NetworkConfig:
                                 "(hidden layers + readout)")
         if any(choice not in DELAY_GRANULARITIES for choice in self.stage_granularity):
             problems.append(f"delay_granularity = {self.delay_granularity!r}: each must be one of {DELAY_GRANULARITIES}")
-        if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, (int, float)) \
-                or not 0.0 <= self.sparsity < 1.0:
-            problems.append(f"sparsity = {self.sparsity!r} must be a fraction in [0, 1)")
+        if isinstance(self.sparsity, (tuple, list)):
+            self.sparsity = tuple(self.sparsity)
+            if len(self.sparsity) != stages:
+                problems.append(f"sparsity has {len(self.sparsity)} entries, expected {stages} (hidden layers + readout)")
+        if any(isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0
+               for p in self.stage_sparsity):
+            problems.append(f"sparsity = {self.sparsity!r}: each must be a fraction in [0, 1)")
         if problems:
             raise ValueError("invalid network configuration: " + "; ".join(problems))
 
@@ -166,6 +170,13 @@ class NetworkConfig:
         if self.delays == "none":
             return (False,) * (len(self.hidden_sizes) + 1)
         return self.delay_stages if self.delay_stages is not None else (True,) * (len(self.hidden_sizes) + 1)
+
+    @property
+    def stage_sparsity(self) -> tuple[float, ...]:
+        """Per synaptic stage: the fraction of its synapses pruned."""
+        if isinstance(self.sparsity, tuple):
+            return self.sparsity
+        return (self.sparsity,) * (len(self.hidden_sizes) + 1)
 
     @property
     def stage_granularity(self) -> tuple[str, ...]:

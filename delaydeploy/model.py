@@ -93,8 +93,8 @@ def _synapses(config: NetworkConfig, stage: int, in_features: int, out_features:
         right = config.official_tail if config.semantics == "official" else 0
         synapses = DelayLinear(in_features, out_features, config.kernel_size, right_padding=right, bias=config.bias,
                                learn_delays=config.delays == "learned", granularity=config.stage_granularity[stage])
-    if config.sparsity > 0:
-        synapses.prune(config.sparsity)
+    if config.stage_sparsity[stage] > 0:
+        synapses.prune(config.stage_sparsity[stage])
     return synapses
 
 

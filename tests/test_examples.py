@@ -131,6 +131,26 @@ def test_synthetic_ablation_checks_outputs_before_training(tmp_path, capsys, mon
     assert exit_info.value.code == 2
 
 
+# -- hardware_shaped -------------------------------------------------------------------------------
+
+def test_hardware_shaped_writes_table_json_and_plot(tmp_path, capsys):
+    example = load_script("examples/hardware_shaped.py")
+    output = tmp_path / "out"
+    assert example.main(["--epochs", "1", "--max-samples", "32", "-o", str(output)]) == 0
+    results = json.loads((output / "hardware_shaped.json").read_text())
+    assert list(results) == ["dense", "sparse"] and all(list(row) == list(example.DELAYS) for row in results.values())
+    dense, sparse = results["dense"], results["sparse"]
+    for row in (dense, sparse):
+        for entry in row.values():
+            assert entry["test_samples"] == 32 and (entry["accuracy_loihi2"] * 32).is_integer()
+    assert sparse["synaptic"]["synapses"] < 0.5 * dense["synaptic"]["synapses"]  # 10 per neuron of 48 inputs
+    assert dense["axonal"]["nir_bytes"] < 0.5 * dense["synaptic"]["nir_bytes"]  # one Delay node per stage
+    assert dense["none"]["delay_buffer_slots"] < dense["synaptic"]["delay_buffer_slots"]
+    table = (output / "hardware_shaped.md").read_text()
+    assert table in capsys.readouterr().out and table.count("\n| sparse |") == 4
+    assert (output / "hardware_shaped.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # -- recurrent_vs_feedforward ----------------------------------------------------------------------
 
 def test_recurrent_vs_feedforward_counts_parameters_and_writes_json(tmp_path, capsys):
