@@ -1,6 +1,7 @@
-"""Hardware-shaped delay networks on the embedded synthetic task: dense or sparse synapses, one delay per synapse, per axon, per dendrite, or none.
+"""Hardware-shaped delay networks: dense or sparse synapses, one delay per synapse, per axon, per dendrite, or none.
 
-Trains the ``synthetic`` preset (12-48-48-8, same seed and epochs) for every combination of
+Trains a preset (``synthetic``, 12-48-48-8, by default; ``fsdd`` with ``--data-dir``, and
+``--test-speakers`` for a speaker-independent split; same seed and epochs) for every combination of
 connectivity (``dense``; ``sparse``: each neuron keeps about ``--synapses-per-neuron``
 synapses, a stage with ``n`` inputs pruning ``1 - k / n`` of them, as the DCLS paper's sparse
 models) and delays (``synaptic``: DCLS, one per synapse; ``axonal``: one per presynaptic
@@ -12,12 +13,14 @@ and what a chip stores: synapses, delay-buffer slots, estimated Loihi 2 cores
 ``Linear`` is dense: a sparse model's file is no smaller; one delay per neuron is one
 ``Delay`` node per stage). Writes ``hardware_shaped.md``, ``.json`` and ``.png`` into ``-o``.
 
-    python examples/hardware_shaped.py [--epochs N] [--max-samples N] [-o hardware_shaped]
+    python examples/hardware_shaped.py [--preset synthetic|fsdd] [--data-dir DIR] [--test-speakers S]
+        [--epochs N] [--max-samples N] [-o hardware_shaped]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -30,7 +33,8 @@ from tqdm import tqdm
 
 from delaydeploy.bundle import estimate_resources
 from delaydeploy.cli import EXIT_USAGE, at_least
-from delaydeploy.config import get_preset
+from delaydeploy.config import Preset, get_preset
+from delaydeploy.datasets import with_test_speakers
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.fileio import atomic_path, check_output_directory
 from delaydeploy.finetune import data_peak, peak_calibration
@@ -48,10 +52,13 @@ CONNECTIVITY = ("dense", "sparse")
 TABLE = "hardware_shaped.md"
 
 
-def stage_sparsity(synapses_per_neuron: int) -> tuple[float, ...]:
-    """Per synaptic stage of the synthetic preset: the fraction pruned so that a neuron keeps about
+PRESETS = ("synthetic", "fsdd")
+
+
+def stage_sparsity(preset: Preset, synapses_per_neuron: int) -> tuple[float, ...]:
+    """Per synaptic stage of ``preset``: the fraction pruned so that a neuron keeps about
     ``synapses_per_neuron`` of its inputs (0 where it has no more)."""
-    network = get_preset("synthetic").network
+    network = preset.network
     inputs = (network.input_size, *network.hidden_sizes)
     return tuple(max(0.0, 1.0 - synapses_per_neuron / n) for n in inputs)
 
@@ -67,18 +74,20 @@ def integer_accuracy(network: Network, train_set, test_set) -> tuple[int, int]:
     return correct, seen
 
 
-def run(epochs: int | None, max_samples: int | None, synapses_per_neuron: int) -> dict[str, dict[str, dict]]:
+def run(preset: Preset, data_dir: str | None, test_speakers: str | None, epochs: int | None,
+        max_samples: int | None, synapses_per_neuron: int) -> dict[str, dict[str, dict]]:
     """Train and measure every combination; results by connectivity, then delays."""
-    train_set, test_set = preset_splits(get_preset("synthetic"), None, max_samples)
+    train_set, test_set = preset_splits(preset, data_dir, max_samples)
     results: dict[str, dict[str, dict]] = {}
     with tqdm(total=len(CONNECTIVITY) * len(DELAYS), desc="hardware-shaped", unit="model") as bar, \
             tempfile.TemporaryDirectory() as scratch:
         for connectivity in CONNECTIVITY:
-            sparsity = stage_sparsity(synapses_per_neuron) if connectivity == "sparse" else 0.0
+            sparsity = stage_sparsity(preset, synapses_per_neuron) if connectivity == "sparse" else 0.0
             for delays in DELAYS:
                 bar.set_postfix_str(f"{connectivity}, {delays}")
                 start = time.perf_counter()
-                outcome = train_preset("synthetic", epochs=epochs, max_samples=max_samples, progress=False,
+                outcome = train_preset(preset.name, data_dir=data_dir, test_speakers=test_speakers, epochs=epochs,
+                                       max_samples=max_samples, progress=False,
                                        sparsity=sparsity, delays="none" if delays == "none" else "learned",
                                        delay_granularity="synaptic" if delays == "none" else delays)
                 network = lower(outcome.model)
@@ -96,10 +105,12 @@ def run(epochs: int | None, max_samples: int | None, synapses_per_neuron: int) -
     return results
 
 
-def table(results: dict[str, dict[str, dict]], epochs: int | None) -> str:
+def table(results: dict[str, dict[str, dict]], preset: Preset, epochs: int | None, split: str) -> str:
     """The results as a Markdown table."""
     samples = next(iter(next(iter(results.values())).values()))["test_samples"]
-    lines = [f"Synthetic task, 12-48-48-8, {epochs or get_preset('synthetic').train.epochs} epochs; test accuracy on "
+    sizes = "-".join(str(n) for n in (preset.network.input_size, *preset.network.hidden_sizes,
+                                      preset.network.num_classes))
+    lines = [f"{preset.name} ({split}), {sizes}, {epochs or preset.train.epochs} epochs; test accuracy on "
              f"{samples} samples with its 95 % Wilson interval.", "",
              "| synapses | delays | rounded (float) | Loihi 2 integers | synapses stored | delay-buffer slots | "
              "Loihi 2 cores (est.) | NIR file |", "|---|---|---|---|---|---|---|---|"]
@@ -144,6 +155,10 @@ def plot(results: dict[str, dict[str, dict]], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", choices=PRESETS, default="synthetic")
+    parser.add_argument("--data-dir", help="dataset folder (fsdd)")
+    parser.add_argument("--test-speakers", metavar="NAME[,NAME]",
+                        help="FSDD: test on every recording of these speakers, train on the others")
     parser.add_argument("--epochs", type=at_least(1), help="epochs per model (default: the preset's)")
     parser.add_argument("--max-samples", type=at_least(1), help="at most this many samples per split (quick runs)")
     parser.add_argument("--synapses-per-neuron", type=at_least(1), default=10,
@@ -153,9 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = Path(args.output)
     try:
         check_output_directory(output, TABLE)
-        results = run(args.epochs, args.max_samples, args.synapses_per_neuron)
+        preset = get_preset(args.preset)
+        preset = dataclasses.replace(preset, dataset_options=with_test_speakers(preset.dataset_options,
+                                                                                args.test_speakers))
+        results = run(preset, args.data_dir, args.test_speakers, args.epochs, args.max_samples,
+                      args.synapses_per_neuron)
         output.mkdir(parents=True, exist_ok=True)
-        text = table(results, args.epochs)
+        split = f"test speakers {args.test_speakers}" if args.test_speakers else "its test split"
+        text = table(results, preset, args.epochs, split)
         with atomic_path(output / TABLE) as tmp:
             tmp.write_text(text)
         with atomic_path(output / "hardware_shaped.json") as tmp:

@@ -393,7 +393,8 @@ def test_demo_runs_the_whole_pipeline_and_verifies_every_target(tmp_path, capsys
     assert main(["demo", "-o", str(output), "--epochs", "1", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("0 spike mismatches") == 5 and printed.count("-> verified") == 4
-    assert "bundle_pynn: nest vs reference: 0 spike mismatches" in printed
+    assert printed.count("on all 512 test samples: 0 spike mismatches") == 4  # every artifact, the whole split
+    assert "bundle_pynn: nest vs reference on all 512 test samples: 0 spike mismatches" in printed
     assert sorted(p.name for p in output.iterdir()) == ["bundle_lava", "bundle_loihi2", "bundle_pynn", "model.nir",
                                                         "model.pt", "report"]
     loaded = {name: load_artifact(output / name) for name in ("model.pt", "model.nir", "bundle_lava", "bundle_loihi2",
@@ -402,7 +403,7 @@ def test_demo_runs_the_whole_pipeline_and_verifies_every_target(tmp_path, capsys
         "model.pt": ("checkpoint", None), "model.nir": ("nir", None), "bundle_lava": ("bundle", "lava"),
         "bundle_loihi2": ("bundle", "loihi2"), "bundle_pynn": ("bundle", "pynn")}
     report = json.loads((output / "report" / "report.json").read_text())
-    assert report["lava"]["samples"] == 8
+    assert report["lava"]["samples"] == 512 and report["lava"]["indices"] == list(range(512))
     assert report["lava"]["total_spike_mismatches"] == 0 and report["lava"]["readout_mismatches"] == 0
     for plot in ("delays", "firing_rates", "ladder", "raster"):
         assert (output / "report" / f"{plot}.png").read_bytes().startswith(b"\x89PNG")
