@@ -50,9 +50,9 @@ import torch
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import DelayDense
+from lava.proc.io.source import RingBuffer
 from lava.proc.sparse.process import DelaySparse
 from scipy.sparse import csr_matrix
-from lava.proc.io.source import RingBuffer
 from tqdm import tqdm
 
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
@@ -251,7 +251,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
         return DelayDense(weights=weights, delays=delays, **kwargs)
 
     neurons: list[FramedLIF] = []
-    dense: list[DelayDense] = []
+    synapse_processes: list[DelayDense | DelaySparse] = []
     previous = source.s_out
     for lag, stage in enumerate(stages, start=1):
         probe = "v" if lag == len(stages) else "spikes"
@@ -262,13 +262,13 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
                            name=f"{stage.name}.synapses", **stage.synapse_kwargs)
         previous.connect(forward.s_in)
         forward.a_out.connect(neuron.a_in)
-        dense.append(forward)
+        synapse_processes.append(forward)
         if stage.recurrent is not None:
             weights, delays, kwargs = stage.recurrent
             loop = synapses(weights, delays, lag, loop=True, name=f"{stage.name}.recurrent", **kwargs)
             neuron.s_out.connect(loop.s_in)
             loop.a_out.connect(neuron.a_in)
-            dense.append(loop)
+            synapse_processes.append(loop)
         neurons.append(neuron)
         previous = neuron.s_out
         message_bits = 0
@@ -277,7 +277,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
     # import every module of the ``exporters.lava`` package.
     models: dict = {neuron: FRAMED_LIF[tag] for neuron in neurons}
     if lanes is not None:
-        models.update({synapse_process: LANE_DELAY_DENSE[tag] for synapse_process in dense})
+        models.update({process: LANE_DELAY_DENSE[tag] for process in synapse_processes})
         models[source] = STREAMED_INPUT[tag]
     elif synapse == "fast":
         models[DelayDense] = FAST_DELAY_DENSE[tag]

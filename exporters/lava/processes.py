@@ -10,10 +10,12 @@
 * :class:`PyFastDelayDenseModelFloat` / :class:`PyFastDelayDenseModelBitAcc` (and the
   ``DelaySparse`` pair, for pruned stages) — faster models of Lava's stock ``DelayDense``
   (``DelaySparse``) process, selected through the run config
-  (``exception_proc_model_map={DelayDense: ...}``). The same buffer (kept as a ring), same timing, same integer rounding as the stock models; the synapses are indexed by (input,
+  (``exception_proc_model_map={DelayDense: ...}``). The same buffer (kept as a ring), same
+  timing, same integer rounding as the stock models; the synapses are indexed by (input,
   delay) once and only the active inputs are summed (the stock models rebuild a
-  ``(max_delay+1)*out x in`` matrix every step). Given ``frame_steps`` and ``frame_offset`` (the source's lag) in the
-  process kwargs they also empty their buffer when their source starts a new frame, so that
+  ``(max_delay+1)*out x in`` matrix every step). Given ``frame_steps`` and ``frame_offset``
+  (the source's lag) in the process kwargs they also empty their buffer when their source
+  starts a new frame, so that
   samples run back to back do not leak into each other: after that step's send for a
   feedforward synapse (what it sends then still belongs to the target's old frame), before it
   for a recurrent loop (``loop=True``: the target starts its frame in the same step as its source).
@@ -33,8 +35,6 @@ import exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqd
 import typing as ty
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse import csr_matrix
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
@@ -49,6 +49,8 @@ from lava.proc.sparse.process import DelaySparse
 from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloat
 from lava.proc.lif.process import AbstractLIF
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
+from scipy import sparse
+from scipy.sparse import csr_matrix
 
 from delaydeploy import native
 
@@ -200,8 +202,8 @@ class PyFramedLifModelBitAcc(_FramedLifBehaviour, AbstractPyLifModelFixed):
 
 class LaneDelayDense(DelayDense):
     """Lava's ``DelayDense`` synapses for ``lanes`` independent copies of the network: the same
-    weights and delays, ``s_in [lanes, in]``, ``a_out [lanes, out]`` and a buffer
-    ``a_buff [lanes, out, max_delay + 1]`` per lane. Runs on the fast models below."""
+    weights and delays, ``s_in [lanes, in]``, ``a_out [lanes, out]`` and a buffer per lane
+    (``lanes`` reaches the models as a process parameter). Runs on the fast models below."""
 
     def __init__(self, *, lanes: int, weights: np.ndarray, delays: np.ndarray, **kwargs) -> None:
         super().__init__(weights=weights, delays=delays, lanes=int(lanes), **kwargs)
