@@ -66,7 +66,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     train_preset(args.preset, output=args.output, data_dir=args.data_dir, epochs=args.epochs,
                  batch_size=args.batch_size, device=args.device, seed=args.seed, delays=args.delays,
-                 sparsity=args.sparsity, delay_granularity=args.delay_granularity, progress=not args.quiet, max_samples=args.max_samples, test_speakers=args.test_speakers)
+                 sparsity=args.sparsity, delay_granularity=args.delay_granularity, progress=not args.quiet,
+                 max_samples=args.max_samples, test_speakers=args.test_speakers)
     return 0
 
 
@@ -235,7 +236,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from delaydeploy.report import build_report, format_ladder
 
     report = build_report(args.model, args.output, data_dir=args.data_dir, lava_samples=args.lava_samples,
-                          workers=args.workers, max_samples=args.max_samples, test_speakers=args.test_speakers, progress=not args.quiet)
+                          workers=args.workers, max_samples=args.max_samples, test_speakers=args.test_speakers,
+                          progress=not args.quiet)
     print(format_ladder(report))
     print(f"wrote {args.output} (report.json, report.md, plots)")
     return 0

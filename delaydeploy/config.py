@@ -148,11 +148,13 @@ class NetworkConfig:
                 problems.append(f"delay_granularity has {len(self.delay_granularity)} entries, expected {stages} "
                                 "(hidden layers + readout)")
         if any(choice not in DELAY_GRANULARITIES for choice in self.stage_granularity):
-            problems.append(f"delay_granularity = {self.delay_granularity!r}: each must be one of {DELAY_GRANULARITIES}")
+            problems.append(f"delay_granularity = {self.delay_granularity!r}: each must be one of "
+                            f"{DELAY_GRANULARITIES}")
         if isinstance(self.sparsity, (tuple, list)):
             self.sparsity = tuple(self.sparsity)
             if len(self.sparsity) != stages:
-                problems.append(f"sparsity has {len(self.sparsity)} entries, expected {stages} (hidden layers + readout)")
+                problems.append(f"sparsity has {len(self.sparsity)} entries, expected {stages} "
+                                "(hidden layers + readout)")
         if any(isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0
                for p in self.stage_sparsity):
             problems.append(f"sparsity = {self.sparsity!r}: each must be a fraction in [0, 1)")

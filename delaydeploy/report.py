@@ -187,7 +187,8 @@ def _lava_check(fixed: FixedNetwork, test_set, indices: list[int], workers: int 
         reference_correct += int((expected.prediction(steps) == labels).sum())
         if first_divergence is None and not result.ok:
             divergence = result.first_divergence
-            first_divergence = f"{replace(divergence, sample=indices[start + divergence.sample])} (sample: its index in the test split)"
+            in_split = replace(divergence, sample=indices[start + divergence.sample])
+            first_divergence = f"{in_split} (sample: its index in the test split)"
     samples = len(indices)
     return {"samples": samples, "spike_mismatches": spike_mismatches,
             "total_spike_mismatches": sum(spike_mismatches.values()),
@@ -340,7 +341,8 @@ def format_ladder(report: dict[str, Any]) -> str:
                  else f"stratified by class, seed {lava['seed']}")
         lines.append(f"  Lava vs integer reference: {lava['total_spike_mismatches']} spike mismatches, "
                      f"{lava['readout_mismatches']} readout mismatches on {lava['samples']} samples "
-                     f"({drawn}; integer reference {100 * lava['integer_reference_accuracy']:.2f}% on the same samples)")
+                     f"({drawn}; integer reference {100 * lava['integer_reference_accuracy']:.2f}% on the same "
+                     "samples)")
     return "\n".join(lines)
 
 

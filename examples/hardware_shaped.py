@@ -100,7 +100,8 @@ def run(preset: Preset, data_dir: str | None, test_speakers: str | None, epochs:
                     "interval_95_rounded": list(wilson_interval(rounded, samples)),
                     "accuracy_loihi2": correct / samples, "interval_95_loihi2": list(wilson_interval(correct, samples)),
                     **estimate_resources(network), "nir_bytes": nir_file.stat().st_size,
-                    "sparsity": list(np.atleast_1d(sparsity).tolist()), "seconds": round(time.perf_counter() - start, 1)}
+                    "sparsity": list(np.atleast_1d(sparsity).tolist()),
+                    "seconds": round(time.perf_counter() - start, 1)}
                 bar.update(1)
     return results
 

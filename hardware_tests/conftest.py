@@ -22,7 +22,8 @@ from nir_fixtures import shd_small
 
 
 # modules that import Lava at the top (all their tests are marked ``lava``)
-LAVA_MODULES = ["test_lava_fixed.py", "test_lava_float.py", "test_lava_lanes.py", "test_lava_synapse.py", "test_loihi2_hw.py", "test_netx.py"]
+LAVA_MODULES = ["test_lava_fixed.py", "test_lava_float.py", "test_lava_lanes.py", "test_lava_synapse.py",
+                "test_loihi2_hw.py", "test_netx.py"]
 collect_ignore = [] if lava_installed() else LAVA_MODULES
 
 

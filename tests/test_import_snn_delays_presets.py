@@ -66,7 +66,8 @@ def planted_positions(kernel: int) -> list[tuple[int, int, float]]:
             (3, 0, half - 0.5), (3, 1, -half + 0.5)]
 
 
-def official_state(preset: str, seed: int = 0, hidden: int = HIDDEN, sparsity_p: float = 0.0) -> dict[str, torch.Tensor]:
+def official_state(preset: str, seed: int = 0, hidden: int = HIDDEN,
+                   sparsity_p: float = 0.0) -> dict[str, torch.Tensor]:
     """A state_dict laid out as the authors' ``SnnDelays`` saves it, with random float32 values.
 
     ``sparsity_p > 0`` prunes as the authors' ``init_model`` does: each ``Dcls1d`` weight times a

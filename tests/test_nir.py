@@ -49,7 +49,8 @@ def _small_network(recurrent: bool = True) -> Network:
         "encoder", rng.normal(size=(3, 2)), np.array([[0, 3, 3], [1, 0, 3]]).T, rng.normal(size=3),
         LIFNeuron(2.5, 0.7, "soft", ">"),
         recurrent_weights=rng.normal(size=(3, 3)) if recurrent else None,
-        recurrent_delays=np.array([[0, 2, 2], [0, 2, 0], [0, 0, 2]]) if recurrent else None,  # neither axonal nor dendritic
+        # recurrent delays neither axonal nor dendritic: one branch per delay value
+        recurrent_delays=np.array([[0, 2, 2], [0, 2, 0], [0, 0, 2]]) if recurrent else None,
         official_tail=4,
     )
     readout = Readout("classes", rng.normal(size=(2, 3)), np.array([[1, 1, 1], [1, 5, 1]]), np.zeros(2), 4.0)

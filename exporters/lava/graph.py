@@ -3,13 +3,13 @@
 Graph per network: ``RingBuffer`` input -> per stage a ``DelayDense`` (plus a recurrent
 ``DelayDense`` from a layer's spikes back to its own input) -> a :class:`FramedLIF`
 population; a pruned stage (at most ``SPARSE_DENSITY`` of its synapses present) is a
-``DelaySparse`` that holds only the synapses that exist; the readout is a ``FramedLIF`` that never fires (float: ``dv = 1/tau``, so a
-readout of ``tau = 1`` keeps no membrane and is the current itself, exactly; bit-accurate:
-Loihi 2's smallest leak, see :mod:`delaydeploy.quantize`). Only what is compared is
-recorded: each hidden population probes its spikes, the readout its membrane, and they send
-them to the host in blocks of steps through external pipes. (``Monitor`` data moves value by
-value through the runtime, ~30k values/s; an ``Extractor`` is one more process to synchronise
-every step.)
+``DelaySparse`` that holds only the synapses that exist. The readout is a ``FramedLIF`` that
+never fires (float: ``dv = 1/tau``, so a readout of ``tau = 1`` keeps no membrane and is the
+current itself, exactly; bit-accurate: Loihi 2's smallest leak, see
+:mod:`delaydeploy.quantize`). Only what is compared is recorded: each hidden population
+probes its spikes, the readout its membrane, and they send them to the host in blocks of
+steps through external pipes. (``Monitor`` data moves value by value through the runtime,
+~30k values/s; an ``Extractor`` is one more process to synchronise every step.)
 
 Time alignment. Every ``DelayDense`` adds one step, the LIF none, and the ring buffer sends
 input row ``t`` at Lava step ``t + 1``; so stage ``k`` (hidden layers 1..L, readout L+1) lags
@@ -22,8 +22,8 @@ Lanes and frames (many samples in one run, one compilation). A graph runs ``lane
 independent copies of the network side by side (every population ``[lanes, N]``, one synapse
 buffer per lane; ``lanes=None`` builds the chip-shaped graph of Lava's stock ``DelayDense`` and
 ``[N]`` populations instead), and each lane runs its samples back to back, one frame of
-``frame_steps`` steps each: sample ``s`` runs in lane ``s % lanes``, frame ``s // lanes``; stage ``k`` zeroes ``u, v`` at the start of each of its frames
-(at its own lag). With the fast synapse models each ``DelayDense`` also empties its buffer when
+``frame_steps`` steps each: sample ``s`` runs in lane ``s % lanes``, frame ``s // lanes``;
+stage ``k`` zeroes ``u, v`` at the start of each of its frames (at its own lag). With the fast synapse models each ``DelayDense`` also empties its buffer when
 its source starts a frame, so frames are ``T + tail`` steps with no gap. Lava's stock
 ``DelayDense`` cannot be flushed: there every frame ends with a silent gap (no spikes, long
 enough for the largest delay to drain) instead. Either way every sample computes exactly what
