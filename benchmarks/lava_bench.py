@@ -19,7 +19,9 @@ Keys of :func:`run`:
 * ``stock_ms_per_step`` and ``fast_ms_per_step`` -- milliseconds per Lava step of the
   chip-shaped graph with Lava's stock ``DelayDense`` and with ours (:data:`TIMED_SAMPLES`
   framed in one run, the fastest of :data:`REPEATS` runs: the stock model's time varied by 2x
-  from run to run); ``fast_over_stock``: their ratio;
+  from run to run); ``fast_over_stock``: their ratio; ``chip_idle_ms_per_step``: the
+  chip-shaped graph on all-zero input (Lava's per-step synchronisation and the neurons, which
+  both synapse models pay);
 * ``reference_samples_per_s`` -- the reference simulator on the batched samples.
 
 Run: ``python -m benchmarks lava_bench`` (with the allocator settings of ``benchmarks/__main__.py``).
@@ -92,6 +94,7 @@ def run() -> dict[str, object]:
     stock_ms, _, stock = min((timed_run(network, timed, "stock") for _ in range(REPEATS)), key=lambda run: run[0])
     fast_ms, _, fast = min((timed_run(network, timed, "fast") for _ in range(REPEATS)), key=lambda run: run[0])
     check_spikes(stock, fast, "fast against stock DelayDense")
+    chip_idle_ms = min(timed_run(network, np.zeros_like(timed), "fast")[0] for _ in range(REPEATS))
     x = shd_like_input(BATCHED_SAMPLES, seed=2)
     reference_rate, reference = samples_per_s(lambda: simulate(network, x), BATCHED_SAMPLES)
     batched_rate, batched = samples_per_s(lambda: simulate_lava(network, x, workers=1), BATCHED_SAMPLES)
@@ -111,5 +114,6 @@ def run() -> dict[str, object]:
         "stock_ms_per_step": stock_ms,
         "fast_ms_per_step": fast_ms,
         "fast_over_stock": stock_ms / fast_ms,
+        "chip_idle_ms_per_step": chip_idle_ms,
         "reference_samples_per_s": reference_rate,
     }
