@@ -64,7 +64,7 @@ from delaydeploy.lowering import lower
 from delaydeploy.quantize import check_traces, quantize
 from delaydeploy.reference import own_steps, predict, simulate
 from delaydeploy.training import make_loader
-from delaydeploy.verify import LAVA_BATCH_SIZE, compare, default_workers
+from delaydeploy.verify import LAVA_BATCH_SIZE, compare_on_dataset, default_workers
 
 REPORT_FILE = "report.json"
 PLOTS = ("ladder.png", "delays.png", "raster.png", "firing_rates.png")
@@ -170,32 +170,21 @@ def _lava_check(fixed: FixedNetwork, test_set, indices: list[int], workers: int 
     time, and compare every spike and the readout with the integer reference."""
     from exporters.lava.graph import simulate_lava
 
-    names = [layer.name for layer in fixed.layers]
-    spike_mismatches = dict.fromkeys(names, 0)
-    readout_mismatches = correct = reference_correct = 0
+    result = compare_on_dataset(
+        torch.utils.data.Subset(test_set, indices), lambda x: simulate_fixed(fixed, x),
+        lambda x: simulate_lava(fixed, x, workers=workers or default_workers()), [layer.name for layer in fixed.layers],
+        batch_size=LAVA_BATCH_SIZE, tolerance=0.0, progress=progress, desc="Lava vs integer reference")
     first_divergence = None
-    for start in tqdm(range(0, len(indices), LAVA_BATCH_SIZE), desc="Lava batches", disable=not progress):
-        x, labels, lengths = pad_collate([test_set[i] for i in indices[start: start + LAVA_BATCH_SIZE]])
-        expected = simulate_fixed(fixed, x.double())
-        actual = simulate_lava(fixed, x.double().numpy(), workers=workers or default_workers(), progress=progress)
-        steps = own_steps(lengths, x.shape[0], expected.readout)
-        result = compare(expected, actual, names, readout_tolerance=0.0)
-        for name, count in result.spike_mismatches.items():
-            spike_mismatches[name] += count
-        readout_mismatches += int((expected.readout != actual.readout).sum())
-        correct += int((actual.prediction(steps) == labels).sum())
-        reference_correct += int((expected.prediction(steps) == labels).sum())
-        if first_divergence is None and not result.ok:
-            divergence = result.first_divergence
-            in_split = replace(divergence, sample=indices[start + divergence.sample])
-            first_divergence = f"{in_split} (sample: its index in the test split)"
-    samples = len(indices)
-    return {"samples": samples, "spike_mismatches": spike_mismatches,
-            "total_spike_mismatches": sum(spike_mismatches.values()),
-            "readout_mismatches": readout_mismatches,
-            "accuracy": correct / samples, "interval_95": list(wilson_interval(correct, samples)),
-            "integer_reference_accuracy": reference_correct / samples,
-            "integer_reference_interval_95": list(wilson_interval(reference_correct, samples)),
+    if result.first_divergence is not None:
+        in_split = replace(result.first_divergence, sample=indices[result.first_divergence.sample])
+        first_divergence = f"{in_split} (sample: its index in the test split)"
+    samples = result.samples
+    return {"samples": samples, "spike_mismatches": result.spike_mismatches,
+            "total_spike_mismatches": sum(result.spike_mismatches.values()),
+            "readout_mismatches": result.readout_mismatches,
+            "accuracy": result.correct / samples, "interval_95": list(wilson_interval(result.correct, samples)),
+            "integer_reference_accuracy": result.oracle_correct / samples,
+            "integer_reference_interval_95": list(wilson_interval(result.oracle_correct, samples)),
             "first_divergence": first_divergence}
 
 

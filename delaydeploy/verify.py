@@ -141,6 +141,7 @@ class Comparison:
 
     spike_mismatches: dict[str, int] = field(default_factory=dict)
     readout_max_error: float = 0.0
+    readout_mismatches: int = 0  # readout entries beyond the tolerance
     first_divergence: Divergence | None = None
 
     @property
@@ -162,6 +163,7 @@ def compare(expected: Simulation, actual: Simulation, layer_names: list[str],
             error = (want - got).abs()
             result.readout_max_error = float(error.max()) if error.numel() else 0.0
             bad = error > readout_tolerance
+            result.readout_mismatches = int(bad.sum())
         else:
             bad = want != got
             result.spike_mismatches[name] = int(bad.sum())
@@ -187,19 +189,53 @@ def random_inputs(input_size: int, input_kind: str, samples: int, steps: int, se
 
 @dataclass
 class SplitVerification:
-    """Outcome of :func:`verify_split`: every sample of a dataset split on a backend and its oracle."""
+    """Outcome of :func:`compare_on_dataset`: every sample of a dataset on a backend and its oracle."""
 
     samples: int = 0
     spikes_compared: int = 0  # hidden-neuron time steps compared (each a possible spike)
     spike_mismatches: dict[str, int] = field(default_factory=dict)
     readout_max_error: float = 0.0
-    first_divergence: Divergence | None = None
+    readout_mismatches: int = 0  # readout entries beyond the tolerance
+    first_divergence: Divergence | None = None  # its sample counted in the dataset
     correct: int = 0  # the backend's class decisions that match the label
     oracle_correct: int = 0
 
     @property
     def ok(self) -> bool:
         return self.first_divergence is None
+
+
+def compare_on_dataset(dataset, run_oracle, run_backend_on, names: list[str], *, batch_size: int,
+                       tolerance: float, progress: bool, desc: str) -> SplitVerification:
+    """Run every sample of ``dataset`` through ``run_oracle(x)`` and ``run_backend_on(x)`` (``x``
+    ``[T, B, C]`` float64), batch by batch, and compare spike for spike and the readout to
+    ``tolerance``; the decisions of both are scored against the labels."""
+    from tqdm import tqdm
+
+    from delaydeploy.reference import own_steps
+    from delaydeploy.training import make_loader
+
+    result = SplitVerification(spike_mismatches=dict.fromkeys(names, 0))
+    with tqdm(total=len(dataset), desc=desc, unit="sample", disable=not progress) as bar:
+        for x, labels, lengths in make_loader(dataset, batch_size, shuffle=False):
+            x = x.double().numpy()
+            expected = run_oracle(x)
+            actual = run_backend_on(x)
+            batch = compare(expected, actual, names, tolerance)
+            for name, count in batch.spike_mismatches.items():
+                result.spike_mismatches[name] += count
+            result.spikes_compared += sum(int(s.numel()) for s in expected.spikes)
+            result.readout_max_error = max(result.readout_max_error, batch.readout_max_error)
+            result.readout_mismatches += batch.readout_mismatches
+            if batch.first_divergence is not None and result.first_divergence is None:
+                result.first_divergence = dataclasses.replace(batch.first_divergence,
+                                                              sample=batch.first_divergence.sample + result.samples)
+            steps = own_steps(lengths, x.shape[0], expected.readout)
+            result.correct += int((actual.prediction(steps) == labels).sum())
+            result.oracle_correct += int((expected.prediction(steps) == labels).sum())
+            result.samples += len(labels)
+            bar.update(len(labels))
+    return result
 
 
 def split_of(artifact: Artifact, data_dir: str | None, split: str, *, preset: str | None = None,
@@ -231,32 +267,9 @@ def verify_split(artifact: Artifact, backend: str, dataset, *, batch_size: int |
     """Run every sample of ``dataset`` on ``backend`` and on the artifact's oracle for it, batch by
     batch (default :data:`BATCH_SIZE`, :data:`LAVA_BATCH_SIZE` on ``lava-cpu``), and compare
     spike for spike (first divergence with its sample's index in the split)."""
-    from tqdm import tqdm
-
-    from delaydeploy.reference import own_steps
-    from delaydeploy.training import make_loader
-
     oracle = oracle_backend(artifact, backend)
-    names = [layer.name for layer in artifact.network.layers]
-    result = SplitVerification(spike_mismatches=dict.fromkeys(names, 0))
-    batch_size = batch_size or (LAVA_BATCH_SIZE if backend == "lava-cpu" else BATCH_SIZE)
-    loader = make_loader(dataset, batch_size, shuffle=False)
-    with tqdm(total=len(dataset), desc=f"verify {backend} vs {oracle}", unit="sample", disable=not progress) as bar:
-        for x, labels, lengths in loader:
-            x = x.double().numpy()
-            expected = run_backend(artifact, oracle, x)
-            actual = run_backend(artifact, backend, x, workers=workers)
-            batch = compare(expected, actual, names, tolerance)
-            for name, count in batch.spike_mismatches.items():
-                result.spike_mismatches[name] += count
-            result.spikes_compared += sum(int(s.numel()) for s in expected.spikes)
-            result.readout_max_error = max(result.readout_max_error, batch.readout_max_error)
-            if batch.first_divergence is not None and result.first_divergence is None:
-                result.first_divergence = dataclasses.replace(batch.first_divergence,
-                                                              sample=batch.first_divergence.sample + result.samples)
-            steps = own_steps(lengths, x.shape[0], expected.readout)
-            result.correct += int((actual.prediction(steps) == labels).sum())
-            result.oracle_correct += int((expected.prediction(steps) == labels).sum())
-            result.samples += len(labels)
-            bar.update(len(labels))
-    return result
+    return compare_on_dataset(
+        dataset, lambda x: run_backend(artifact, oracle, x), lambda x: run_backend(artifact, backend, x, workers=workers),
+        [layer.name for layer in artifact.network.layers],
+        batch_size=batch_size or (LAVA_BATCH_SIZE if backend == "lava-cpu" else BATCH_SIZE), tolerance=tolerance,
+        progress=progress, desc=f"verify {backend} vs {oracle}")
