@@ -37,12 +37,9 @@ from delaydeploy.config import Preset, get_preset
 from delaydeploy.datasets import with_test_speakers
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.fileio import atomic_path, check_output_directory
-from delaydeploy.finetune import data_peak, peak_calibration
-from delaydeploy.fixed_reference import simulate_fixed
+from delaydeploy.finetune import QuantizedTrainingModel, data_peak, evaluate_fixed, peak_calibration
 from delaydeploy.ir import Network
 from delaydeploy.lowering import lower
-from delaydeploy.quantize import quantize
-from delaydeploy.reference import own_steps
 from delaydeploy.report import wilson_interval
 from delaydeploy.training import make_loader, preset_splits, train_preset
 from exporters.nir import write_nir
@@ -63,15 +60,10 @@ def stage_sparsity(preset: Preset, synapses_per_neuron: int) -> tuple[float, ...
     return tuple(max(0.0, 1.0 - synapses_per_neuron / n) for n in inputs)
 
 
-def integer_accuracy(network: Network, train_set, test_set) -> tuple[int, int]:
-    """Correct test decisions of the Loihi 2 integer model (calibrated on the training data's peak), and the count."""
-    fixed = quantize(network, calibration=peak_calibration(network, data_peak(train_set)))
-    correct = seen = 0
-    for x, labels, lengths in make_loader(test_set, 256, shuffle=False):
-        simulation = simulate_fixed(fixed, x.double())
-        correct += int((simulation.prediction(own_steps(lengths, x.shape[0], simulation.readout)) == labels).sum())
-        seen += len(labels)
-    return correct, seen
+def integer_accuracy(network: Network, train_set, test_set) -> float:
+    """Test accuracy of the Loihi 2 integer model, quantised on the training data's peak."""
+    model = QuantizedTrainingModel(network, peak_calibration(network, data_peak(train_set)))
+    return evaluate_fixed(model, make_loader(test_set, 256, shuffle=False))
 
 
 def run(preset: Preset, data_dir: str | None, test_speakers: str | None, epochs: int | None,
@@ -91,9 +83,10 @@ def run(preset: Preset, data_dir: str | None, test_speakers: str | None, epochs:
                                        sparsity=sparsity, delays="none" if delays == "none" else "learned",
                                        delay_granularity="synaptic" if delays == "none" else delays)
                 network = lower(outcome.model)
-                correct, samples = integer_accuracy(network, train_set, test_set)
-                nir_file = write_nir(network, Path(scratch) / f"{connectivity}_{delays}.nir")
+                samples = len(test_set)
+                correct = round(integer_accuracy(network, train_set, test_set) * samples)
                 rounded = round(outcome.test_accuracy_rounded * samples)
+                nir_file = write_nir(network, Path(scratch) / f"{connectivity}_{delays}.nir")
                 results.setdefault(connectivity, {})[delays] = {
                     "test_samples": samples,
                     "accuracy_rounded": outcome.test_accuracy_rounded,
