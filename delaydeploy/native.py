@@ -91,8 +91,8 @@ def _load(source: Path, flag_choices: tuple[tuple[str, ...], ...], fallback: str
 
 @functools.lru_cache(maxsize=None)
 def _library() -> ctypes.CDLL | None:
-    # without OpenMP (e.g. Apple clang): one thread
-    library = _load(SOURCE, (FLAGS + THREADED, FLAGS), "rounded-delay products fall back to the slower pure-torch path")
+    library = _load(SOURCE, (FLAGS + THREADED, FLAGS),  # without OpenMP (e.g. Apple clang): one thread
+                    "rounded-delay products fall back to the slower pure-torch path")
     if library is None:
         return None
     for suffix in SUFFIXES.values():

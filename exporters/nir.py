@@ -7,7 +7,13 @@ integer delays ``D`` is therefore written as one branch per distinct delay ``d``
     pre -> Delay(d * dt) -> Linear(W * [D == d]) -> neuron        (d > 0)
     pre -> Affine(W * [D == 0], bias)            -> neuron        (always; it holds the bias)
 
-Every executor sums the edges into a node, so the branches add up to the IR's current.
+Every executor sums the edges into a node, so the branches add up to the IR's current. A
+stage whose existing synapses have one delay per presynaptic neuron ``a`` (axonal) or per
+postsynaptic neuron ``b`` (dendritic; :func:`delaydeploy.ir.delay_structure`) is written with
+a single Delay node instead::
+
+    pre -> Delay(a * dt) -> Affine(W, bias) -> neuron                        (axonal)
+    pre -> Linear(W) -> Delay(b * dt) -> neuron;  pre -> Affine(0, bias) -> neuron   (dendritic)
 The time step is the ecosystem's forward-Euler convention, ``dt = EULER_DT = 1e-4`` s: a
 neuron with ``tau_steps`` is ``LIF(tau = tau_steps * dt, r = tau_steps, v_leak = 0,
 v_threshold = theta, v_reset = 0)``, so one Euler step of ``tau dv/dt = (v_leak - v) + r I``
@@ -17,10 +23,12 @@ membrane is the IR's readout, the integrator its running sum. A readout without 
 (``tau_steps = 1``) is ``LI(tau = dt, r = 1)``, whose Euler step ``v + (I - v)`` is the
 current itself; its running sum is then the evidence of the ``"summed_output"`` rule. Node names are
 ``hidden<k>.{affine, delay<d>, linear<d>, rec_delay<e>, rec_linear<e>, lif}``,
-``readout.{affine, delay<d>, linear<d>, li, integrator}``, ``input`` and ``output``.
+``readout.{affine, delay<d>, linear<d>, li, integrator}``, ``input`` and ``output`` (a compact
+stage: ``delay``, ``linear``, ``rec_delay``, ``rec_linear`` without a number).
 
 Recurrent synapses (``I_rec[t] = sum_j R[o, j] s[t - 1 - E[o, j], j]``) become one cycle per
-distinct ``e``: ``lif -> Delay(e * dt) -> Linear(R * [E == e]) -> lif`` (no Delay for e = 0).
+distinct ``e``: ``lif -> Delay(e * dt) -> Linear(R * [E == e]) -> lif`` (no Delay for e = 0),
+or a single cycle through one Delay node where ``E`` is one per neuron (DelRec's are).
 Latency convention (graph metadata ``recurrent_latency_steps = 1``): a cycle through a
 neuron takes one step by itself, so a cycle whose Delay nodes add ``e`` steps delivers a
 spike ``1 + e`` steps after it was emitted. This is how nirtorch executes a cycle (the
@@ -124,16 +132,12 @@ def _compact_branch(prefix: str, kind: str, source: str, target: str, weights: n
         if bias is not None:
             nodes[f"{prefix}.affine"] = nir.Affine(weight=np.zeros_like(weights), bias=bias.copy())
             edges += [(source, f"{prefix}.affine"), (f"{prefix}.affine", target)]
-    delay_node = f"{prefix}.{kind}delay"
-    if not delayed:
-        edges += [(source, weight_node), (weight_node, target)]
-    elif granularity == "axonal":
+    path = [source, weight_node, target]
+    if delayed:
+        delay_node = f"{prefix}.{kind}delay"
         nodes[delay_node] = nir.Delay(delay=steps * EULER_DT)
-        edges += [(source, delay_node), (delay_node, weight_node), (weight_node, target)]
-    else:
-        nodes[delay_node] = nir.Delay(delay=steps * EULER_DT)
-        edges += [(source, weight_node), (weight_node, delay_node), (delay_node, target)]
-    return nodes, edges
+        path.insert(1 if granularity == "axonal" else 2, delay_node)
+    return nodes, edges + list(zip(path, path[1:]))
 
 
 def _zero_weight_delays(weights: np.ndarray, delays: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@
 #define DRAIN(ADD)                                                                                 \
     for (int64_t d = 0; d < slots; d++) {                                                          \
         int64_t turned = d + head < slots ? d + head : d + head - slots;                           \
-        ring_type *target = ring + turned * outputs;                                           \
+        ring_type *target = ring + turned * outputs;                                               \
         sum_type *source = sums + d * outputs;                                                     \
         for (int64_t post = 0; post < outputs; post++) {                                           \
             ADD(target[post], source[post]);                                                       \
