@@ -473,3 +473,11 @@ def test_verify_checks_every_sample_of_a_split(tmp_path, capsys, monkeypatch):
     assert main(["verify", str(tmp_path / "m.nir"), "--split", "test"]) == 2
     assert "does not say which dataset it was trained on; name its preset with --preset" in _error_line(capsys)
     assert main(["verify", str(tmp_path / "m.nir"), "--preset", "synthetic", "--max-samples", "16", "--quiet"]) == 0
+
+
+def test_lava_samples_takes_a_count_or_all(capsys):
+    assert cli.build_parser().parse_args(["report", "m.pt", "--lava-samples", "all", "-o", "r"]).lava_samples == "all"
+    assert cli.build_parser().parse_args(["report", "m.pt", "--lava-samples", "5", "-o", "r"]).lava_samples == 5
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["report", "m.pt", "--lava-samples", "some", "-o", "r"])
+    assert exit_info.value.code == 2 and "--lava-samples" in capsys.readouterr().err
