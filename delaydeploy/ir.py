@@ -120,21 +120,42 @@ class _Stage:
 DELAY_GRANULARITIES: tuple[str, ...] = ("synaptic", "axonal", "dendritic")
 
 
-def delay_structure(weights: np.ndarray, delays: np.ndarray) -> tuple[str, np.ndarray] | None:
-    """``("axonal", a)`` if every synapse that exists (nonzero weight) from input ``i`` has delay
-    ``a[i]``, else ``("dendritic", b)`` if every one into output ``o`` has ``b[o]``, else None.
+SPARSE_DENSITY = 0.5  # a stage with at most this fraction of its synapses present is stored sparse
 
-    One delay per neuron is what a compact target stores (NIR: one ``Delay`` node before or
-    after the weights); a neuron with no synapse gets 0. Axonal is tried first (so a stage
-    whose delays are all equal is axonal).
+
+def stored_sparse(weights: np.ndarray) -> bool:
+    """Whether a target with a sparse form stores this stage's ``[out, in]`` synapses as a list
+    of the ones that exist (nonzero weight) rather than as a dense matrix."""
+    return np.count_nonzero(weights) <= SPARSE_DENSITY * np.size(weights)
+
+
+def per_neuron_delays(weights: np.ndarray, delays: np.ndarray, granularity: str) -> np.ndarray | None:
+    """One delay per presynaptic (``"axonal"``) or postsynaptic (``"dendritic"``) neuron, if
+    every synapse that exists (nonzero weight) from (into) that neuron has it, else None.
+
+    ``weights`` and ``delays`` are ``[out, in]``; a neuron with no synapse gets 0.
     """
+    axis = {"axonal": 0, "dendritic": 1}[granularity]
     present = np.asarray(weights) != 0
     delays = np.asarray(delays)
-    for granularity, axis in (("axonal", 0), ("dendritic", 1)):
-        highest = np.where(present, delays, -1).max(axis=axis)
-        lowest = np.where(present, delays, np.iinfo(np.int64).max).min(axis=axis)
-        if np.all((highest == lowest) | (highest < 0)):
-            return granularity, np.maximum(highest, 0).astype(np.int64)
+    highest = np.where(present, delays, -1).max(axis=axis)
+    lowest = np.where(present, delays, np.iinfo(np.int64).max).min(axis=axis)
+    if np.all((highest == lowest) | (highest < 0)):
+        return np.maximum(highest, 0).astype(np.int64)
+    return None
+
+
+def delay_structure(weights: np.ndarray, delays: np.ndarray) -> tuple[str, np.ndarray] | None:
+    """``("axonal", a)`` or ``("dendritic", b)`` (:func:`per_neuron_delays`), axonal tried
+    first (so a stage whose delays are all equal is axonal), else None.
+
+    One delay per neuron is what a compact target stores (NIR: one ``Delay`` node before or
+    after the weights).
+    """
+    for granularity in ("axonal", "dendritic"):
+        steps = per_neuron_delays(weights, delays, granularity)
+        if steps is not None:
+            return granularity, steps
     return None
 
 

@@ -6,12 +6,23 @@ per stage, the readout last::
     layer/<i>/type = "dense"
     layer/<i>/shape = [out]
     layer/<i>/weight [out, in]   effective integer weights w * 2**weight_exp
-    layer/<i>/delay  [out, in]   per-synapse delays (2-D), 0..62
+    layer/<i>/delay  [out, in]   per-synapse delays, 0..62; or [out] / [in] (below)
     layer/<i>/bias   [out]       in a_in units: netx uses it as bias_mant with bias_exp = 6
     layer/<i>/neuron/{type = "CUBA", iDecay, vDecay, vThMant, refDelay, gradedSpike}
 
 The root's attributes record the time step, input kind, scales and the class rule
 (``decision``; netx ignores them all).
+
+**Compact delays.** netx also reads a 1-D ``delay``: of length ``out`` it gives every synapse
+into neuron ``o`` the delay ``d[o]`` (dendritic), else of length ``in`` every synapse from
+input ``i`` the delay ``d[i]`` (axonal). A stage whose existing synapses have that structure
+(:func:`delaydeploy.ir.per_neuron_delays`, any source) is written so; an axonal stage of a
+square layer keeps its matrix, which netx would read as dendritic.
+
+**Pruned networks.** netx's file holds dense matrices, and its loader builds ``DelaySparse``
+synapses (only the nonzero weights) when asked: ``hdf5.Network(net_config=path,
+sparse_fc_layer=True)``. The root attribute ``sparse_fc_layer`` says whether to ask: true when
+a stage has at most half its synapses (:func:`delaydeploy.ir.stored_sparse`).
 
 **What netx can hold**, and what raises :class:`ConstraintError` naming the layer:
 
@@ -51,6 +62,7 @@ import numpy as np
 
 from delaydeploy.errors import ConstraintError
 from delaydeploy.fileio import atomic_path
+from delaydeploy.ir import per_neuron_delays, stored_sparse
 from delaydeploy.fixed_point import (
     ACTIVATION_SHIFT,
     BIAS_MANT_MAX,
@@ -118,26 +130,39 @@ def netx_bias(layer: FixedLayer) -> np.ndarray:
     return bias
 
 
-def netx_arrays(layer: FixedLayer) -> tuple[np.ndarray, np.ndarray]:
-    """netx's weights and bias for ``layer``; :class:`ConstraintError` for what netx cannot express."""
+def netx_delays(layer: FixedLayer, weights: np.ndarray) -> np.ndarray:
+    """The most compact ``delay`` netx reads exactly (module doc): ``[out]``, ``[in]`` or ``[out, in]``."""
+    dendritic = per_neuron_delays(weights, layer.delays, "dendritic")
+    if dendritic is not None:
+        return dendritic
+    axonal = per_neuron_delays(weights, layer.delays, "axonal")
+    if axonal is not None and weights.shape[0] != weights.shape[1]:
+        return axonal
+    return layer.delays
+
+
+def netx_arrays(layer: FixedLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """netx's weights, delays and bias for ``layer``; :class:`ConstraintError` for what netx cannot express."""
     where = f"layer {layer.name!r}"
     if layer.is_recurrent:
         raise ConstraintError(f"{where} is recurrent; netx's dense_rec layer has no recurrent delays and shares "
                               "one weight exponent with the feedforward weights: netx cannot express DelRec layers")
     if layer.reset == "soft":
         raise ConstraintError(f"{where} uses the soft reset (v -= threshold); netx's CUBA neuron resets v to 0")
-    return netx_weights(layer), netx_bias(layer)
+    weights = netx_weights(layer)
+    return weights, netx_delays(layer, weights), netx_bias(layer)
 
 
 def _string(group: h5py.Group, name: str, value: str) -> None:
     group.create_dataset(name, (1,), f"S{len(value)}", [value.encode("ascii")])
 
 
-def _write_layer(group: h5py.Group, layer: FixedLayer, weights: np.ndarray, bias: np.ndarray) -> None:
+def _write_layer(group: h5py.Group, layer: FixedLayer, weights: np.ndarray, delays: np.ndarray,
+                 bias: np.ndarray) -> None:
     _string(group, "type", "dense")
     group.create_dataset("shape", data=np.array([layer.size], dtype=np.int64))
     group.create_dataset("weight", data=weights.astype(np.int64))
-    group.create_dataset("delay", data=layer.delays.astype(np.int64))
+    group.create_dataset("delay", data=delays.astype(np.int64))
     group.create_dataset("bias", data=bias.astype(np.int64))
     neuron = group.create_group("neuron")
     _string(neuron, "type", "CUBA")
@@ -157,9 +182,10 @@ def write_netx(fixed: FixedNetwork, path: str | os.PathLike) -> Path:
             attrs = {"format": "delaydeploy-netx", "dt": fixed.dt, "tail_steps": fixed.tail_steps,
                      "input_kind": fixed.input_kind, "input_scale": fixed.input_scale,
                      "readout_scale": fixed.readout_scale, "decision": fixed.decision,
-                     "input_message_bits": input_message_bits(fixed.input_kind)}
+                     "input_message_bits": input_message_bits(fixed.input_kind),
+                     "sparse_fc_layer": any(stored_sparse(weights) for weights, _, _ in arrays)}
             handle.attrs.update(attrs)
             layers = handle.create_group("layer")
-            for index, (layer, (weights, bias)) in enumerate(zip(stages, arrays)):
-                _write_layer(layers.create_group(str(index)), layer, weights, bias)
+            for index, (layer, stage_arrays) in enumerate(zip(stages, arrays)):
+                _write_layer(layers.create_group(str(index)), layer, *stage_arrays)
     return Path(path)

@@ -39,10 +39,21 @@ def _network(seed: int, sizes: list[int], *, weight_exp: int = 0, input_kind: st
     return FixedNetwork(sizes[0], stages[:-1], stages[-1], input_kind=input_kind, tail_steps=tail_steps)
 
 
-def _run_netx(path: Path, network: FixedNetwork, x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """One sample ``x`` ``[T, C]`` through the netx network: hidden spikes and readout ``v`` on the reference's axis."""
+def _load_netx(path: Path, network: FixedNetwork):
+    """lava-dl's network for the file, loaded as its attributes say (graded input bits, sparse synapses)."""
+    import h5py
+
     import exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
     from lava.lib.dl.netx import hdf5
+
+    with h5py.File(path, "r") as handle:
+        sparse = bool(handle.attrs["sparse_fc_layer"])
+    return hdf5.Network(net_config=str(path), input_message_bits=input_message_bits(network.input_kind),
+                        sparse_fc_layer=sparse)
+
+
+def _run_netx(path: Path, network: FixedNetwork, x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """One sample ``x`` ``[T, C]`` through the netx network: hidden spikes and readout ``v`` on the reference's axis."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer
@@ -50,7 +61,7 @@ def _run_netx(path: Path, network: FixedNetwork, x: np.ndarray) -> tuple[list[np
 
     payload = input_payload(network, x[:, None, :])[:, 0]
     steps = x.shape[0] + network.tail_steps
-    net = hdf5.Network(net_config=str(path), input_message_bits=input_message_bits(network.input_kind))
+    net = _load_netx(path, network)
     stages = list(net.layers)
     run_steps = steps + len(stages)
     data = np.zeros((network.input_size, run_steps), dtype=np.int64)
@@ -127,6 +138,70 @@ def test_netx_file_layout(tmp_path: Path) -> None:
                                       (network.layers[0].bias_mant << network.layers[0].bias_exp) // 64)
         assert layer["neuron/iDecay"][()] == 4096 and layer["neuron/vThMant"][()] == network.layers[0].vth
         assert handle["layer/1/neuron/vThMant"][()] == 131071
+
+
+def _with_delay_structure(network: FixedNetwork, granularity: str, seed: int = 0) -> FixedNetwork:
+    """``network`` with one delay per presynaptic (axonal) or postsynaptic (dendritic) neuron in every stage."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+
+    def shaped(stage: FixedLayer) -> FixedLayer:
+        n_out, n_in = stage.weights.shape
+        if granularity == "axonal":
+            delays = np.repeat(rng.integers(0, 9, (1, n_in)), n_out, axis=0)
+        else:
+            delays = np.repeat(rng.integers(0, 9, (n_out, 1)), n_in, axis=1)
+        return dataclasses.replace(stage, delays=delays)
+
+    return dataclasses.replace(network, layers=[shaped(stage) for stage in network.layers],
+                               readout=shaped(network.readout))
+
+
+@pytest.mark.parametrize("granularity, sizes, stored, seed", [
+    ("axonal", [10, 14, 9, 4], [(10,), (14,), (9,)], 3),
+    ("dendritic", [10, 14, 9, 4], [(14,), (9,), (4,)], 3),
+    ("axonal", [10, 10, 10, 4], [(10, 10), (10, 10), (10,)], 11),  # a square layer's [in] would be read as [out]
+], ids=["axonal", "dendritic", "axonal-square"])
+def test_netx_stores_one_delay_per_neuron(tmp_path: Path, granularity: str, sizes: list[int],
+                                          stored: list[tuple[int, ...]], seed: int) -> None:
+    """Per-neuron delays are written 1-D where netx reads them exactly, and run as the reference."""
+    import h5py
+
+    from exporters.netx import write_netx
+
+    network = _with_delay_structure(_network(seed, sizes), granularity)
+    path = write_netx(network, tmp_path / "network.net")
+    with h5py.File(path, "r") as handle:
+        assert [handle[f"layer/{i}/delay"].shape for i in range(len(sizes) - 1)] == stored
+        assert not handle.attrs["sparse_fc_layer"]
+    x = (np.random.default_rng(4).random((16, 1, sizes[0])) < 0.3).astype(np.float64)
+    _assert_netx_matches_integer_reference(tmp_path, network, x)
+
+
+def test_netx_pruned_network_loads_as_sparse_synapses(tmp_path: Path) -> None:
+    """A pruned network's file asks for netx's sparse synapses, which hold only the existing ones."""
+    import dataclasses
+
+    import h5py
+    from lava.proc.sparse.process import DelaySparse
+
+    from exporters.netx import write_netx
+
+    rng = np.random.default_rng(11)
+    dense = _network(3, [10, 14, 9, 4])
+    pruned = [dataclasses.replace(stage, weights=np.where(rng.random(stage.weights.shape) < 0.4, stage.weights, 0))
+              for stage in [*dense.layers, dense.readout]]
+    network = dataclasses.replace(dense, layers=pruned[:-1], readout=pruned[-1])
+    path = write_netx(network, tmp_path / "network.net")
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["sparse_fc_layer"]
+    net = _load_netx(path, network)
+    for block, stage in zip(net.layers, pruned):
+        assert isinstance(block.synapse, DelaySparse)
+        assert block.synapse.weights.init.nnz == np.count_nonzero(stage.weights)
+    x = (np.random.default_rng(4).random((16, 1, 10)) < 0.4).astype(np.float64)
+    _assert_netx_matches_integer_reference(tmp_path, network, x)
 
 
 def _modified(network: FixedNetwork, **changes) -> FixedNetwork:

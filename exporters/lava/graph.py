@@ -2,7 +2,7 @@
 
 Graph per network: ``RingBuffer`` input -> per stage a ``DelayDense`` (plus a recurrent
 ``DelayDense`` from a layer's spikes back to its own input) -> a :class:`FramedLIF`
-population; a pruned stage (at most ``SPARSE_DENSITY`` of its synapses present) is a
+population; a pruned stage (:func:`delaydeploy.ir.stored_sparse`) is a
 ``DelaySparse`` that holds only the synapses that exist. The readout is a ``FramedLIF`` that
 never fires (float: ``dv = 1/tau``, so a readout of ``tau = 1`` keeps no membrane and is the
 current itself, exactly; bit-accurate: Loihi 2's smallest leak, see
@@ -57,7 +57,7 @@ from tqdm import tqdm
 
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
 from delaydeploy.fixed_reference import FixedSimulation
-from delaydeploy.ir import DEFAULT_DECISION, Network, Readout, SpikingLayer, check_binary_input
+from delaydeploy.ir import DEFAULT_DECISION, Network, Readout, SpikingLayer, check_binary_input, stored_sparse
 from delaydeploy.reference import Simulation
 from exporters.lava.processes import (
     PROBE_PIPE_BLOCKS,
@@ -81,7 +81,6 @@ DEFAULT_LANES = 256  # samples side by side in a laned graph
 MAX_BLOCK = 64  # steps per block that a probing population sends to the host (and the input receives)
 BLOCK_BYTES = 1 << 20  # a block's size is kept near this, so a pipe of PROBE_PIPE_BLOCKS blocks stays small
 MIN_SAMPLES_PER_WORKER = 64  # fewer samples per process than this cost more in start-up than they save
-SPARSE_DENSITY = 0.5  # a chip-shaped stage with at most this fraction of its synapses present is a DelaySparse
 FAST_DELAY_DENSE = {"floating_pt": PyFastDelayDenseModelFloat, "fixed_pt": PyFastDelayDenseModelBitAcc}
 FAST_DELAY_SPARSE = {"floating_pt": PyFastDelaySparseModelFloat, "fixed_pt": PyFastDelaySparseModelBitAcc}
 LANE_DELAY_DENSE = {"floating_pt": PyLaneDelayDenseModelFloat, "fixed_pt": PyLaneDelayDenseModelBitAcc}
@@ -242,7 +241,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
             kwargs.update(frame_steps=layout.frame_steps, frame_offset=source_lag, loop=loop)
         if lanes is not None:
             return LaneDelayDense(lanes=lane_count, weights=weights, delays=delays, **kwargs)
-        if np.count_nonzero(weights) <= SPARSE_DENSITY * weights.size:
+        if stored_sparse(weights):
             post, pre = np.nonzero(weights)
             kwargs["max_delay"] = max(int(delays[post, pre].max(initial=0)), 1)  # DelaySparse takes 0 as "unset"
             return DelaySparse(weights=csr_matrix((weights[post, pre], (post, pre)), shape=weights.shape),
