@@ -31,7 +31,7 @@ from delaydeploy.checkpoint import package_versions
 from delaydeploy.errors import BundleError, DelayDeployError
 from delaydeploy.fileio import atomic_directory
 from delaydeploy.fixed_point import DELAY_MAX, FixedNetwork
-from delaydeploy.ir import Network
+from delaydeploy.ir import Network, delay_structure
 from delaydeploy.ir_file import (IR_SUFFIX, fixed_network_from_bytes, fixed_network_to_bytes, network_from_bytes,
                                  network_to_bytes)
 from delaydeploy.reference import Simulation
@@ -85,22 +85,35 @@ def _sha256(path: Path) -> str:
 def estimate_resources(network: Network) -> dict[str, int | float]:
     """Neurons, synapses, delay-buffer slots and a memory-based estimate of Loihi 2 cores.
 
-    Only synapses that exist count (nonzero weights: a pruned network stores a fraction), and
-    a stage's delay buffer spans the largest delay among them.
-
-    A synapse is stored as an 8-bit weight and a 6-bit delay; a neuron keeps 24-bit u and v;
-    a delay buffer holds one 16-bit accumulator per neuron and delay slot. Each layer is
-    placed on its own cores, ``ceil(bytes / 128 KiB)`` of them (and at most 8192 neurons per
-    core). This is an estimate from public figures, not a compiler's placement.
+    Only synapses that exist count (nonzero weights: a pruned network stores a fraction).
+    A synapse is an 8-bit weight plus, where its stage has delays per synapse, a 6-bit delay;
+    a neuron keeps 24-bit u and v. Delays live in buffers of 16-bit slots: per synapse (and
+    dendritic) delays need ``out x (largest delay + 1)`` accumulator slots; a stage with one
+    delay per presynaptic neuron (axonal, :func:`delaydeploy.ir.delay_structure`; all-zero
+    delays included) needs ``out`` accumulators and ``in x largest delay`` slots of spike history,
+    and one 6-bit delay per neuron instead of one per synapse. That is how the chip-shaped Lava
+    graph stores them (:mod:`exporters.lava.graph`). Each layer is placed on its own cores,
+    ``ceil(bytes / 128 KiB)`` of them (and at most 8192 neurons per core). This is an estimate
+    from public figures, not a compiler's placement.
     """
     neurons = synapses = slots = cores = 0
     for stage in [*network.layers, network.readout]:
         stage_synapses = int(np.count_nonzero(stage.weights))
-        stage_slots = stage.size * (int(stage.delays[stage.weights != 0].max(initial=0)) + 1)
-        if getattr(stage, "is_recurrent", False):
-            stage_synapses += int(np.count_nonzero(stage.recurrent_weights))
+        structure = delay_structure(stage.weights, stage.delays)
+        if structure is None:
+            stage_slots = stage.size * (int(stage.delays[stage.weights != 0].max(initial=0)) + 1)
+            stage_bits = stage_synapses * 14
+        else:
+            granularity, steps = structure
+            longest = int(steps.max(initial=0))
+            stage_slots = stage.size * (longest + 1) if granularity == "dendritic" else stage.size + steps.size * longest
+            stage_bits = stage_synapses * 8 + steps.size * 6
+        if getattr(stage, "is_recurrent", False):  # recurrent synapses keep their delays per synapse
+            recurrent_synapses = int(np.count_nonzero(stage.recurrent_weights))
+            stage_synapses += recurrent_synapses
+            stage_bits += recurrent_synapses * 14
             stage_slots += stage.size * (int(stage.recurrent_delays.max(initial=0)) + 2)
-        stage_bytes = stage_synapses * 14 / 8 + stage.size * 6 + stage_slots * 2
+        stage_bytes = stage_bits / 8 + stage.size * 6 + stage_slots * 2
         neurons += stage.size
         synapses += stage_synapses
         slots += stage_slots

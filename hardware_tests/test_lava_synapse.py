@@ -159,3 +159,79 @@ def test_pruned_stages_are_sparse_processes_holding_only_their_synapses(kind, sp
             assert bool((torch.as_tensor(want, dtype=torch.float64) == got).all())
         error = (torch.as_tensor(expected.readout, dtype=torch.float64) - run.readout.double()).abs().max()
         assert float(error) <= (0.0 if kind == "fixed" else 1e-9)
+
+
+def _per_neuron_delays(network, granularity: str, seed: int):
+    """``network`` with one delay per presynaptic (axonal) or postsynaptic (dendritic) neuron in every stage."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+
+    def shaped(stage):
+        n_out, n_in = stage.weights.shape
+        axis, count = (0, n_in) if granularity == "axonal" else (1, n_out)
+        delays = np.repeat(np.expand_dims(rng.integers(0, 7, count), axis), stage.weights.shape[axis], axis=axis)
+        return dataclasses.replace(stage, delays=delays)
+
+    return dataclasses.replace(network, layers=[shaped(layer) for layer in network.layers],
+                               readout=shaped(network.readout))
+
+
+@pytest.mark.parametrize("kind", ["float", "fixed"])
+@pytest.mark.parametrize("granularity, pruned", [("axonal", False), ("dendritic", False), ("axonal", True)])
+def test_per_neuron_delays_run_as_delay_lines_without_per_synapse_delays(kind, granularity, pruned,
+                                                                         spikes_input) -> None:
+    """A stage with one delay per neuron is a ``DelayLine`` before (axonal) or after (dendritic) a
+    ``Dense`` (``Sparse`` when pruned) in the chip-shaped graph; the recurrent synapses keep their
+    ``DelayDense``; stock and fast models, the laned graph and the reference agree spike for spike."""
+    from lava.proc.dense.process import Dense
+    from lava.proc.sparse.process import Sparse
+
+    from delaydeploy.fixed_reference import simulate_fixed
+    from delaydeploy.quantize import quantize
+    from delaydeploy.reference import simulate
+    from exporters.lava.graph import build_lava_graph
+    from exporters.lava.processes import DelayLine
+
+    network = _per_neuron_delays(moderate_network(4, [20, 24, 16, 4], recurrent=True), granularity, seed=6)
+    if pruned:
+        network = _pruned(network, keep=0.4, seed=5)
+    x = spikes_input(6, 12, 3, 20, rate=0.4)
+    if kind == "fixed":
+        network = quantize(network, calibration=x, weight_exp=0)
+    graph = build_lava_graph(network, x, lanes=None)
+    connection_type = Sparse if pruned else Dense
+    for neuron, stage in zip(graph.neurons, [*network.layers, network.readout]):
+        feeding = [port.process for port in neuron.a_in.get_src_ports()]
+        if granularity == "dendritic":
+            (line,) = [process for process in feeding if isinstance(process, DelayLine)]
+            (connection,) = [port.process for port in line.s_in.get_src_ports()]
+        else:
+            (connection,) = [process for process in feeding if type(process) is connection_type]
+            (line,) = [port.process for port in connection.s_in.get_src_ports()]
+        assert isinstance(line, DelayLine) and type(connection) is connection_type  # not a DelayDense
+        assert line.delays.init.shape == (stage.weights.shape[0 if granularity == "dendritic" else 1],)
+        assert len(feeding) == 1 + (stage is not network.readout)  # plus the layer's recurrent DelayDense
+    expected = simulate_fixed(network, x) if kind == "fixed" else simulate(network, x)
+    runs = [simulate_lava(network, x, synapse="stock", lanes=None), simulate_lava(network, x, lanes=None),
+            simulate_lava(network, x, lanes=2)]
+    for run in runs:
+        for want, got in zip(expected.spikes, run.spikes):
+            assert torch.as_tensor(want).sum() > 0
+            assert bool((torch.as_tensor(want, dtype=torch.float64) == got).all())
+        error = (torch.as_tensor(expected.readout, dtype=torch.float64) - run.readout.double()).abs().max()
+        assert float(error) <= (0.0 if kind == "fixed" else 1e-9)
+
+
+def test_axonal_delays_with_a_negative_weight_exp_run_dendritic_or_per_synapse() -> None:
+    """One floor per step over inputs of several delays is not Lava's floor per delay group."""
+    from exporters.lava.graph import per_neuron_form
+
+    weights = np.array([[3, 1], [2, 5]])
+    axonal = np.array([[1, 4], [1, 4]])
+    assert per_neuron_form(weights, axonal, 0)[0] == "axonal"
+    assert per_neuron_form(weights, axonal, -1) is None
+    uniform = np.full((2, 2), 3)
+    granularity, steps = per_neuron_form(weights, uniform, -1)
+    assert granularity == "dendritic" and list(steps) == [3, 3]
+    assert per_neuron_form(weights, np.array([[1, 4], [2, 4]]), 0) is None

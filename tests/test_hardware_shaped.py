@@ -158,3 +158,32 @@ def test_train_axonal_exports_one_nir_delay_node_per_stage_and_verifies(tmp_path
         "hidden0.delay", "hidden1.delay", "readout.delay"]
     assert main(["verify", str(graph_file)]) == 0
     assert "verified: 0 spike mismatches" in capsys.readouterr().out
+
+
+def test_one_delay_per_neuron_is_estimated_as_stored_without_per_synapse_delays() -> None:
+    """300 x 256 synapses with 8-bit weights and 6-bit delays pass a core's 128 KiB; without the
+    delays (one per neuron instead) they fit one core. Buffers: axonal ``out + in x longest``
+    slots, dendritic and per synapse ``out x (longest + 1)``."""
+    from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
+
+    rng = np.random.default_rng(0)
+    n_in, n_out, longest = 256, 300, 9
+    per_synapse = rng.integers(0, longest + 1, (n_out, n_in))
+    per_synapse[0, 0] = longest
+    axonal = np.repeat(np.arange(n_in)[None, :] % (longest + 1), n_out, axis=0)
+    dendritic = np.repeat(np.arange(n_out)[:, None] % (longest + 1), n_in, axis=1)
+
+    def estimate(delays: np.ndarray) -> dict:
+        layer = SpikingLayer("hidden0", rng.normal(0.5, 0.1, (n_out, n_in)), delays, np.zeros(n_out),
+                             LIFNeuron(tau=2.0, threshold=1.0))
+        readout = Readout("readout", np.ones((2, n_out)), np.zeros((2, n_out), dtype=np.int64), np.zeros(2), tau=2.0)
+        return estimate_resources(Network(n_in, [layer], readout))
+
+    synaptic, axonal_estimate, dendritic_estimate = estimate(per_synapse), estimate(axonal), estimate(dendritic)
+    readout_slots = 2  # the readout's delays are all 0: 2 accumulators and no spike history
+    assert synaptic["delay_buffer_slots"] == n_out * (longest + 1) + readout_slots
+    assert axonal_estimate["delay_buffer_slots"] == n_out + n_in * longest + readout_slots
+    assert dendritic_estimate["delay_buffer_slots"] == n_out * (longest + 1) + readout_slots
+    assert synaptic["estimated_loihi2_cores"] == 2 + 1
+    assert axonal_estimate["estimated_loihi2_cores"] == dendritic_estimate["estimated_loihi2_cores"] == 1 + 1
+    assert synaptic["synapses"] == axonal_estimate["synapses"] == n_in * n_out + 2 * n_out

@@ -3,7 +3,12 @@
 Graph per network: ``RingBuffer`` input -> per stage a ``DelayDense`` (plus a recurrent
 ``DelayDense`` from a layer's spikes back to its own input) -> a :class:`FramedLIF`
 population; a pruned stage (:func:`delaydeploy.ir.stored_sparse`) is a
-``DelaySparse`` that holds only the synapses that exist. The readout is a ``FramedLIF`` that
+``DelaySparse`` that holds only the synapses that exist. In the chip-shaped graph a stage
+whose delays are one per neuron (:func:`per_neuron_form`) stores no delay per synapse: a
+:class:`DelayLine` of its presynaptic spikes before a ``Dense`` (``Sparse`` when pruned) for
+axonal delays, of its postsynaptic currents after it for dendritic ones, and a bare ``Dense``
+when every delay is 0; a ``DelayLine`` takes no step of its own, so the timing below holds
+unchanged. The readout is a ``FramedLIF`` that
 never fires (float: ``dv = 1/tau``, so a readout of ``tau = 1`` keeps no membrane and is the
 current itself, exactly; bit-accurate: Loihi 2's smallest leak, see
 :mod:`delaydeploy.quantize`). Only what is compared is recorded: each hidden population
@@ -49,20 +54,32 @@ import numpy as np
 import torch
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
-from lava.proc.dense.process import DelayDense
+from lava.proc.dense.process import DelayDense, Dense
 from lava.proc.io.source import RingBuffer
-from lava.proc.sparse.process import DelaySparse
+from lava.proc.sparse.process import DelaySparse, Sparse
 from scipy.sparse import csr_matrix
 from tqdm import tqdm
 
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
 from delaydeploy.fixed_reference import FixedSimulation
-from delaydeploy.ir import DEFAULT_DECISION, Network, Readout, SpikingLayer, check_binary_input, stored_sparse
+from delaydeploy.ir import (
+    DEFAULT_DECISION,
+    Network,
+    Readout,
+    SpikingLayer,
+    check_binary_input,
+    delay_structure,
+    per_neuron_delays,
+    stored_sparse,
+)
 from delaydeploy.reference import Simulation
 from exporters.lava.processes import (
     PROBE_PIPE_BLOCKS,
+    DelayLine,
     FramedLIF,
     LaneDelayDense,
+    PyDelayLineModelFixed,
+    PyDelayLineModelFloat,
     PyFastDelayDenseModelBitAcc,
     PyFastDelayDenseModelFloat,
     PyFastDelaySparseModelBitAcc,
@@ -86,6 +103,7 @@ FAST_DELAY_SPARSE = {"floating_pt": PyFastDelaySparseModelFloat, "fixed_pt": PyF
 LANE_DELAY_DENSE = {"floating_pt": PyLaneDelayDenseModelFloat, "fixed_pt": PyLaneDelayDenseModelBitAcc}
 STREAMED_INPUT = {"floating_pt": PyStreamedInputModelFloat, "fixed_pt": PyStreamedInputModelFixed}
 FRAMED_LIF = {"floating_pt": PyFramedLifModelFloat, "fixed_pt": PyFramedLifModelBitAcc}
+DELAY_LINE = {"floating_pt": PyDelayLineModelFloat, "fixed_pt": PyDelayLineModelFixed}
 
 
 @dataclass(frozen=True)
@@ -193,6 +211,23 @@ def _drain_gap(stages: list[_Stage]) -> int:
     return gap
 
 
+def per_neuron_form(weights: np.ndarray, delays: np.ndarray, weight_exp: int) -> tuple[str, np.ndarray] | None:
+    """``(granularity, delays)`` if a chip-shaped stage runs as a :class:`DelayLine` and a
+    ``Dense`` (``Sparse`` when pruned) instead of per-synapse delays, else None.
+
+    A stage qualifies when its existing synapses have one delay per neuron
+    (:func:`delaydeploy.ir.delay_structure`). Axonal delays need ``weight_exp >= 0``: they bring
+    inputs of different delays into one sum, which a negative ``weight_exp`` floors once, where
+    Lava's ``DelayDense`` and the integer reference floor each delay group's sum apart; such a
+    stage runs dendritic if its delays allow, else per synapse.
+    """
+    structure = delay_structure(weights, delays)
+    if structure is None or structure[0] == "dendritic" or weight_exp >= 0:
+        return structure
+    steps = per_neuron_delays(weights, delays, "dendritic")
+    return None if steps is None else ("dendritic", steps)
+
+
 def _block_steps(lanes: int, widths: list[int]) -> int:
     """Steps per block: ``MAX_BLOCK``, or fewer where a block of the widest record would pass ``BLOCK_BYTES``."""
     return int(np.clip(BLOCK_BYTES // (8 * lanes * max(widths)), 1, MAX_BLOCK))
@@ -236,38 +271,58 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
         source = StreamedInput(shape=(lane_count, network.input_size), block=block, name="input")
 
     def synapses(weights: np.ndarray, delays: np.ndarray, source_lag: int, loop: bool = False, **kwargs):
-        """One stage's synapses (flushed per frame when fast) fed by a source lagging ``source_lag`` steps."""
+        """One stage's synapses fed by a source lagging ``source_lag`` steps: the port the source
+        connects to, the port that feeds the neurons, and the processes in between."""
+        compact = None if lanes is not None or loop else per_neuron_form(weights, delays, kwargs.get("weight_exp", 0))
+        if compact is not None:
+            granularity, steps = compact
+            if stored_sparse(weights):
+                connection = Sparse(weights=csr_matrix(weights), **kwargs)
+            else:
+                connection = Dense(weights=weights, **kwargs)
+            if not steps.any():
+                return connection.s_in, connection.a_out, [connection]
+            line = DelayLine(delays=steps, frame_steps=layout.frame_steps, name=f"{kwargs['name']}.{granularity}",
+                             frame_offset=source_lag + (granularity == "dendritic"))
+            delay_lines.append(line)
+            if granularity == "axonal":
+                line.s_out.connect(connection.s_in)
+                return line.s_in, connection.a_out, [line, connection]
+            connection.a_out.connect(line.s_in)
+            return connection.s_in, line.s_out, [connection, line]
         if synapse == "fast":
             kwargs.update(frame_steps=layout.frame_steps, frame_offset=source_lag, loop=loop)
         if lanes is not None:
-            return LaneDelayDense(lanes=lane_count, weights=weights, delays=delays, **kwargs)
-        if stored_sparse(weights):
+            process = LaneDelayDense(lanes=lane_count, weights=weights, delays=delays, **kwargs)
+        elif stored_sparse(weights):
             post, pre = np.nonzero(weights)
             kwargs["max_delay"] = max(int(delays[post, pre].max(initial=0)), 1)  # DelaySparse takes 0 as "unset"
-            return DelaySparse(weights=csr_matrix((weights[post, pre], (post, pre)), shape=weights.shape),
-                               delays=csr_matrix((delays[post, pre].astype(int), (post, pre)), shape=weights.shape),
-                               **kwargs)
-        return DelayDense(weights=weights, delays=delays, **kwargs)
+            process = DelaySparse(weights=csr_matrix((weights[post, pre], (post, pre)), shape=weights.shape),
+                                  delays=csr_matrix((delays[post, pre].astype(int), (post, pre)), shape=weights.shape),
+                                  **kwargs)
+        else:
+            process = DelayDense(weights=weights, delays=delays, **kwargs)
+        synapse_processes.append(process)
+        return process.s_in, process.a_out, [process]
 
     neurons: list[FramedLIF] = []
-    synapse_processes: list[DelayDense | DelaySparse] = []
+    synapse_processes: list[DelayDense | DelaySparse] = []  # the per-synapse-delay ones
+    delay_lines: list[DelayLine] = []
     previous = source.s_out
     for lag, stage in enumerate(stages, start=1):
         probe = "v" if lag == len(stages) else "spikes"
         neuron = FramedLIF(shape=(*lane_shape, stage.weights.shape[0]), frame_offset=lag, active_steps=steps,
                            name=stage.name, frame_steps=layout.frame_steps, probe=probe,
                            probe_steps=layout.run_steps, probe_block=block, **stage.neuron_kwargs)
-        forward = synapses(stage.weights, stage.delays, lag - 1, num_message_bits=message_bits,
-                           name=f"{stage.name}.synapses", **stage.synapse_kwargs)
-        previous.connect(forward.s_in)
-        forward.a_out.connect(neuron.a_in)
-        synapse_processes.append(forward)
+        entry, exit_port, _ = synapses(stage.weights, stage.delays, lag - 1, num_message_bits=message_bits,
+                                       name=f"{stage.name}.synapses", **stage.synapse_kwargs)
+        previous.connect(entry)
+        exit_port.connect(neuron.a_in)
         if stage.recurrent is not None:
             weights, delays, kwargs = stage.recurrent
-            loop = synapses(weights, delays, lag, loop=True, name=f"{stage.name}.recurrent", **kwargs)
-            neuron.s_out.connect(loop.s_in)
-            loop.a_out.connect(neuron.a_in)
-            synapse_processes.append(loop)
+            entry, exit_port, _ = synapses(weights, delays, lag, loop=True, name=f"{stage.name}.recurrent", **kwargs)
+            neuron.s_out.connect(entry)
+            exit_port.connect(neuron.a_in)
         neurons.append(neuron)
         previous = neuron.s_out
         message_bits = 0
@@ -275,6 +330,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
     # Our processes are mapped per instance: class keys would make Lava's model discovery
     # import every module of the ``exporters.lava`` package.
     models: dict = {neuron: FRAMED_LIF[tag] for neuron in neurons}
+    models.update({line: DELAY_LINE[tag] for line in delay_lines})
     if lanes is not None:
         models.update({process: LANE_DELAY_DENSE[tag] for process in synapse_processes})
         models[source] = STREAMED_INPUT[tag]

@@ -21,6 +21,10 @@
   for a recurrent loop (``loop=True``: the target starts its frame in the same step as its source).
 * :class:`LaneDelayDense` — the same synapses with a lane axis: ``s_in [lanes, in]``,
   ``a_out [lanes, out]``, one buffer per lane; its models are the fast ones above.
+* :class:`DelayLine` — one delay per element of a vector (NIR's ``Delay``): before a
+  ``Dense`` it gives every synapse from input ``i`` the delay ``a[i]`` (axonal), after one
+  every synapse into output ``o`` the delay ``b[o]`` (dendritic), so a stage whose delays have
+  that structure stores one delay per neuron instead of one per synapse.
 * :class:`StreamedInput` — the input of a laned graph, ``[lanes, C]`` per step, which the host
   sends in blocks of steps through an external pipe while the graph runs (so a run of any
   length holds only a few blocks).
@@ -264,6 +268,78 @@ class PyStreamedInputModelFixed(_StreamedInputBehaviour, PyLoihiProcessModel):
 
     blocks_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
+
+
+class DelayLine(AbstractProcess):
+    """``out[i](t) = in[i](t - delays[i])`` for a vector of ``len(delays)`` values (spikes,
+    graded payloads or synaptic currents).
+
+    It takes no step of its own: each step it receives, then sends, so a delay of 0 passes the
+    value on in the same step. It empties itself when its input starts a new frame
+    (``frame_steps``, and ``frame_offset``: the input's lag), so samples run back to back do
+    not leak into each other.
+    """
+
+    def __init__(self, *, delays: np.ndarray, frame_steps: int, frame_offset: int, name: str | None = None) -> None:
+        delays = np.asarray(delays, dtype=np.int64)
+        if delays.ndim != 1 or delays.min(initial=0) < 0:
+            raise ValueError(f"DelayLine delays must be a vector of integers >= 0, got shape {delays.shape}")
+        super().__init__(frame_steps=int(frame_steps), frame_offset=int(frame_offset), name=name)
+        self.s_in = InPort(shape=delays.shape)
+        self.s_out = OutPort(shape=delays.shape)
+        self.delays = Var(shape=delays.shape, init=delays)
+
+
+class _DelayLineBehaviour:
+    """A ring ``[max_delay + 1, n]`` whose row ``head`` is sent this step: the value received at
+    step ``t`` is added ``delays[i]`` rows on, sent at step ``t + delays[i]``."""
+
+    proc_params: ty.Any
+    time_step: int
+    delays: np.ndarray
+    s_in: PyInPort
+    s_out: PyOutPort
+    ring_dtype: type
+    _ring: np.ndarray | None = None
+    _head = 0
+
+    def run_spk(self) -> None:
+        if self._ring is None:
+            self._ring = np.zeros((int(self.delays.max(initial=0)) + 1, self.delays.size), dtype=self.ring_dtype)
+            self._columns = np.arange(self.delays.size)
+        if frame_position(self.time_step, self.proc_params["frame_offset"], self.proc_params["frame_steps"]) == 0:
+            self._ring[:] = 0
+        slots = self._ring.shape[0]
+        self._ring[(self._head + self.delays) % slots, self._columns] += self.s_in.recv()
+        self.s_out.send(self._ring[self._head].copy())
+        self._ring[self._head] = 0
+        self._head = (self._head + 1) % slots
+
+
+@implements(proc=DelayLine, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyDelayLineModelFloat(_DelayLineBehaviour, PyLoihiProcessModel):
+    """Float :class:`DelayLine`."""
+
+    ring_dtype = np.float64
+
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    delays: np.ndarray = LavaPyType(np.ndarray, int)
+
+
+@implements(proc=DelayLine, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyDelayLineModelFixed(_DelayLineBehaviour, PyLoihiProcessModel):
+    """Integer :class:`DelayLine` (spikes, 24-bit payloads or 16-bit currents, unchanged)."""
+
+    ring_dtype = np.int32
+
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    delays: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=6)
 
 
 class _FastDelayDense(PyLoihiProcessModel):
