@@ -272,8 +272,8 @@ class TrainConfig:
 class Preset:
     """A named recipe: network, training and the dataset it is meant for.
 
-    ``augmentation``: options of :class:`delaydeploy.datasets.augment.TripledAugmentation` for
-    the training split (empty: none).
+    ``augmentation``: how the training split is augmented (:func:`delaydeploy.datasets.augment.augment`;
+    empty: not at all).
     """
 
     name: str
@@ -371,7 +371,11 @@ def _fsdd() -> Preset:
     network = NetworkConfig(input_size=140, hidden_sizes=(128, 128), num_classes=10, kernel_size=25, tau=1.5,
                             dropout=0.2, input_kind="counts")
     train = TrainConfig(epochs=30, batch_size=64, lr_weights=2e-3, lr_positions=0.2)
-    return Preset("fsdd", "fsdd", network, train, "Free Spoken Digit Dataset, spike-encoded real audio")
+    # Spectrum moved by up to 8 of the 140 ERB-spaced channels, time stretched by up to 15 %: on the
+    # leave-one-speaker-out fold of george (10 epochs) 80.6 % against 72.8 % without, 76.4 % at (5, 0.10),
+    # 74.4 % at (12, 0.20), and 74.6 % with DelRec's tripled recipe (shift_max 4) at three times the cost.
+    return Preset("fsdd", "fsdd", network, train, "Free Spoken Digit Dataset, spike-encoded real audio",
+                  augmentation={"kind": "warp", "channel_shift": 8, "stretch": 0.15})
 
 
 def _delrec_shd() -> Preset:
@@ -389,7 +393,7 @@ def _delrec_shd() -> Preset:
     train = TrainConfig(epochs=150, batch_size=256, lr_weights=5e-3, lr_positions=5e-2, one_cycle_factor=1.0,
                         optimizer="adamw")
     return Preset("delrec_shd", "shd", network, train, "DelRec SHD: recurrent delays in layer 2 (Queant et al. 2025)",
-                  dataset_options={"frames": "onset_grid", "dt": 0.01}, augmentation={"shift_max": 100, "thin_p": 0.5})
+                  dataset_options={"frames": "onset_grid", "dt": 0.01}, augmentation={"kind": "tripled", "shift_max": 100, "thin_p": 0.5})
 
 
 def _delrec_shd_equiparam() -> Preset:

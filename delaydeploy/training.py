@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from delaydeploy.config import Preset, TrainConfig
 from delaydeploy.datasets import load_dataset, pad_collate, with_test_speakers
-from delaydeploy.datasets.augment import TripledAugmentation
+from delaydeploy.datasets.augment import augment
 from delaydeploy.distributed import ProcessGroup, broadcast_buffers, sum_across
 from delaydeploy.errors import DatasetError, DelayDeployError
 from delaydeploy.model import DelaySNN, loss_function
@@ -312,7 +312,7 @@ def train_preset(
 
     ``delays``, ``hidden_sizes``, ``sparsity`` and ``delay_granularity`` override the preset's
     network; the preset's
-    ``augmentation``, if any, triples the training split (:mod:`delaydeploy.datasets.augment`). Under
+    ``augmentation``, if any, augments the training split (:mod:`delaydeploy.datasets.augment`). Under
     ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves. A bad
     ``output`` path is refused before training.
     """
@@ -337,7 +337,7 @@ def train_preset(
     config = dataclasses.replace(preset.train, **changes)
     train_set, test_set = preset_splits(preset, data_dir, max_samples)
     if preset.augmentation:
-        train_set = TripledAugmentation(train_set, **preset.augmentation)
+        train_set = augment(train_set, preset.augmentation)
     device = resolve_device(device)
     group = None
     if distributed.launched_by_torchrun():

@@ -1,4 +1,5 @@
-"""DelRec's SHD training-set augmentation, against a step-by-step version of its definition."""
+"""Training-set augmentations: DelRec's SHD recipe against a step-by-step version of its
+definition, and the spectral and temporal warp of the FSDD preset."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch.utils.data import Dataset
 
 from delaydeploy import training
 from delaydeploy.config import get_preset
-from delaydeploy.datasets.augment import TripledAugmentation, blend, centre_of_mass, shift_channels
+from delaydeploy.datasets.augment import TripledAugmentation, augment, blend, centre_of_mass, shift_channels, warp
 
 
 class Samples(Dataset):
@@ -135,9 +136,10 @@ def test_bad_options_are_refused(options, words):
 
 def test_delrec_shd_trains_on_its_augmented_split_and_records_it(monkeypatch, tmp_path):
     """configs/perf_SHD.py: use_augmentations, shift_max 100, thin_p 0.5; the other presets have none."""
-    assert get_preset("delrec_shd").augmentation == {"shift_max": 100, "thin_p": 0.5}
+    assert get_preset("delrec_shd").augmentation == {"kind": "tripled", "shift_max": 100, "thin_p": 0.5}
     assert all(not get_preset(name).augmentation for name in ("delrec_shd_equiparam", "delrec_ssc", "shd", "ssc"))
-    preset = dataclasses.replace(get_preset("synthetic"), augmentation={"shift_max": 2, "thin_p": 0.5})
+    options = {"kind": "tripled", "shift_max": 2, "thin_p": 0.5}
+    preset = dataclasses.replace(get_preset("synthetic"), augmentation=options)
     monkeypatch.setattr("delaydeploy.config.get_preset", lambda name: preset)
     seen = []
 
@@ -150,4 +152,61 @@ def test_delrec_shd_trains_on_its_augmented_split_and_records_it(monkeypatch, tm
     training.train_preset("synthetic", output=str(output), epochs=1, max_samples=16, progress=False)
     assert seen == [(48, 16)]
     from delaydeploy.checkpoint import load_checkpoint
-    assert load_checkpoint(output).metrics["augmentation"] == {"shift_max": 2, "thin_p": 0.5}
+    assert load_checkpoint(output).metrics["augmentation"] == options
+
+
+def test_warp_moves_the_whole_spectrum_by_one_shift_within_its_bound():
+    x = _counts(30, 20, seed=1)
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(100):
+        y = warp(x, channel_shift=3, stretch=0.0)
+        matches = [shift for shift in range(-3, 4) if torch.equal(y, _moved(x, shift))]
+        assert len(matches) == 1
+        seen.update(matches)
+    assert seen == set(range(-3, 4))
+
+
+def _moved(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """Channel ``c`` of ``x`` at ``c + shift``, zeros moved in, one channel at a time."""
+    out = torch.zeros_like(x)
+    for c in range(x.shape[1]):
+        if 0 <= c + shift < x.shape[1]:
+            out[:, c + shift] = x[:, c]
+    return out
+
+
+def test_warp_stretches_time_by_repeating_or_dropping_frames_in_order():
+    x = _counts(50, 8, seed=2)
+    torch.manual_seed(1)
+    lengths = set()
+    for _ in range(100):
+        y = warp(x, channel_shift=0, stretch=0.2)
+        assert 40 <= y.shape[0] <= 60
+        lengths.add(y.shape[0])
+        source = 0  # frame t of y is frame floor(t / r) of x: in order, starting at 0, steps of 0, 1 or 2
+        for row in y:
+            step = next(step for step in (0, 1, 2) if torch.equal(row, x[min(source + step, 49)]))
+            source += step
+        assert source >= 45
+    assert min(lengths) < 45 and max(lengths) > 55
+
+
+def test_warp_without_shift_or_stretch_is_the_identity_and_labels_are_kept():
+    base = Samples([_counts(12, 5, seed=k) for k in range(3)], [4, 5, 6])
+    augmented = augment(base, {"kind": "warp", "channel_shift": 0, "stretch": 0.0})
+    assert len(augmented) == 3
+    for k in range(3):
+        x, label = augmented[k]
+        assert torch.equal(x, base[k][0]) and label == 4 + k
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"kind": "warp", "channel_shift": -2, "stretch": 0.1}, "channel_shift = -2 must be an integer >= 0"),
+    ({"kind": "warp", "channel_shift": 2, "stretch": 1.0}, "stretch = 1.0 must be a fraction in [0, 1)"),
+    ({"kind": "mixup"}, "augmentation kind = 'mixup'; expected one of tripled, warp"),
+    ({"shift_max": 2, "thin_p": 0.5}, "augmentation kind = None"),
+])
+def test_bad_augmentation_options_are_refused(options, words):
+    with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+        augment(Samples([torch.zeros(3, 2)], [0]), options)

@@ -1,18 +1,28 @@
-"""Training-set augmentation of the DelRec SHD recipe: every sample three times per epoch.
+"""Training-set augmentations, chosen by a preset's ``augmentation`` options (:func:`augment`).
 
-DelRec trains SHD (``configs/perf_SHD.py``, ``use_augmentations``; Queant et al. 2025) on its
-training set three times over: item ``k`` is sample ``k``; item ``n + k`` is sample ``k`` with
-each channel moved in time by its own random whole number of steps in ``[-shift_max,
-shift_max]`` (zeros moved in, length kept); item ``2n + k`` is sample ``k`` blended with a
-random other sample of its class: the two are aligned on their centres of spike mass, each
-count is thinned binomially (each spike kept with probability ``thin_p``) and they are added.
-A sample alone in its class is shifted instead. Draws are new at every access and come from
-torch's global generator, which training seeds.
+``{"kind": "tripled", "shift_max": ..., "thin_p": ...}`` — the DelRec SHD recipe
+(``configs/perf_SHD.py``, ``use_augmentations``; Queant et al. 2025): every sample three times
+per epoch. Item ``k`` is sample ``k``; item ``n + k`` is sample ``k`` with each channel moved
+in time by its own random whole number of steps in ``[-shift_max, shift_max]`` (zeros moved
+in, length kept); item ``2n + k`` is sample ``k`` blended with a random other sample of its
+class: the two are aligned on their centres of spike mass, each count is thinned binomially
+(each spike kept with probability ``thin_p``) and they are added. A sample alone in its class
+is shifted instead.
+
+``{"kind": "warp", "channel_shift": ..., "stretch": ...}`` — for speech through the cochlea
+encoder, against speaker differences: every sample, each time it is drawn, has its whole
+spectrum moved by a random whole number of channels in ``[-channel_shift, channel_shift]``
+(on ERB-spaced channels a shift is a change of vocal-tract length) and its time axis
+stretched by a random factor in ``[1 - stretch, 1 + stretch]`` (speaking rate).
+
+Draws are new at every access and come from torch's global generator, which training seeds.
 """
 
 from __future__ import annotations
 
 import torch
+from typing import Any
+
 from torch.utils.data import Dataset
 
 
@@ -79,3 +89,49 @@ class TripledAugmentation(Dataset):
             return shift_channels(x, self.shift_max), label
         partner = others[int(torch.randint(len(others), ()))]
         return blend(x, self.base[partner][0], self.thin_p), label
+
+
+def warp(x: torch.Tensor, channel_shift: int, stretch: float) -> torch.Tensor:
+    """``x [T, C]`` with channel ``c`` moved to ``c + s`` (``s`` uniform in ``[-channel_shift,
+    channel_shift]``; channels moved in are zero) and ``round(T * r)`` frames, frame ``t``
+    being frame ``floor(t / r)`` (``r`` uniform in ``[1 - stretch, 1 + stretch]``)."""
+    steps, channels = x.shape
+    shift = max(-channels, min(channels, int(torch.randint(-channel_shift, channel_shift + 1, ()))))
+    moved = torch.zeros_like(x)
+    if shift >= 0:
+        moved[:, shift:] = x[:, : channels - shift]
+    else:
+        moved[:, :shift] = x[:, -shift:]
+    rate = 1.0 + stretch * (2.0 * float(torch.rand(())) - 1.0)
+    frames = (torch.arange(max(1, round(steps * rate))) / rate).long().clamp(max=steps - 1)
+    return moved[frames]
+
+
+class WarpAugmentation(Dataset):
+    """``base`` with every sample warped anew at each access (:func:`warp`; module doc)."""
+
+    def __init__(self, base: Dataset, channel_shift: int, stretch: float) -> None:
+        if isinstance(channel_shift, bool) or not isinstance(channel_shift, int) or channel_shift < 0:
+            raise ValueError(f"augmentation channel_shift = {channel_shift!r} must be an integer >= 0")
+        if isinstance(stretch, bool) or not isinstance(stretch, (int, float)) or not 0 <= stretch < 1:
+            raise ValueError(f"augmentation stretch = {stretch!r} must be a fraction in [0, 1)")
+        self.base, self.channel_shift, self.stretch = base, channel_shift, float(stretch)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        x, label = self.base[index]
+        return warp(x, self.channel_shift, self.stretch), label
+
+
+AUGMENTATIONS: dict[str, type[Dataset]] = {"tripled": TripledAugmentation, "warp": WarpAugmentation}
+
+
+def augment(dataset: Dataset, options: dict[str, Any]) -> Dataset:
+    """``dataset`` augmented as ``options`` say: ``kind`` (one of :data:`AUGMENTATIONS`) and its options."""
+    options = dict(options)
+    kind = options.pop("kind", None)
+    if kind not in AUGMENTATIONS:
+        raise ValueError(f"augmentation kind = {kind!r}; expected one of {', '.join(AUGMENTATIONS)}")
+    return AUGMENTATIONS[kind](dataset, **options)
