@@ -5,9 +5,11 @@ scores near 100 %. Here each fold tests on every recording of one speaker (500) 
 on the others (2,000), for:
 
 * the ``fsdd`` preset with learned delays (DCLS), reported with rounded delays and as Loihi 2
-  integers, before and after ``finetune --target loihi2``;
+  integers, before and after ``finetune --target loihi2``; it trains on warped samples (the
+  preset's ``augmentation``: spectrum shifts and time stretches against speaker differences);
 * the same network with fixed random delays, and without delays;
-* a non-spiking baseline: a GRU (one layer of 128) on 40-band log-mel frames of the same audio.
+* a non-spiking baseline: a GRU (one layer of 128) on 40-band log-mel frames of the same audio,
+  without augmentation.
 
 It writes a table (mean, spread and each fold), ``results.json`` and ``speakers.png`` into
 ``--output``; every accuracy says on how many recordings it rests.
@@ -34,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from delaydeploy.cli import EXIT_USAGE, at_least
+from delaydeploy.config import get_preset
 from delaydeploy.datasets.audio import amplitude_to_db, mel_filterbank, power_spectrogram, read_wav
 from delaydeploy.datasets.fsdd import fsdd_speakers, fsdd_split_files, parse_speakers
 from delaydeploy.errors import DelayDeployError
@@ -212,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epochs, max_samples = (1, 16) if args.quick else (args.epochs, None)
         finetune_epochs, gru_epochs = (1, 1) if args.quick else (args.finetune_epochs, args.gru_epochs)
         settings = {"epochs": epochs or "preset", "finetune_epochs": finetune_epochs, "gru_epochs": gru_epochs,
-                    "max_samples": max_samples}
+                    "max_samples": max_samples, "augmentation": get_preset("fsdd").augmentation}
         folds: dict[str, dict] = {}
         with tempfile.TemporaryDirectory(prefix="fsdd-speakers-") as scratch:
             for speaker in tqdm(speakers, desc="folds", unit="speaker"):
