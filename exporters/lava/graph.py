@@ -272,7 +272,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
 
     def synapses(weights: np.ndarray, delays: np.ndarray, source_lag: int, loop: bool = False, **kwargs):
         """One stage's synapses fed by a source lagging ``source_lag`` steps: the port the source
-        connects to, the port that feeds the neurons, and the processes in between."""
+        connects to and the port that feeds the neurons."""
         compact = None if lanes is not None or loop else per_neuron_form(weights, delays, kwargs.get("weight_exp", 0))
         if compact is not None:
             granularity, steps = compact
@@ -281,15 +281,15 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
             else:
                 connection = Dense(weights=weights, **kwargs)
             if not steps.any():
-                return connection.s_in, connection.a_out, [connection]
+                return connection.s_in, connection.a_out
             line = DelayLine(delays=steps, frame_steps=layout.frame_steps, name=f"{kwargs['name']}.{granularity}",
                              frame_offset=source_lag + (granularity == "dendritic"))
             delay_lines.append(line)
             if granularity == "axonal":
                 line.s_out.connect(connection.s_in)
-                return line.s_in, connection.a_out, [line, connection]
+                return line.s_in, connection.a_out
             connection.a_out.connect(line.s_in)
-            return connection.s_in, line.s_out, [connection, line]
+            return connection.s_in, line.s_out
         if synapse == "fast":
             kwargs.update(frame_steps=layout.frame_steps, frame_offset=source_lag, loop=loop)
         if lanes is not None:
@@ -303,7 +303,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
         else:
             process = DelayDense(weights=weights, delays=delays, **kwargs)
         synapse_processes.append(process)
-        return process.s_in, process.a_out, [process]
+        return process.s_in, process.a_out
 
     neurons: list[FramedLIF] = []
     synapse_processes: list[DelayDense | DelaySparse] = []  # the per-synapse-delay ones
@@ -314,13 +314,13 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
         neuron = FramedLIF(shape=(*lane_shape, stage.weights.shape[0]), frame_offset=lag, active_steps=steps,
                            name=stage.name, frame_steps=layout.frame_steps, probe=probe,
                            probe_steps=layout.run_steps, probe_block=block, **stage.neuron_kwargs)
-        entry, exit_port, _ = synapses(stage.weights, stage.delays, lag - 1, num_message_bits=message_bits,
+        entry, exit_port = synapses(stage.weights, stage.delays, lag - 1, num_message_bits=message_bits,
                                        name=f"{stage.name}.synapses", **stage.synapse_kwargs)
         previous.connect(entry)
         exit_port.connect(neuron.a_in)
         if stage.recurrent is not None:
             weights, delays, kwargs = stage.recurrent
-            entry, exit_port, _ = synapses(weights, delays, lag, loop=True, name=f"{stage.name}.recurrent", **kwargs)
+            entry, exit_port = synapses(weights, delays, lag, loop=True, name=f"{stage.name}.recurrent", **kwargs)
             neuron.s_out.connect(entry)
             exit_port.connect(neuron.a_in)
         neurons.append(neuron)
