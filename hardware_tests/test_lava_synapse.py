@@ -177,8 +177,10 @@ def _per_neuron_delays(network, granularity: str, seed: int):
                                readout=shaped(network.readout))
 
 
-@pytest.mark.parametrize("kind", ["float", "fixed"])
-@pytest.mark.parametrize("granularity, pruned", [("axonal", False), ("dendritic", False), ("axonal", True)])
+@pytest.mark.parametrize("kind, granularity, pruned", [
+    ("float", "axonal", False), ("fixed", "axonal", False), ("float", "dendritic", False),
+    ("fixed", "dendritic", False), ("fixed", "axonal", True),
+], ids=["float-axonal", "fixed-axonal", "float-dendritic", "fixed-dendritic", "fixed-axonal-pruned"])
 def test_per_neuron_delays_run_as_delay_lines_without_per_synapse_delays(kind, granularity, pruned,
                                                                          spikes_input) -> None:
     """A stage with one delay per neuron is a ``DelayLine`` before (axonal) or after (dendritic) a
