@@ -28,7 +28,7 @@ demo: $(INSTALLED)
 	$(BIN)/delaydeploy demo -o $(DEMO_DIR)
 
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -q tests hardware_tests
+	$(BIN)/python -m pytest -q --durations=15 tests hardware_tests
 
 $(CORE_VENV)/.installed: pyproject.toml Makefile
 	@echo "setting up $(CORE_VENV) ($(PYTHON), the project without Lava) ..." >&2

@@ -6,6 +6,9 @@ import numpy as np
 
 from delaydeploy.artifacts import Artifact
 from delaydeploy.bundle import estimate_resources
+from delaydeploy.ir import delay_structure
+
+SHARED_DELAYS = {"axonal": "one per presynaptic neuron", "dendritic": "one per postsynaptic neuron"}
 
 
 def _histogram(delays: np.ndarray, width: int = 40) -> list[str]:
@@ -23,8 +26,14 @@ def _synapses(weights: np.ndarray, delays: np.ndarray) -> tuple[str, np.ndarray]
     return text, delays[present]
 
 
-def _delay_range(delays: np.ndarray) -> str:
-    return f"{delays.min()}..{delays.max()}" if delays.size else "none"
+def _delay_range(weights: np.ndarray, delays: np.ndarray) -> str:
+    """``"a..b"`` of the existing synapses' delays, and how they are shared if they are one per neuron."""
+    present = delays[weights != 0]
+    if not present.size:
+        return "none"
+    structure = delay_structure(weights, delays)
+    shared = f" ({SHARED_DELAYS[structure[0]]})" if structure is not None and present.max() > 0 else ""
+    return f"{present.min()}..{present.max()}{shared}"
 
 
 def describe(artifact: Artifact) -> str:
@@ -37,7 +46,7 @@ def describe(artifact: Artifact) -> str:
         synapses, delays = _synapses(layer.weights, layer.delays)
         lines.append(f"  {layer.name}: {layer.in_size} -> {layer.size} LIF (tau {neuron.tau:g} steps, "
                      f"threshold {neuron.threshold:g}, spike if v {neuron.threshold_rule} threshold, "
-                     f"{neuron.reset} reset); {synapses}, delays {_delay_range(delays)}")
+                     f"{neuron.reset} reset); {synapses}, delays {_delay_range(layer.weights, layer.delays)}")
         lines.extend(_histogram(delays))
         if layer.is_recurrent:
             lines.append(f"    recurrent {layer.size} -> {layer.size}: delays {layer.recurrent_delays.min()}.."
@@ -46,7 +55,7 @@ def describe(artifact: Artifact) -> str:
     leak = "no leak: the synaptic output" if readout.tau == 1 else f"tau {readout.tau:g} steps"
     synapses, delays = _synapses(readout.weights, readout.delays)
     lines.append(f"  {readout.name}: {readout.in_size} -> {readout.size} non-spiking ({leak}); "
-                 f"{synapses}, delays {_delay_range(delays)}; class by {network.decision}")
+                 f"{synapses}, delays {_delay_range(readout.weights, readout.delays)}; class by {network.decision}")
     lines.extend(_histogram(delays))
     resources = estimate_resources(network)
     lines.append("  resources: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in resources.items()))

@@ -158,6 +158,8 @@ def test_train_axonal_exports_one_nir_delay_node_per_stage_and_verifies(tmp_path
         "hidden0.delay", "hidden1.delay", "readout.delay"]
     assert main(["verify", str(graph_file)]) == 0
     assert "verified: 0 spike mismatches" in capsys.readouterr().out
+    assert main(["inspect", str(model)]) == 0
+    assert capsys.readouterr().out.count("(one per presynaptic neuron)") == 3
 
 
 def test_one_delay_per_neuron_is_estimated_as_stored_without_per_synapse_delays() -> None:
