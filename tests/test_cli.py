@@ -17,6 +17,7 @@ from delaydeploy import cli, verify
 from delaydeploy.checkpoint import checkpoint_of, load_checkpoint, save_checkpoint
 from delaydeploy.cli import main
 from delaydeploy.config import NetworkConfig
+from delaydeploy.ir import delay_structure
 from delaydeploy.ir_file import save_network
 from delaydeploy.lowering import lower
 from delaydeploy.model import DelaySNN
@@ -376,9 +377,12 @@ def test_inspect_describes_the_network_it_loads(model_path, capsys):
     assert (f"{layer.name}: {CONFIG.input_size} -> {CONFIG.hidden_sizes[0]} LIF (tau {CONFIG.tau:g} steps, "
             f"threshold {CONFIG.threshold:g}") in text
     assert f"delays {layer.delays.min()}..{layer.delays.max()}" in text
+    shared = {"axonal": " (one per presynaptic neuron)", "dendritic": " (one per postsynaptic neuron)"}
+    structure = delay_structure(readout.weights, readout.delays)  # a 4 -> 2 readout can have it by chance
     assert (f"{readout.name}: {CONFIG.hidden_sizes[0]} -> {CONFIG.num_classes} non-spiking "
             f"(tau {CONFIG.tau:g} steps); {readout.weights.size} synapses, delays "
-            f"{readout.delays.min()}..{readout.delays.max()}; class by summed_softmax") in text
+            f"{readout.delays.min()}..{readout.delays.max()}{shared[structure[0]] if structure else ''}; "
+            "class by summed_softmax") in text
     histogram = [line for line in text.splitlines() if line.startswith("      ") and "|" in line]
     counts = np.bincount(layer.delays.ravel()).tolist() + np.bincount(readout.delays.ravel()).tolist()
     assert [int(line.split()[-1]) for line in histogram] == [c for c in counts if c]
