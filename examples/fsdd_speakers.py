@@ -15,9 +15,10 @@ It writes a table (mean, spread and each fold), ``results.json`` and ``speakers.
 ``--output``; every accuracy says on how many recordings it rests.
 
     python examples/fsdd_speakers.py --data-dir ../shared/data/fsdd/recordings -o fsdd_speakers
-        [--speakers george,lucas] [--epochs N] [--quick]
+        [--speakers george,lucas] [--models learned,fixed,none,gru] [--epochs N] [--quick]
 
-``--quick`` (the test suite's) trains one epoch on a few samples per fold.
+``--models`` trains a subset (the table has their rows only); ``--quick`` (the test suite's)
+trains one epoch on a few samples per fold.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ MODELS = {
     "none": "no delays",
     "gru": "GRU on log-mel (non-spiking)",
 }
+TRAINED = {"learned": [key for key in MODELS if key.startswith("learned")], "fixed": ["fixed"], "none": ["none"],
+           "gru": ["gru"]}  # what --models names, and the rows each gives
 RESULTS_FILE = "results.json"
 MEL_BANDS, N_FFT, HOP = 40, 256, 80  # 32 ms windows every 10 ms at 8 kHz
 
@@ -110,12 +113,12 @@ def gru_accuracy(train: list[tuple[Path, int]], test: list[tuple[Path, int]], ep
 
 # -- the folds -----------------------------------------------------------------------------------------
 
-def run_fold(data_dir: Path, speaker: str, folder: Path, *, epochs: int | None, finetune_epochs: int,
-             gru_epochs: int, max_samples: int | None) -> dict:
-    """Every model of :data:`MODELS` trained without ``speaker`` and tested on all of its recordings."""
+def run_fold(data_dir: Path, speaker: str, folder: Path, *, models: Sequence[str], epochs: int | None,
+             finetune_epochs: int, gru_epochs: int, max_samples: int | None) -> dict:
+    """The ``models`` (keys of :data:`TRAINED`) trained without ``speaker`` and tested on all of its recordings."""
     recordings = len(fsdd_split_files(data_dir, "test", (speaker,)))
     fold: dict = {"test_recordings": min(recordings, max_samples or recordings), "seconds": {}}
-    for mode in ("learned", "fixed", "none"):
+    for mode in [mode for mode in ("learned", "fixed", "none") if mode in models]:
         start = time.perf_counter()
         checkpoint = folder / f"{speaker}_{mode}.pt"
         outcome = train_preset("fsdd", output=str(checkpoint), data_dir=str(data_dir), epochs=epochs, delays=mode,
@@ -130,6 +133,8 @@ def run_fold(data_dir: Path, speaker: str, folder: Path, *, epochs: int | None, 
             fold["learned_loihi2_finetuned"] = tuned.accuracy["loihi2_after"]
             fold["learned_finetuned_rounded"] = tuned.accuracy["rounded_after"]
             fold["seconds"]["finetune"] = round(time.perf_counter() - start, 1)
+    if "gru" not in models:
+        return fold
     start = time.perf_counter()
     train, test = (fsdd_split_files(data_dir, split, (speaker,)) for split in ("train", "test"))
     if max_samples is not None:
@@ -139,10 +144,15 @@ def run_fold(data_dir: Path, speaker: str, folder: Path, *, epochs: int | None, 
     return fold
 
 
+def measured(folds: dict[str, dict]) -> list[str]:
+    """The rows of :data:`MODELS` that every fold has."""
+    return [model for model in MODELS if all(model in fold for fold in folds.values())]
+
+
 def summarise(folds: dict[str, dict]) -> dict[str, dict[str, float]]:
-    """Mean, standard deviation (over folds), minimum and maximum of every model."""
+    """Mean, standard deviation (over folds), minimum and maximum of every model measured."""
     summary = {}
-    for model in MODELS:
+    for model in measured(folds):
         values = [fold[model] for fold in folds.values()]
         summary[model] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
                           "min": min(values), "max": max(values)}
@@ -156,7 +166,8 @@ def table(folds: dict[str, dict], summary: dict[str, dict[str, float]]) -> str:
     lines = [f"Leave-one-speaker-out on FSDD ({len(speakers)} folds; test recordings per fold: {samples}).", "",
              "| model | mean ± std over folds | " + " | ".join(f"test: {s}" for s in speakers) + " |",
              "|---|---:|" + "---:|" * len(speakers)]
-    for model, label in MODELS.items():
+    for model in summary:
+        label = MODELS[model]
         cells = " | ".join(f"{100 * folds[s][model]:.1f}%" for s in speakers)
         lines.append(f"| {label} | {100 * summary[model]['mean']:.1f} ± {100 * summary[model]['std']:.1f}% | {cells} |")
     return "\n".join(lines)
@@ -170,13 +181,13 @@ def plot(folds: dict[str, dict], summary: dict[str, dict[str, float]], path: Pat
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9.5, 4))
-    for index, model in enumerate(MODELS):
+    for index, model in enumerate(summary):
         ax.bar(index, 100 * summary[model]["mean"], yerr=100 * summary[model]["std"], capsize=4, color="tab:blue",
                alpha=0.7)
         for offset, speaker in enumerate(folds):
             ax.plot(index - 0.25 + 0.5 * offset / max(len(folds) - 1, 1), 100 * folds[speaker][model], "o",
                     color=f"C{offset + 1}", markersize=4, label=speaker if index == 0 else None)
-    ax.set_xticks(range(len(MODELS)), [textwrap.fill(label, 18) for label in MODELS.values()], fontsize=7)
+    ax.set_xticks(range(len(summary)), [textwrap.fill(MODELS[model], 18) for model in summary], fontsize=7)
     ax.set_ylabel("accuracy on the unheard speaker (%)")
     ax.set_ylim(0, 105)
     ax.legend(title="test speaker", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -198,11 +209,22 @@ def write_results(output: Path, settings: dict, folds: dict[str, dict]) -> str:
     return text
 
 
+def model_list(text: str) -> list[str]:
+    """``--models``: known names, comma-separated, at least one."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TRAINED]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected some of {', '.join(TRAINED)}")
+    return [name for name in TRAINED if name in names]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", required=True, help="the FSDD recordings folder")
     parser.add_argument("-o", "--output", default="fsdd_speakers", help="folder for the table, JSON and plot")
     parser.add_argument("--speakers", help="held-out speakers, comma-separated (default: every speaker found)")
+    parser.add_argument("--models", default=",".join(TRAINED), type=model_list,
+                        help=f"comma-separated, of {', '.join(TRAINED)} (default: all; learned includes fine-tuning)")
     parser.add_argument("--epochs", type=at_least(1), help="training epochs per model (default: the preset's)")
     parser.add_argument("--finetune-epochs", type=at_least(1), default=5)
     parser.add_argument("--gru-epochs", type=at_least(1), default=15)
@@ -214,12 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         speakers = parse_speakers(args.speakers) or tuple(fsdd_speakers(data_dir))
         epochs, max_samples = (1, 16) if args.quick else (args.epochs, None)
         finetune_epochs, gru_epochs = (1, 1) if args.quick else (args.finetune_epochs, args.gru_epochs)
-        settings = {"epochs": epochs or "preset", "finetune_epochs": finetune_epochs, "gru_epochs": gru_epochs,
+        settings = {"models": args.models, "epochs": epochs or "preset", "finetune_epochs": finetune_epochs, "gru_epochs": gru_epochs,
                     "max_samples": max_samples, "augmentation": get_preset("fsdd").augmentation}
         folds: dict[str, dict] = {}
         with tempfile.TemporaryDirectory(prefix="fsdd-speakers-") as scratch:
             for speaker in tqdm(speakers, desc="folds", unit="speaker"):
-                folds[speaker] = run_fold(data_dir, speaker, Path(scratch), epochs=epochs,
+                folds[speaker] = run_fold(data_dir, speaker, Path(scratch), models=args.models, epochs=epochs,
                                           finetune_epochs=finetune_epochs, gru_epochs=gru_epochs,
                                           max_samples=max_samples)
                 text = write_results(Path(args.output), settings, folds)  # after every fold: a long run keeps its folds
