@@ -141,9 +141,7 @@ def test_trained_synthetic_model(tmp_path, capsys) -> None:
     inputs = pad_collate([test_set[i] for i in range(6)])[0].double().numpy()
     bundle = _export_verify_and_run(tmp_path, checkpoint, inputs, capsys)
     assert main(["verify", str(checkpoint), "--backend", "nest", "--input", str(tmp_path / "x.npy")]) == 0
-    capsys.readouterr()
-    assert main(["verify", str(bundle), "--preset", "synthetic", "--batch-size", "128", "--quiet"]) == 0
-    assert "verified: 0 spike mismatches on all 512 samples" in capsys.readouterr().out  # the whole test split
+    # the whole test split on NEST: tests/test_cli.py's demo test verifies its PyNN bundle on all 512 samples
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["target"] == "pynn" and set(manifest["files"]) >= {"run.py", "pynn_model.json",
                                                                         "pynn_connections.npz"}
