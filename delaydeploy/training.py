@@ -304,6 +304,7 @@ def train_preset(
     progress: bool = True,
     max_samples: int | None = None,
     test_speakers: str | None = None,
+    augmentation: dict | None = None,
 ) -> TrainOutcome:
     """Train the preset's network on its dataset, report both accuracies, save a checkpoint.
 
@@ -311,8 +312,8 @@ def train_preset(
     the checkpoint records the split in its ``dataset_options``.
 
     ``delays``, ``hidden_sizes``, ``sparsity`` and ``delay_granularity`` override the preset's
-    network; the preset's
-    ``augmentation``, if any, augments the training split (:mod:`delaydeploy.datasets.augment`). Under
+    network; the preset's ``augmentation`` (or ``augmentation``, if given; ``{}`` for none) augments the
+    training split (:mod:`delaydeploy.datasets.augment`). Under
     ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves. A bad
     ``output`` path is refused before training.
     """
@@ -325,6 +326,8 @@ def train_preset(
         check_output_file(output)
     preset = get_preset(preset_name)
     preset = dataclasses.replace(preset, dataset_options=with_test_speakers(preset.dataset_options, test_speakers))
+    if augmentation is not None:
+        preset = dataclasses.replace(preset, augmentation=dict(augmentation))
     network_changes = {key: value for key, value in (("delays", delays), ("hidden_sizes", hidden_sizes),
                                                      ("sparsity", sparsity), ("delay_granularity", delay_granularity))
                        if value is not None}

@@ -5,17 +5,20 @@ scores near 100 %. Here each fold tests on every recording of one speaker (500) 
 on the others (2,000), for:
 
 * the ``fsdd`` preset with learned delays (DCLS), reported with rounded delays and as Loihi 2
-  integers, before and after ``finetune --target loihi2``; it trains on warped samples (the
-  preset's ``augmentation``: spectrum shifts and time stretches against speaker differences);
+  integers, before and after ``finetune --target loihi2``;
 * the same network with fixed random delays, and without delays;
-* a non-spiking baseline: a GRU (one layer of 128) on 40-band log-mel frames of the same audio,
-  without augmentation.
+* a non-spiking baseline: a GRU (one layer of 128) on 40-band log-mel frames of the same audio.
+
+``--warp CHANNELS,STRETCH`` trains the spiking models on warped samples (the ``warp``
+augmentation of :mod:`delaydeploy.datasets.augment`: spectrum moved by up to ``CHANNELS`` ERB
+channels, time stretched by up to ``STRETCH``), against speaker differences; the GRU is never
+augmented.
 
 It writes a table (mean, spread and each fold), ``results.json`` and ``speakers.png`` into
 ``--output``; every accuracy says on how many recordings it rests.
 
     python examples/fsdd_speakers.py --data-dir ../shared/data/fsdd/recordings -o fsdd_speakers
-        [--speakers george,lucas] [--models learned,fixed,none,gru] [--epochs N] [--quick]
+        [--speakers george,lucas] [--models learned,fixed,none,gru] [--warp 8,0.15] [--epochs N] [--quick]
 
 ``--models`` trains a subset (the table has their rows only); ``--quick`` (the test suite's)
 trains one epoch on a few samples per fold.
@@ -37,8 +40,8 @@ import torch
 from tqdm import tqdm
 
 from delaydeploy.cli import EXIT_USAGE, at_least
-from delaydeploy.config import get_preset
 from delaydeploy.datasets.audio import amplitude_to_db, mel_filterbank, power_spectrogram, read_wav
+from delaydeploy.datasets.augment import augment
 from delaydeploy.datasets.fsdd import fsdd_speakers, fsdd_split_files, parse_speakers
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.fileio import atomic_directory, check_output_directory
@@ -113,8 +116,8 @@ def gru_accuracy(train: list[tuple[Path, int]], test: list[tuple[Path, int]], ep
 
 # -- the folds -----------------------------------------------------------------------------------------
 
-def run_fold(data_dir: Path, speaker: str, folder: Path, *, models: Sequence[str], epochs: int | None,
-             finetune_epochs: int, gru_epochs: int, max_samples: int | None) -> dict:
+def run_fold(data_dir: Path, speaker: str, folder: Path, *, models: Sequence[str], augmentation: dict,
+             epochs: int | None, finetune_epochs: int, gru_epochs: int, max_samples: int | None) -> dict:
     """The ``models`` (keys of :data:`TRAINED`) trained without ``speaker`` and tested on all of its recordings."""
     recordings = len(fsdd_split_files(data_dir, "test", (speaker,)))
     fold: dict = {"test_recordings": min(recordings, max_samples or recordings), "seconds": {}}
@@ -122,7 +125,8 @@ def run_fold(data_dir: Path, speaker: str, folder: Path, *, models: Sequence[str
         start = time.perf_counter()
         checkpoint = folder / f"{speaker}_{mode}.pt"
         outcome = train_preset("fsdd", output=str(checkpoint), data_dir=str(data_dir), epochs=epochs, delays=mode,
-                               progress=False, max_samples=max_samples, test_speakers=speaker)
+                               progress=False, max_samples=max_samples, test_speakers=speaker,
+                               augmentation=augmentation)
         fold[mode] = outcome.test_accuracy_rounded
         fold["seconds"][mode] = round(time.perf_counter() - start, 1)
         if mode == "learned":
@@ -218,6 +222,17 @@ def model_list(text: str) -> list[str]:
     return [name for name in TRAINED if name in names]
 
 
+def warp_options(text: str) -> dict:
+    """``--warp CHANNELS,STRETCH`` as the ``warp`` augmentation's options."""
+    try:
+        channels, stretch = text.split(",")
+        options = {"kind": "warp", "channel_shift": int(channels), "stretch": float(stretch)}
+        augment([], options)  # the augmentation's own checks
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected CHANNELS,STRETCH such as 8,0.15 ({error})") from None
+    return options
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", required=True, help="the FSDD recordings folder")
@@ -225,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--speakers", help="held-out speakers, comma-separated (default: every speaker found)")
     parser.add_argument("--models", default=",".join(TRAINED), type=model_list,
                         help=f"comma-separated, of {', '.join(TRAINED)} (default: all; learned includes fine-tuning)")
+    parser.add_argument("--warp", type=warp_options, default={}, metavar="CHANNELS,STRETCH",
+                        help="train the spiking models on warped samples (e.g. 8,0.15; default: none)")
     parser.add_argument("--epochs", type=at_least(1), help="training epochs per model (default: the preset's)")
     parser.add_argument("--finetune-epochs", type=at_least(1), default=5)
     parser.add_argument("--gru-epochs", type=at_least(1), default=15)
@@ -237,11 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         epochs, max_samples = (1, 16) if args.quick else (args.epochs, None)
         finetune_epochs, gru_epochs = (1, 1) if args.quick else (args.finetune_epochs, args.gru_epochs)
         settings = {"models": args.models, "epochs": epochs or "preset", "finetune_epochs": finetune_epochs, "gru_epochs": gru_epochs,
-                    "max_samples": max_samples, "augmentation": get_preset("fsdd").augmentation}
+                    "max_samples": max_samples, "augmentation": args.warp}
         folds: dict[str, dict] = {}
         with tempfile.TemporaryDirectory(prefix="fsdd-speakers-") as scratch:
             for speaker in tqdm(speakers, desc="folds", unit="speaker"):
-                folds[speaker] = run_fold(data_dir, speaker, Path(scratch), models=args.models, epochs=epochs,
+                folds[speaker] = run_fold(data_dir, speaker, Path(scratch), models=args.models,
+                                          augmentation=args.warp, epochs=epochs,
                                           finetune_epochs=finetune_epochs, gru_epochs=gru_epochs,
                                           max_samples=max_samples)
                 text = write_results(Path(args.output), settings, folds)  # after every fold: a long run keeps its folds

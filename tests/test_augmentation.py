@@ -153,6 +153,10 @@ def test_delrec_shd_trains_on_its_augmented_split_and_records_it(monkeypatch, tm
     assert seen == [(48, 16)]
     from delaydeploy.checkpoint import load_checkpoint
     assert load_checkpoint(output).metrics["augmentation"] == options
+    warp_options = {"kind": "warp", "channel_shift": 1, "stretch": 0.1}  # train_preset's override of the preset's
+    training.train_preset("synthetic", output=str(output), epochs=1, max_samples=16, progress=False,
+                          augmentation=warp_options)
+    assert seen[-1] == (16, 16) and load_checkpoint(output).metrics["augmentation"] == warp_options
 
 
 def test_warp_moves_the_whole_spectrum_by_one_shift_within_its_bound():

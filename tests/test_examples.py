@@ -263,11 +263,15 @@ def test_fsdd_speakers_quick_writes_table_json_and_plot(fsdd_dir, tmp_path, caps
     assert example.main(["--data-dir", str(folder), "--quick", "--speakers", "bob", "-o", str(tmp_path / "x")]) == 2
     assert "no recordings of speaker bob; speakers found: george, lucas" in capsys.readouterr().err
     assert example.main(["--data-dir", str(folder), "--quick", "--models", "none,learned", "--speakers", "lucas",
-                         "-o", str(tmp_path / "subset")]) == 0
+                         "--warp", "2,0.1", "-o", str(tmp_path / "subset")]) == 0
     subset = json.loads((tmp_path / "subset" / "results.json").read_text())
+    assert subset["settings"]["augmentation"] == {"kind": "warp", "channel_shift": 2, "stretch": 0.1}
     assert list(subset["summary"]) == ["learned", "learned_loihi2", "learned_finetuned_rounded",
                                        "learned_loihi2_finetuned", "none"]
     assert "GRU" not in (tmp_path / "subset" / "table.md").read_text()
     with pytest.raises(SystemExit):
         example.main(["--data-dir", str(folder), "--models", "lstm", "-o", str(tmp_path / "y")])
     assert "expected some of learned, fixed, none, gru" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        example.main(["--data-dir", str(folder), "--warp", "8,1.5", "-o", str(tmp_path / "y")])
+    assert "expected CHANNELS,STRETCH such as 8,0.15 (augmentation stretch = 1.5" in capsys.readouterr().err
