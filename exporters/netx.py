@@ -62,7 +62,6 @@ import numpy as np
 
 from delaydeploy.errors import ConstraintError
 from delaydeploy.fileio import atomic_path
-from delaydeploy.ir import per_neuron_delays, stored_sparse
 from delaydeploy.fixed_point import (
     ACTIVATION_SHIFT,
     BIAS_MANT_MAX,
@@ -72,6 +71,7 @@ from delaydeploy.fixed_point import (
     effective_weights,
     input_message_bits,
 )
+from delaydeploy.ir import per_neuron_delays, stored_sparse
 
 NETX_BIAS_EXP = ACTIVATION_SHIFT  # netx fixes bias_exp = 6: its bias is in a_in units
 

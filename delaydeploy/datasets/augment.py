@@ -20,9 +20,9 @@ Draws are new at every access and come from torch's global generator, which trai
 
 from __future__ import annotations
 
-import torch
 from typing import Any
 
+import torch
 from torch.utils.data import Dataset
 
 
