@@ -19,7 +19,7 @@ from lava.proc.io.source import RingBuffer
 
 from exporters.lava.graph import simulate_lava
 from exporters.lava.processes import PyFastDelayDenseModelBitAcc, PyFastDelayDenseModelFloat
-from helpers import moderate_network
+from helpers import moderate_network, with_per_neuron_delays
 
 STEPS, N_IN, N_OUT, MAX_DELAY = 40, 12, 9, 7
 
@@ -111,6 +111,23 @@ def test_network_fast_synapses_equal_stock(kind, random_fixed_network, spikes_in
             np.testing.assert_array_equal(fast.readout.numpy(), stock.readout.numpy())
 
 
+def _assert_chip_and_laned_runs_match_the_reference(network, x: np.ndarray, kind: str) -> None:
+    """The chip-shaped graph on stock and fast models and a laned graph, each equal to the reference
+    (float or integer) spike for spike, readouts exactly (fixed) or to 1e-9 (float); no layer silent."""
+    from delaydeploy.fixed_reference import simulate_fixed
+    from delaydeploy.reference import simulate
+
+    expected = simulate_fixed(network, x) if kind == "fixed" else simulate(network, x)
+    runs = [simulate_lava(network, x, synapse="stock", lanes=None), simulate_lava(network, x, lanes=None),
+            simulate_lava(network, x, lanes=2)]
+    for run in runs:
+        for want, got in zip(expected.spikes, run.spikes):
+            assert torch.as_tensor(want).sum() > 0
+            assert bool((torch.as_tensor(want, dtype=torch.float64) == got).all())
+        error = (torch.as_tensor(expected.readout, dtype=torch.float64) - run.readout.double()).abs().max()
+        assert float(error) <= (0.0 if kind == "fixed" else 1e-9)
+
+
 def _pruned(network, keep: float, seed: int):
     """``network`` with each synapse (feedforward and recurrent) kept with probability ``keep``."""
     import dataclasses
@@ -132,9 +149,7 @@ def test_pruned_stages_are_sparse_processes_holding_only_their_synapses(kind, sp
     that exist; stock and fast models, the laned graph and the reference agree spike for spike."""
     from lava.proc.sparse.process import DelaySparse
 
-    from delaydeploy.fixed_reference import simulate_fixed
     from delaydeploy.quantize import quantize
-    from delaydeploy.reference import simulate
     from exporters.lava.graph import build_lava_graph
 
     network = _pruned(moderate_network(4, [20, 24, 16, 4], recurrent=True), keep=0.3, seed=5)
@@ -150,31 +165,7 @@ def test_pruned_stages_are_sparse_processes_holding_only_their_synapses(kind, sp
     present += [np.count_nonzero(layer.recurrent_weights) for layer in network.layers]
     assert stored == sorted(present) and sum(present) < 0.4 * sum(w.size for w in (
         *[stage.weights for stage in stages], *[layer.recurrent_weights for layer in network.layers]))
-    expected = simulate_fixed(network, x) if kind == "fixed" else simulate(network, x)
-    runs = [simulate_lava(network, x, synapse="stock", lanes=None), simulate_lava(network, x, lanes=None),
-            simulate_lava(network, x, lanes=2)]
-    for run in runs:
-        for want, got in zip(expected.spikes, run.spikes):
-            assert torch.as_tensor(want).sum() > 0
-            assert bool((torch.as_tensor(want, dtype=torch.float64) == got).all())
-        error = (torch.as_tensor(expected.readout, dtype=torch.float64) - run.readout.double()).abs().max()
-        assert float(error) <= (0.0 if kind == "fixed" else 1e-9)
-
-
-def _per_neuron_delays(network, granularity: str, seed: int):
-    """``network`` with one delay per presynaptic (axonal) or postsynaptic (dendritic) neuron in every stage."""
-    import dataclasses
-
-    rng = np.random.default_rng(seed)
-
-    def shaped(stage):
-        n_out, n_in = stage.weights.shape
-        axis, count = (0, n_in) if granularity == "axonal" else (1, n_out)
-        delays = np.repeat(np.expand_dims(rng.integers(0, 7, count), axis), stage.weights.shape[axis], axis=axis)
-        return dataclasses.replace(stage, delays=delays)
-
-    return dataclasses.replace(network, layers=[shaped(layer) for layer in network.layers],
-                               readout=shaped(network.readout))
+    _assert_chip_and_laned_runs_match_the_reference(network, x, kind)
 
 
 @pytest.mark.parametrize("kind, granularity, pruned", [
@@ -189,13 +180,12 @@ def test_per_neuron_delays_run_as_delay_lines_without_per_synapse_delays(kind, g
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
 
-    from delaydeploy.fixed_reference import simulate_fixed
     from delaydeploy.quantize import quantize
-    from delaydeploy.reference import simulate
     from exporters.lava.graph import build_lava_graph
     from exporters.lava.processes import DelayLine
 
-    network = _per_neuron_delays(moderate_network(4, [20, 24, 16, 4], recurrent=True), granularity, seed=6)
+    network = with_per_neuron_delays(moderate_network(4, [20, 24, 16, 4], recurrent=True), granularity, seed=6,
+                                     max_delay=6)
     if pruned:
         network = _pruned(network, keep=0.4, seed=5)
     x = spikes_input(6, 12, 3, 20, rate=0.4)
@@ -214,15 +204,7 @@ def test_per_neuron_delays_run_as_delay_lines_without_per_synapse_delays(kind, g
         assert isinstance(line, DelayLine) and type(connection) is connection_type  # not a DelayDense
         assert line.delays.init.shape == (stage.weights.shape[0 if granularity == "dendritic" else 1],)
         assert len(feeding) == 1 + (stage is not network.readout)  # plus the layer's recurrent DelayDense
-    expected = simulate_fixed(network, x) if kind == "fixed" else simulate(network, x)
-    runs = [simulate_lava(network, x, synapse="stock", lanes=None), simulate_lava(network, x, lanes=None),
-            simulate_lava(network, x, lanes=2)]
-    for run in runs:
-        for want, got in zip(expected.spikes, run.spikes):
-            assert torch.as_tensor(want).sum() > 0
-            assert bool((torch.as_tensor(want, dtype=torch.float64) == got).all())
-        error = (torch.as_tensor(expected.readout, dtype=torch.float64) - run.readout.double()).abs().max()
-        assert float(error) <= (0.0 if kind == "fixed" else 1e-9)
+    _assert_chip_and_laned_runs_match_the_reference(network, x, kind)
 
 
 def test_axonal_delays_with_a_negative_weight_exp_run_dendritic_or_per_synapse() -> None:

@@ -17,6 +17,7 @@ import pytest
 from delaydeploy.errors import ConstraintError
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
 from delaydeploy.fixed_reference import simulate_fixed
+from helpers import with_per_neuron_delays
 
 pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
 
@@ -140,24 +141,6 @@ def test_netx_file_layout(tmp_path: Path) -> None:
         assert handle["layer/1/neuron/vThMant"][()] == 131071
 
 
-def _with_delay_structure(network: FixedNetwork, granularity: str, seed: int = 0) -> FixedNetwork:
-    """``network`` with one delay per presynaptic (axonal) or postsynaptic (dendritic) neuron in every stage."""
-    import dataclasses
-
-    rng = np.random.default_rng(seed)
-
-    def shaped(stage: FixedLayer) -> FixedLayer:
-        n_out, n_in = stage.weights.shape
-        if granularity == "axonal":
-            delays = np.repeat(rng.integers(0, 9, (1, n_in)), n_out, axis=0)
-        else:
-            delays = np.repeat(rng.integers(0, 9, (n_out, 1)), n_in, axis=1)
-        return dataclasses.replace(stage, delays=delays)
-
-    return dataclasses.replace(network, layers=[shaped(stage) for stage in network.layers],
-                               readout=shaped(network.readout))
-
-
 @pytest.mark.parametrize("granularity, sizes, stored, seed", [
     ("axonal", [10, 14, 9, 4], [(10,), (14,), (9,)], 3),
     ("dendritic", [10, 14, 9, 4], [(14,), (9,), (4,)], 3),
@@ -170,7 +153,7 @@ def test_netx_stores_one_delay_per_neuron(tmp_path: Path, granularity: str, size
 
     from exporters.netx import write_netx
 
-    network = _with_delay_structure(_network(seed, sizes), granularity)
+    network = with_per_neuron_delays(_network(seed, sizes), granularity, seed=0, max_delay=8)
     path = write_netx(network, tmp_path / "network.net")
     with h5py.File(path, "r") as handle:
         assert [handle[f"layer/{i}/delay"].shape for i in range(len(sizes) - 1)] == stored

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,22 @@ def make_network(seed: int = 0, recurrent: bool = True) -> Network:
     readout = Readout("readout", rng.normal(size=(2, 4)), rng.integers(0, 7, (2, 4)), rng.normal(size=2), tau=3.0)
     return Network(3, [hidden0, hidden1], readout, input_kind="counts", dt=0.01, tail_steps=6,
                    metadata={"source": "test", "kernel_size": 7})
+
+
+def with_per_neuron_delays(network, granularity: str, *, seed: int, max_delay: int):
+    """``network`` (float or integer) with one delay in ``0..max_delay`` per presynaptic (axonal) or
+    postsynaptic (dendritic) neuron in every stage."""
+    rng = np.random.default_rng(seed)
+
+    def shaped(stage):
+        axis = 0 if granularity == "axonal" else 1  # the axis the shared delays repeat along
+        count = stage.weights.shape[1 - axis]
+        delays = np.repeat(np.expand_dims(rng.integers(0, max_delay + 1, count), axis), stage.weights.shape[axis],
+                           axis=axis)
+        return dataclasses.replace(stage, delays=delays)
+
+    return dataclasses.replace(network, layers=[shaped(layer) for layer in network.layers],
+                               readout=shaped(network.readout))
 
 
 def moderate_network(seed: int = 0, sizes: tuple[int, ...] = (20, 30, 25, 5), *, input_kind: str = "binary",
