@@ -8,6 +8,8 @@ order of summation within a step differs), fixed point exactly.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 import pytest
@@ -219,3 +221,11 @@ def test_axonal_delays_with_a_negative_weight_exp_run_dendritic_or_per_synapse()
     granularity, steps = per_neuron_form(weights, uniform, -1)
     assert granularity == "dendritic" and list(steps) == [3, 3]
     assert per_neuron_form(weights, np.array([[1, 4], [2, 4]]), 0) is None
+
+
+@pytest.mark.parametrize("delays, words", [([1, -2], "shape (2,), smallest -2"), ([[1]], "shape (1, 1)")])
+def test_a_delay_line_refuses_negative_or_non_vector_delays(delays, words) -> None:
+    from exporters.lava.processes import DelayLine
+
+    with pytest.raises(ValueError, match=r"DelayLine delays must be a vector of integers >= 0, got " + re.escape(words)):
+        DelayLine(delays=np.array(delays), frame_steps=5, frame_offset=0)

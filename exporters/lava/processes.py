@@ -283,7 +283,8 @@ class DelayLine(AbstractProcess):
     def __init__(self, *, delays: np.ndarray, frame_steps: int, frame_offset: int, name: str | None = None) -> None:
         delays = np.asarray(delays, dtype=np.int64)
         if delays.ndim != 1 or delays.min(initial=0) < 0:
-            raise ValueError(f"DelayLine delays must be a vector of integers >= 0, got shape {delays.shape}")
+            raise ValueError(f"DelayLine delays must be a vector of integers >= 0, got shape {delays.shape}, "
+                             f"smallest {delays.min(initial=0)}")
         super().__init__(frame_steps=int(frame_steps), frame_offset=int(frame_offset), name=name)
         self.s_in = InPort(shape=delays.shape)
         self.s_out = OutPort(shape=delays.shape)
