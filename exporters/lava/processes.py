@@ -281,11 +281,11 @@ class DelayLine(AbstractProcess):
     """
 
     def __init__(self, *, delays: np.ndarray, frame_steps: int, frame_offset: int, name: str | None = None) -> None:
+        super().__init__(frame_steps=int(frame_steps), frame_offset=int(frame_offset), name=name)
         delays = np.asarray(delays, dtype=np.int64)
-        if delays.ndim != 1 or delays.min(initial=0) < 0:
+        if delays.ndim != 1 or delays.min(initial=0) < 0:  # checked after Lava's set-up, which its __del__ needs
             raise ValueError(f"DelayLine delays must be a vector of integers >= 0, got shape {delays.shape}, "
                              f"smallest {delays.min(initial=0)}")
-        super().__init__(frame_steps=int(frame_steps), frame_offset=int(frame_offset), name=name)
         self.s_in = InPort(shape=delays.shape)
         self.s_out = OutPort(shape=delays.shape)
         self.delays = Var(shape=delays.shape, init=delays)
