@@ -21,7 +21,7 @@ from lava.proc.io.source import RingBuffer
 
 from exporters.lava.graph import simulate_lava
 from exporters.lava.processes import PyFastDelayDenseModelBitAcc, PyFastDelayDenseModelFloat
-from helpers import moderate_network, with_per_neuron_delays
+from helpers import moderate_network, with_per_neuron_delays, with_pruned_synapses
 
 STEPS, N_IN, N_OUT, MAX_DELAY = 40, 12, 9, 7
 
@@ -130,21 +130,6 @@ def _assert_chip_and_laned_runs_match_the_reference(network, x: np.ndarray, kind
         assert float(error) <= (0.0 if kind == "fixed" else 1e-9)
 
 
-def _pruned(network, keep: float, seed: int):
-    """``network`` with each synapse (feedforward and recurrent) kept with probability ``keep``."""
-    import dataclasses
-
-    rng = np.random.default_rng(seed)
-
-    def prune(weights):
-        return None if weights is None else weights * (rng.random(weights.shape) < keep)
-
-    layers = [dataclasses.replace(layer, weights=prune(layer.weights), recurrent_weights=prune(layer.recurrent_weights))
-              for layer in network.layers]
-    return dataclasses.replace(network, layers=layers, readout=dataclasses.replace(
-        network.readout, weights=prune(network.readout.weights)))
-
-
 @pytest.mark.parametrize("kind", ["float", "fixed"])
 def test_pruned_stages_are_sparse_processes_holding_only_their_synapses(kind, spikes_input) -> None:
     """A pruned network's chip-shaped graph stores each stage as a ``DelaySparse`` of the synapses
@@ -154,7 +139,7 @@ def test_pruned_stages_are_sparse_processes_holding_only_their_synapses(kind, sp
     from delaydeploy.quantize import quantize
     from exporters.lava.graph import build_lava_graph
 
-    network = _pruned(moderate_network(4, [20, 24, 16, 4], recurrent=True), keep=0.3, seed=5)
+    network = with_pruned_synapses(moderate_network(4, [20, 24, 16, 4], recurrent=True), keep=0.3, seed=5)
     x = spikes_input(6, 12, 3, 20, rate=0.4)
     if kind == "fixed":
         network = quantize(network, calibration=x)
@@ -189,7 +174,7 @@ def test_per_neuron_delays_run_as_delay_lines_without_per_synapse_delays(kind, g
     network = with_per_neuron_delays(moderate_network(4, [20, 24, 16, 4], recurrent=True), granularity, seed=6,
                                      max_delay=6)
     if pruned:
-        network = _pruned(network, keep=0.4, seed=5)
+        network = with_pruned_synapses(network, keep=0.4, seed=5)
     x = spikes_input(6, 12, 3, 20, rate=0.4)
     if kind == "fixed":
         network = quantize(network, calibration=x, weight_exp=0)

@@ -17,7 +17,7 @@ import pytest
 from delaydeploy.errors import ConstraintError
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
 from delaydeploy.fixed_reference import simulate_fixed
-from helpers import with_per_neuron_delays
+from helpers import with_per_neuron_delays, with_pruned_synapses
 
 pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
 
@@ -164,23 +164,17 @@ def test_netx_stores_one_delay_per_neuron(tmp_path: Path, granularity: str, size
 
 def test_netx_pruned_network_loads_as_sparse_synapses(tmp_path: Path) -> None:
     """A pruned network's file asks for netx's sparse synapses, which hold only the existing ones."""
-    import dataclasses
-
     import h5py
     from lava.proc.sparse.process import DelaySparse
 
     from exporters.netx import write_netx
 
-    rng = np.random.default_rng(11)
-    dense = _network(3, [10, 14, 9, 4])
-    pruned = [dataclasses.replace(stage, weights=np.where(rng.random(stage.weights.shape) < 0.4, stage.weights, 0))
-              for stage in [*dense.layers, dense.readout]]
-    network = dataclasses.replace(dense, layers=pruned[:-1], readout=pruned[-1])
+    network = with_pruned_synapses(_network(3, [10, 14, 9, 4]), keep=0.4, seed=11)
     path = write_netx(network, tmp_path / "network.net")
     with h5py.File(path, "r") as handle:
         assert handle.attrs["sparse_fc_layer"]
     net = _load_netx(path, network)
-    for block, stage in zip(net.layers, pruned):
+    for block, stage in zip(net.layers, [*network.layers, network.readout]):
         assert isinstance(block.synapse, DelaySparse)
         assert block.synapse.weights.init.nnz == np.count_nonzero(stage.weights)
     x = (np.random.default_rng(4).random((16, 1, 10)) < 0.4).astype(np.float64)

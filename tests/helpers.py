@@ -54,6 +54,20 @@ def with_per_neuron_delays(network, granularity: str, *, seed: int, max_delay: i
                                readout=shaped(network.readout))
 
 
+def with_pruned_synapses(network, keep: float, *, seed: int):
+    """``network`` (float or integer) with each synapse, feedforward and recurrent, kept with probability
+    ``keep``."""
+    rng = np.random.default_rng(seed)
+
+    def prune(weights):
+        return None if weights is None else weights * (rng.random(weights.shape) < keep)
+
+    layers = [dataclasses.replace(layer, weights=prune(layer.weights), recurrent_weights=prune(layer.recurrent_weights))
+              for layer in network.layers]
+    return dataclasses.replace(network, layers=layers, readout=dataclasses.replace(
+        network.readout, weights=prune(network.readout.weights)))
+
+
 def moderate_network(seed: int = 0, sizes: tuple[int, ...] = (20, 30, 25, 5), *, input_kind: str = "binary",
                      reset: str = "hard", threshold_rule: str = ">=", recurrent: bool = False, max_delay: int = 6,
                      tau: float = 2.0, threshold: float = 1.0, readout_tau: float = 3.0) -> Network:
