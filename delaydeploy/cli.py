@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     train_preset(args.preset, output=args.output, data_dir=args.data_dir, epochs=args.epochs,
                  batch_size=args.batch_size, device=args.device, seed=args.seed, delays=args.delays,
-                 sparsity=args.sparsity, delay_granularity=args.delay_granularity, progress=not args.quiet,
+                 hidden=args.hidden, layers=args.layers, sparsity=args.sparsity, delay_granularity=args.delay_granularity, progress=not args.quiet,
                  max_samples=args.max_samples, test_speakers=args.test_speakers)
     return 0
 
@@ -340,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     train.add_argument("--seed", type=int)
     train.add_argument("--delays", choices=("learned", "fixed", "none"), help="ablation: delay mode")
+    train.add_argument("--hidden", type=at_least(1), help="neurons per hidden layer, if not the preset's")
+    train.add_argument("--layers", type=at_least(1), help="number of hidden layers, if not the preset's")
     train.add_argument("--sparsity", type=fraction, metavar="P",
                        help="prune this fraction of the feedforward synapses (a fixed seeded mask, the DCLS "
                             "authors' sparsity_p); 0.9 keeps about a tenth")

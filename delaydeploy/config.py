@@ -208,6 +208,20 @@ class NetworkConfig:
         """Steps the official DCLS code appends per delay stage (its right padding)."""
         return (self.kernel_size - 1) // 2
 
+    def resized(self, hidden: int | None = None, layers: int | None = None) -> "NetworkConfig":
+        """This network with ``layers`` hidden layers of ``hidden`` neurons each (``None`` keeps its own).
+
+        Raises ``ValueError`` for a new layer count where per-layer settings (recurrent layers,
+        delay stages, per-stage sparsity or granularity) fix the count."""
+        count = len(self.hidden_sizes) if layers is None else layers
+        size = self.hidden_sizes[0] if hidden is None else hidden
+        per_layer = [name for name in ("recurrent_layers", "delay_stages", "sparsity", "delay_granularity")
+                     if isinstance(getattr(self, name), tuple)]
+        if count != len(self.hidden_sizes) and per_layer:
+            raise ValueError(f"the number of hidden layers ({len(self.hidden_sizes)}) is fixed by its per-layer "
+                             f"{', '.join(per_layer)}; {count} asked for")
+        return dataclasses.replace(self, hidden_sizes=(size,) * count)
+
     def to_dict(self) -> dict[str, Any]:
         return _as_plain(self)
 

@@ -101,13 +101,11 @@ class _Conversion:
 
 
 def _config(preset: str, hidden: int | None, layers: int | None, **changes: Any) -> NetworkConfig:
-    network = get_preset(preset).network
-    sizes = network.hidden_sizes
-    count = len(sizes) if layers is None else layers
-    size = sizes[0] if hidden is None else hidden
-    if count != len(sizes) and (network.recurrent_layers is not None or network.delay_stages is not None):
-        raise CheckpointError(f"preset {preset!r} fixes the layer count to {len(sizes)}")
-    return dataclasses.replace(network, hidden_sizes=(size,) * count, **changes)
+    try:
+        network = get_preset(preset).network.resized(hidden, layers)
+    except ValueError as error:
+        raise CheckpointError(f"preset {preset!r}: {error}") from None
+    return dataclasses.replace(network, **changes)
 
 
 def _snn_delays_layout(state: dict[str, Any], config: NetworkConfig, preset: str, source: str) -> int:

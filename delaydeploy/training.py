@@ -298,7 +298,8 @@ def train_preset(
     device: str | None = "auto",
     seed: int | None = None,
     delays: str | None = None,
-    hidden_sizes: tuple[int, ...] | None = None,
+    hidden: int | None = None,
+    layers: int | None = None,
     sparsity: float | None = None,
     delay_granularity: str | None = None,
     progress: bool = True,
@@ -311,9 +312,10 @@ def train_preset(
     ``test_speakers`` (FSDD, comma-separated) tests on those speakers and trains on the others;
     the checkpoint records the split in its ``dataset_options``.
 
-    ``delays``, ``hidden_sizes``, ``sparsity`` and ``delay_granularity`` override the preset's
-    network; the preset's ``augmentation`` (or ``augmentation``, if given; ``{}`` for none) augments the
-    training split (:mod:`delaydeploy.datasets.augment`). Under
+    ``delays``, ``sparsity`` and ``delay_granularity`` override the preset's network, and
+    ``hidden``/``layers`` its width and depth (:meth:`NetworkConfig.resized`). The preset's
+    ``augmentation`` (or ``augmentation``, if given; ``{}`` for none) augments the training
+    split (:mod:`delaydeploy.datasets.augment`). Under
     ``torchrun`` (WORLD_SIZE > 1) this trains data-parallel; rank 0 prints and saves. A bad
     ``output`` path is refused before training.
     """
@@ -328,11 +330,11 @@ def train_preset(
     preset = dataclasses.replace(preset, dataset_options=with_test_speakers(preset.dataset_options, test_speakers))
     if augmentation is not None:
         preset = dataclasses.replace(preset, augmentation=dict(augmentation))
-    network_changes = {key: value for key, value in (("delays", delays), ("hidden_sizes", hidden_sizes),
-                                                     ("sparsity", sparsity), ("delay_granularity", delay_granularity))
+    network_changes = {key: value for key, value in (("delays", delays), ("sparsity", sparsity),
+                                                     ("delay_granularity", delay_granularity))
                        if value is not None}
     try:
-        network = dataclasses.replace(preset.network, **network_changes)
+        network = dataclasses.replace(preset.network.resized(hidden, layers), **network_changes)
     except ValueError as error:
         raise DelayDeployError(f"preset {preset_name!r}: {error}") from None
     changes = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed))

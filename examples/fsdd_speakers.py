@@ -12,13 +12,15 @@ on the others (2,000), for:
 ``--warp CHANNELS,STRETCH`` trains the spiking models on warped samples (the ``warp``
 augmentation of :mod:`delaydeploy.datasets.augment`: spectrum moved by up to ``CHANNELS`` ERB
 channels, time stretched by up to ``STRETCH``), against speaker differences; the GRU is never
-augmented.
+augmented. ``--hidden N`` gives the spiking models N neurons per hidden layer instead of the
+preset's 128.
 
 It writes a table (mean, spread and each fold), ``results.json`` and ``speakers.png`` into
 ``--output``; every accuracy says on how many recordings it rests.
 
     python examples/fsdd_speakers.py --data-dir ../shared/data/fsdd/recordings -o fsdd_speakers
-        [--speakers george,lucas] [--models learned,fixed,none,gru] [--warp 8,0.15] [--epochs N] [--quick]
+        [--speakers george,lucas] [--models learned,fixed,none,gru] [--warp 8,0.15] [--hidden 256]
+        [--epochs N] [--quick]
 
 ``--models`` trains a subset (the table has their rows only); ``--quick`` (the test suite's)
 trains one epoch on a few samples per fold.
@@ -116,7 +118,8 @@ def gru_accuracy(train: list[tuple[Path, int]], test: list[tuple[Path, int]], ep
 # -- the folds -----------------------------------------------------------------------------------------
 
 def run_fold(data_dir: Path, speaker: str, folder: Path, *, models: Sequence[str], augmentation: dict,
-             epochs: int | None, finetune_epochs: int, gru_epochs: int, max_samples: int | None) -> dict:
+             hidden: int | None, epochs: int | None, finetune_epochs: int, gru_epochs: int,
+             max_samples: int | None) -> dict:
     """The ``models`` (of :data:`TRAINED`) trained without ``speaker`` and tested on all of its recordings."""
     recordings = len(fsdd_split_files(data_dir, "test", (speaker,)))
     fold: dict = {"test_recordings": min(recordings, max_samples or recordings), "seconds": {}}
@@ -124,7 +127,7 @@ def run_fold(data_dir: Path, speaker: str, folder: Path, *, models: Sequence[str
         start = time.perf_counter()
         checkpoint = folder / f"{speaker}_{mode}.pt"
         outcome = train_preset("fsdd", output=str(checkpoint), data_dir=str(data_dir), epochs=epochs, delays=mode,
-                               progress=False, max_samples=max_samples, test_speakers=speaker,
+                               hidden=hidden, progress=False, max_samples=max_samples, test_speakers=speaker,
                                augmentation=augmentation)
         fold[mode] = outcome.test_accuracy_rounded
         fold["seconds"][mode] = round(time.perf_counter() - start, 1)
@@ -241,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"comma-separated, of {', '.join(TRAINED)} (default: all; learned includes fine-tuning)")
     parser.add_argument("--warp", type=warp_options, default={}, metavar="CHANNELS,STRETCH",
                         help="train the spiking models on warped samples (e.g. 8,0.15; default: none)")
+    parser.add_argument("--hidden", type=at_least(1), help="neurons per hidden layer of the spiking models "
+                                                            "(default: the preset's 128)")
     parser.add_argument("--epochs", type=at_least(1), help="training epochs per model (default: the preset's)")
     parser.add_argument("--finetune-epochs", type=at_least(1), default=5)
     parser.add_argument("--gru-epochs", type=at_least(1), default=15)
@@ -253,12 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         epochs, max_samples = (1, 16) if args.quick else (args.epochs, None)
         finetune_epochs, gru_epochs = (1, 1) if args.quick else (args.finetune_epochs, args.gru_epochs)
         settings = {"models": args.models, "epochs": epochs or "preset", "finetune_epochs": finetune_epochs, "gru_epochs": gru_epochs,
-                    "max_samples": max_samples, "augmentation": args.warp}
+                    "max_samples": max_samples, "augmentation": args.warp, "hidden": args.hidden or "preset"}
         folds: dict[str, dict] = {}
         with tempfile.TemporaryDirectory(prefix="fsdd-speakers-") as scratch:
             for speaker in tqdm(speakers, desc="folds", unit="speaker"):
                 folds[speaker] = run_fold(data_dir, speaker, Path(scratch), models=args.models,
-                                          augmentation=args.warp, epochs=epochs,
+                                          augmentation=args.warp, hidden=args.hidden, epochs=epochs,
                                           finetune_epochs=finetune_epochs, gru_epochs=gru_epochs,
                                           max_samples=max_samples)
                 text = write_results(Path(args.output), settings, folds)  # after every fold: a long run keeps its folds

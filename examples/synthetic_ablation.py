@@ -41,7 +41,7 @@ def run_ablation(widths: list[int], epochs: int | None, max_samples: int | None)
             for mode, label in MODES.items():
                 bar.set_postfix_str(f"2 x {width}, {label}")
                 start = time.perf_counter()
-                outcome = train_preset("synthetic", epochs=epochs, delays=mode, hidden_sizes=(width, width),
+                outcome = train_preset("synthetic", epochs=epochs, delays=mode, hidden=width,
                                        progress=False, max_samples=max_samples)
                 results.setdefault(width, {})[mode] = {
                     "label": label, "epochs": len(outcome.history),

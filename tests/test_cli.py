@@ -326,6 +326,19 @@ def test_numeric_options_out_of_range_are_usage_errors(arguments, capsys):
     assert "must be" in capsys.readouterr().err
 
 
+def test_train_sets_the_width_and_depth_of_the_preset(tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    assert main(["train", "--preset", "synthetic", "--hidden", "8", "--layers", "1", "--epochs", "1",
+                 "--max-samples", "32", "--quiet", "-o", str(model)]) == 0
+    assert load_checkpoint(model).config.hidden_sizes == (8,)
+    assert main(["train", "--preset", "synthetic_delrec", "--layers", "2", "--epochs", "1", "--quiet",
+                 "-o", str(tmp_path / "deeper.pt")]) == 2
+    assert ("preset 'synthetic_delrec': the number of hidden layers (1) is fixed by its per-layer "
+            "recurrent_layers, delay_stages; 2 asked for"
+            in _error_line(capsys))
+    assert not (tmp_path / "deeper.pt").exists()
+
+
 def test_misplaced_artifacts_are_named_for_what_they_are(model_path, tmp_path, capsys):
     assert main(["import", "snn-delays", str(model_path), "--preset", "shd", "-o", str(tmp_path / "m.pt")]) == 2
     assert "already a delaydeploy checkpoint" in _error_line(capsys)

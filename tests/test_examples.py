@@ -236,7 +236,7 @@ def test_run_module_reports_a_crashing_interpreter(bench, monkeypatch, capfd):
 
 # -- fsdd_speakers ---------------------------------------------------------------------------------
 
-def test_fsdd_speakers_quick_writes_table_json_and_plot(fsdd_dir, tmp_path, capsys):
+def test_fsdd_speakers_quick_writes_table_json_and_plot(fsdd_dir, tmp_path, capsys, monkeypatch):
     """Two folds on a handful of real recordings: every model gets an accuracy per fold and a summary."""
     example = load_script("examples/fsdd_speakers.py")
     folder = tmp_path / "recordings"
@@ -262,10 +262,21 @@ def test_fsdd_speakers_quick_writes_table_json_and_plot(fsdd_dir, tmp_path, caps
     assert (output / "speakers.png").read_bytes().startswith(b"\x89PNG")
     assert example.main(["--data-dir", str(folder), "--quick", "--speakers", "bob", "-o", str(tmp_path / "x")]) == 2
     assert "no recordings of speaker bob; speakers found: george, lucas" in capsys.readouterr().err
+    widths = []
+
+    def train_preset(*args, **kwargs):
+        outcome = example_train_preset(*args, **kwargs)
+        widths.append(outcome.model.config.hidden_sizes)
+        return outcome
+
+    example_train_preset = example.train_preset
+    monkeypatch.setattr(example, "train_preset", train_preset)
     assert example.main(["--data-dir", str(folder), "--quick", "--models", "none,learned", "--speakers", "lucas",
-                         "--warp", "2,0.1", "-o", str(tmp_path / "subset")]) == 0
+                         "--warp", "2,0.1", "--hidden", "16", "-o", str(tmp_path / "subset")]) == 0
+    assert widths == [(16, 16), (16, 16)]  # learned, none
     subset = json.loads((tmp_path / "subset" / "results.json").read_text())
     assert subset["settings"]["augmentation"] == {"kind": "warp", "channel_shift": 2, "stretch": 0.1}
+    assert subset["settings"]["hidden"] == 16
     assert list(subset["summary"]) == ["learned", "learned_loihi2", "learned_finetuned_rounded",
                                        "learned_loihi2_finetuned", "none"]
     assert "GRU" not in (tmp_path / "subset" / "table.md").read_text()

@@ -69,11 +69,26 @@ def test_cli_train_writes_a_loadable_checkpoint(tmp_path, capsys):
 def test_train_preset_overrides_delay_mode_and_widths(tmp_path):
     output = tmp_path / "ablation.pt"
     outcome = train_preset("synthetic", output=str(output), epochs=1, max_samples=64, delays="none",
-                           hidden_sizes=(8, 8), progress=False)
+                           hidden=8, progress=False)
     assert outcome.model.config.hidden_sizes == (8, 8)
     config = load_checkpoint(output).config
     assert config.delays == "none" and config.hidden_sizes == (8, 8)
     assert load_checkpoint(output).build_model().readout.weight.shape == (8, 8)
+
+
+def test_resized_networks_keep_every_other_setting():
+    network = get_preset("fsdd").network
+    wider = network.resized(hidden=256)
+    assert wider.hidden_sizes == (256, 256) and dataclasses.replace(wider, hidden_sizes=(128, 128)) == network
+    assert network.resized(layers=3).hidden_sizes == (128, 128, 128)
+    assert network.resized() == network
+    per_stage = dataclasses.replace(network, sparsity=(0.5, 0.5, 0.0), delay_granularity=("axonal",) * 3)
+    assert per_stage.resized(hidden=64).sparsity == (0.5, 0.5, 0.0)
+    with pytest.raises(ValueError, match=r"the number of hidden layers \(2\) is fixed by its per-layer "
+                                         "sparsity, delay_granularity; 1 asked for"):
+        per_stage.resized(layers=1)
+    with pytest.raises(ValueError, match=r"hidden_sizes = \(0, 0\) needs at least one layer"):
+        network.resized(hidden=0)
 
 
 def test_our_lif_trains_exactly_like_spikingjellys():
