@@ -66,8 +66,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     train_preset(args.preset, output=args.output, data_dir=args.data_dir, epochs=args.epochs,
                  batch_size=args.batch_size, device=args.device, seed=args.seed, delays=args.delays,
-                 hidden=args.hidden, layers=args.layers, sparsity=args.sparsity, delay_granularity=args.delay_granularity, progress=not args.quiet,
-                 max_samples=args.max_samples, test_speakers=args.test_speakers)
+                 hidden=args.hidden, layers=args.layers, sparsity=args.sparsity,
+                 delay_granularity=args.delay_granularity, progress=not args.quiet, max_samples=args.max_samples,
+                 test_speakers=args.test_speakers)
     return 0
 
 

@@ -334,8 +334,7 @@ def test_train_sets_the_width_and_depth_of_the_preset(tmp_path, capsys):
     assert main(["train", "--preset", "synthetic_delrec", "--layers", "2", "--epochs", "1", "--quiet",
                  "-o", str(tmp_path / "deeper.pt")]) == 2
     assert ("preset 'synthetic_delrec': the number of hidden layers (1) is fixed by its per-layer "
-            "recurrent_layers, delay_stages; 2 asked for"
-            in _error_line(capsys))
+            "recurrent_layers, delay_stages; 2 asked for") in _error_line(capsys)
     assert not (tmp_path / "deeper.pt").exists()
 
 

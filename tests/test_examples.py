@@ -262,15 +262,14 @@ def test_fsdd_speakers_quick_writes_table_json_and_plot(fsdd_dir, tmp_path, caps
     assert (output / "speakers.png").read_bytes().startswith(b"\x89PNG")
     assert example.main(["--data-dir", str(folder), "--quick", "--speakers", "bob", "-o", str(tmp_path / "x")]) == 2
     assert "no recordings of speaker bob; speakers found: george, lucas" in capsys.readouterr().err
-    widths = []
+    widths, train_preset = [], example.train_preset
 
-    def train_preset(*args, **kwargs):
-        outcome = example_train_preset(*args, **kwargs)
+    def train_recording_widths(*args, **kwargs):
+        outcome = train_preset(*args, **kwargs)
         widths.append(outcome.model.config.hidden_sizes)
         return outcome
 
-    example_train_preset = example.train_preset
-    monkeypatch.setattr(example, "train_preset", train_preset)
+    monkeypatch.setattr(example, "train_preset", train_recording_widths)
     assert example.main(["--data-dir", str(folder), "--quick", "--models", "none,learned", "--speakers", "lucas",
                          "--warp", "2,0.1", "--hidden", "16", "-o", str(tmp_path / "subset")]) == 0
     assert widths == [(16, 16), (16, 16)]  # learned, none
