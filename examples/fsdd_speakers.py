@@ -7,7 +7,10 @@ on the others (2,000), for:
 * the ``fsdd`` preset with learned delays (DCLS), reported with rounded delays and as Loihi 2
   integers, before and after ``finetune --target loihi2``;
 * the same network with fixed random delays, and without delays;
-* a non-spiking baseline: a GRU (one layer of 128) on 40-band log-mel frames of the same audio.
+* two non-spiking baselines on 40-band log-mel frames of the same audio: a GRU (one layer of
+  128) and a small convolutional network (three dilated 1-D convolutions over time, averaged
+  over the recording) that normalises each recording's bands itself (cepstral mean and variance
+  normalisation, the usual remedy for a new voice's or microphone's spectral colour).
 
 ``--warp CHANNELS,STRETCH`` trains the spiking models on warped samples (the ``warp``
 augmentation of :mod:`delaydeploy.datasets.augment`: spectrum moved by up to ``CHANNELS`` ERB
@@ -19,7 +22,7 @@ It writes a table (mean, spread and each fold), ``results.json`` and ``speakers.
 ``--output``; every accuracy says on how many recordings it rests.
 
     python examples/fsdd_speakers.py --data-dir ../shared/data/fsdd/recordings -o fsdd_speakers
-        [--speakers george,lucas] [--models learned,fixed,none,gru] [--warp 8,0.15] [--hidden 256]
+        [--speakers george,lucas] [--models learned,fixed,none,gru,cnn] [--warp 8,0.15] [--hidden 256]
         [--epochs N] [--quick]
 
 ``--models`` trains a subset (the table has their rows only); ``--quick`` (the test suite's)
@@ -58,13 +61,14 @@ MODELS = {
     "fixed": "fixed random delays, rounded",
     "none": "no delays",
     "gru": "GRU on log-mel (non-spiking)",
+    "cnn": "CNN on normalised log-mel (non-spiking)",
 }
-TRAINED = ("learned", "fixed", "none", "gru")  # what --models names; "learned" gives every learned_* row
+TRAINED = ("learned", "fixed", "none", "gru", "cnn")  # what --models names; "learned" gives every learned_* row
 RESULTS_FILE = "results.json"
 MEL_BANDS, N_FFT, HOP = 40, 256, 80  # 32 ms windows every 10 ms at 8 kHz
 
 
-# -- the non-spiking baseline ------------------------------------------------------------------------
+# -- the non-spiking baselines -----------------------------------------------------------------------
 
 def log_mel(path: Path) -> torch.Tensor:
     """40-band log-mel frames ``[T, 40]`` (32 ms windows, 10 ms hop) of one 8 kHz recording."""
@@ -86,20 +90,54 @@ class GRUClassifier(torch.nn.Module):
         return self.out(hidden[-1])
 
 
+class CNNClassifier(torch.nn.Module):
+    """Each recording's bands normalised over its own frames, three 1-D convolutions over time
+    (kernel 5, dilations 1, 2, 4: 29 frames of context) with BatchNorm and ReLU, the recording's
+    frames averaged, dropout, a linear readout. Frames past a recording's end are zero at every
+    layer, so a batch's padding does not reach into the recording."""
+
+    def __init__(self, features: int = MEL_BANDS, channels: tuple[int, ...] = (64, 128, 128), classes: int = 10,
+                 dropout: float = 0.3):
+        super().__init__()
+        self.blocks = torch.nn.ModuleList(
+            torch.nn.Sequential(torch.nn.Conv1d(before, after, 5, padding=2 * 2 ** index, dilation=2 ** index),
+                                torch.nn.BatchNorm1d(after), torch.nn.ReLU())
+            for index, (before, after) in enumerate(zip((features, *channels), channels)))
+        self.dropout = torch.nn.Dropout(dropout)
+        self.out = torch.nn.Linear(channels[-1], classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        valid = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).to(x.dtype)[:, None]  # [B, 1, T]
+        frames = valid.sum(-1)
+        x = x.transpose(1, 2)  # [B, bands, T]
+        mean = (x * valid).sum(-1, keepdim=True) / frames[..., None]
+        std = (((x - mean) * valid).square().sum(-1, keepdim=True) / frames[..., None]).sqrt()
+        hidden = (x - mean) / (std + 1e-3) * valid
+        for block in self.blocks:
+            hidden = block(hidden) * valid
+        return self.out(self.dropout(hidden.sum(-1) / frames))
+
+
+BASELINES = {"gru": GRUClassifier, "cnn": CNNClassifier}
+
+
 def _batch(features: list[torch.Tensor], mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     padded = torch.nn.utils.rnn.pad_sequence([(f - mean) / std for f in features], batch_first=True)
     return padded, torch.tensor([len(f) for f in features])
 
 
-def gru_accuracy(train: list[tuple[Path, int]], test: list[tuple[Path, int]], epochs: int, seed: int = 0) -> float:
-    """Test accuracy of a GRU trained on ``train`` (features normalised with the training statistics)."""
+def baseline_accuracy(kind: str, train: list[tuple[Path, int]], test: list[tuple[Path, int]], epochs: int,
+                      seed: int = 0) -> float:
+    """Test accuracy of the baseline ``kind`` (of :data:`BASELINES`) trained on ``train`` with Adam
+    (features normalised with the training statistics)."""
     torch.manual_seed(seed)
     train_x, test_x = [log_mel(path) for path, _ in train], [log_mel(path) for path, _ in test]
     stacked = torch.cat(train_x)
     mean, std = stacked.mean(0), stacked.std(0) + 1e-6
     train_y = torch.tensor([label for _, label in train])
-    model = GRUClassifier()
+    model = BASELINES[kind]()
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
     for _ in range(epochs):
         order = torch.randperm(len(train_x))
         for start in range(0, len(order), 64):
@@ -109,6 +147,7 @@ def gru_accuracy(train: list[tuple[Path, int]], test: list[tuple[Path, int]], ep
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+    model.eval()
     with torch.no_grad():
         x, lengths = _batch(test_x, mean, std)
         predictions = model(x, lengths).argmax(-1)
@@ -118,7 +157,7 @@ def gru_accuracy(train: list[tuple[Path, int]], test: list[tuple[Path, int]], ep
 # -- the folds -----------------------------------------------------------------------------------------
 
 def run_fold(data_dir: Path, speaker: str, folder: Path, *, models: Sequence[str], augmentation: dict,
-             hidden: int | None, epochs: int | None, finetune_epochs: int, gru_epochs: int,
+             hidden: int | None, epochs: int | None, finetune_epochs: int, baseline_epochs: dict[str, int],
              max_samples: int | None) -> dict:
     """The ``models`` (of :data:`TRAINED`) trained without ``speaker`` and tested on all of its recordings."""
     recordings = len(fsdd_split_files(data_dir, "test", (speaker,)))
@@ -139,14 +178,13 @@ def run_fold(data_dir: Path, speaker: str, folder: Path, *, models: Sequence[str
             fold["learned_loihi2_finetuned"] = tuned.accuracy["loihi2_after"]
             fold["learned_finetuned_rounded"] = tuned.accuracy["rounded_after"]
             fold["seconds"]["finetune"] = round(time.perf_counter() - start, 1)
-    if "gru" not in models:
-        return fold
-    start = time.perf_counter()
     train, test = (fsdd_split_files(data_dir, split, (speaker,)) for split in ("train", "test"))
     if max_samples is not None:
         train, test = train[::max(1, len(train) // max_samples)], test[: fold["test_recordings"]]
-    fold["gru"] = gru_accuracy(train, test, gru_epochs)
-    fold["seconds"]["gru"] = round(time.perf_counter() - start, 1)
+    for kind in [kind for kind in BASELINES if kind in models]:
+        start = time.perf_counter()
+        fold[kind] = baseline_accuracy(kind, train, test, baseline_epochs[kind])
+        fold["seconds"][kind] = round(time.perf_counter() - start, 1)
     return fold
 
 
@@ -249,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=at_least(1), help="training epochs per model (default: the preset's)")
     parser.add_argument("--finetune-epochs", type=at_least(1), default=5)
     parser.add_argument("--gru-epochs", type=at_least(1), default=15)
+    parser.add_argument("--cnn-epochs", type=at_least(1), default=30)
     parser.add_argument("--quick", action="store_true", help="one epoch on a few samples per fold (tests)")
     args = parser.parse_args(argv)
     try:
@@ -256,15 +295,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir = Path(args.data_dir)
         speakers = parse_speakers(args.speakers) or tuple(fsdd_speakers(data_dir))
         epochs, max_samples = (1, 16) if args.quick else (args.epochs, None)
-        finetune_epochs, gru_epochs = (1, 1) if args.quick else (args.finetune_epochs, args.gru_epochs)
-        settings = {"models": args.models, "epochs": epochs or "preset", "finetune_epochs": finetune_epochs, "gru_epochs": gru_epochs,
+        finetune_epochs = 1 if args.quick else args.finetune_epochs
+        baseline_epochs = {"gru": 1, "cnn": 1} if args.quick else {"gru": args.gru_epochs, "cnn": args.cnn_epochs}
+        settings = {"models": args.models, "epochs": epochs or "preset", "finetune_epochs": finetune_epochs,
+                    "baseline_epochs": baseline_epochs,
                     "max_samples": max_samples, "augmentation": args.warp, "hidden": args.hidden or "preset"}
         folds: dict[str, dict] = {}
         with tempfile.TemporaryDirectory(prefix="fsdd-speakers-") as scratch:
             for speaker in tqdm(speakers, desc="folds", unit="speaker"):
                 folds[speaker] = run_fold(data_dir, speaker, Path(scratch), models=args.models,
                                           augmentation=args.warp, hidden=args.hidden, epochs=epochs,
-                                          finetune_epochs=finetune_epochs, gru_epochs=gru_epochs,
+                                          finetune_epochs=finetune_epochs, baseline_epochs=baseline_epochs,
                                           max_samples=max_samples)
                 text = write_results(Path(args.output), settings, folds)  # after every fold: a long run keeps its folds
         print(text)

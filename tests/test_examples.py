@@ -14,6 +14,7 @@ from types import ModuleType
 
 import pytest
 import torch
+import torch
 
 from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
 from delaydeploy.config import get_preset
@@ -236,6 +237,21 @@ def test_run_module_reports_a_crashing_interpreter(bench, monkeypatch, capfd):
 
 # -- fsdd_speakers ---------------------------------------------------------------------------------
 
+def test_cnn_baseline_ignores_a_recordings_spectral_colour_and_its_padding():
+    """The CNN normalises each recording's bands over its own frames: a constant added to a band
+    (in dB, a microphone's or a voice's gain there) changes nothing, nor does padding in a batch."""
+    example = load_script("examples/fsdd_speakers.py")
+    torch.manual_seed(0)
+    model = example.CNNClassifier().eval()
+    short, long = torch.randn(30, example.MEL_BANDS), torch.randn(50, example.MEL_BANDS)
+    coloured = short + torch.linspace(-6.0, 6.0, example.MEL_BANDS)
+    with torch.no_grad():
+        alone = model(short[None], torch.tensor([30]))
+        padded = model(torch.nn.utils.rnn.pad_sequence([coloured, long], batch_first=True), torch.tensor([30, 50]))
+    torch.testing.assert_close(padded[0], alone[0], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(padded[1], alone[0], rtol=1e-2, atol=1e-2)
+
+
 def test_fsdd_speakers_quick_writes_table_json_and_plot(fsdd_dir, tmp_path, capsys, monkeypatch):
     """Two folds on a handful of real recordings: every model gets an accuracy per fold and a summary."""
     example = load_script("examples/fsdd_speakers.py")
@@ -278,10 +294,10 @@ def test_fsdd_speakers_quick_writes_table_json_and_plot(fsdd_dir, tmp_path, caps
     assert subset["settings"]["hidden"] == 16
     assert list(subset["summary"]) == ["learned", "learned_loihi2", "learned_finetuned_rounded",
                                        "learned_loihi2_finetuned", "none"]
-    assert "GRU" not in (tmp_path / "subset" / "table.md").read_text()
+    assert "GRU" not in (tmp_path / "subset" / "table.md").read_text() and "CNN" not in (tmp_path / "subset" / "table.md").read_text()
     with pytest.raises(SystemExit):
         example.main(["--data-dir", str(folder), "--models", "lstm", "-o", str(tmp_path / "y")])
-    assert "expected some of learned, fixed, none, gru" in capsys.readouterr().err
+    assert "expected some of learned, fixed, none, gru, cnn" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         example.main(["--data-dir", str(folder), "--warp", "8,1.5", "-o", str(tmp_path / "y")])
     assert "expected CHANNELS,STRETCH such as 8,0.15 (augmentation stretch = 1.5" in capsys.readouterr().err
