@@ -14,9 +14,9 @@ on the others (2,000), for:
 
 ``--warp CHANNELS,STRETCH`` trains the spiking models on warped samples (the ``warp``
 augmentation of :mod:`delaydeploy.datasets.augment`: spectrum moved by up to ``CHANNELS`` ERB
-channels, time stretched by up to ``STRETCH``), against speaker differences; the GRU is never
-augmented. ``--hidden N`` gives the spiking models N neurons per hidden layer instead of the
-preset's 128.
+channels, time stretched by up to ``STRETCH``), against speaker differences; the baselines
+are never augmented. ``--hidden N`` gives the spiking models N neurons per hidden layer instead
+of the preset's 128.
 
 It writes a table (mean, spread and each fold), ``results.json`` and ``speakers.png`` into
 ``--output``; every accuracy says on how many recordings it rests.
