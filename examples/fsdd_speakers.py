@@ -306,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         speakers = parse_speakers(args.speakers) or tuple(fsdd_speakers(data_dir))
         epochs, max_samples = (1, 16) if args.quick else (args.epochs, None)
         finetune_epochs = 1 if args.quick else args.finetune_epochs
-        baseline_epochs = dict.fromkeys(BASELINES, 1) if args.quick else {"gru": args.gru_epochs, "cnn": args.cnn_epochs}
+        baseline_epochs = (dict.fromkeys(BASELINES, 1) if args.quick
+                           else {"gru": args.gru_epochs, "cnn": args.cnn_epochs})
         settings = {"models": args.models, "epochs": epochs or "preset", "finetune_epochs": finetune_epochs,
                     "baseline_epochs": baseline_epochs,
                     "max_samples": max_samples, "augmentation": args.warp, "hidden": args.hidden or "preset"}
