@@ -233,6 +233,14 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from delaydeploy.adapt import adapt_checkpoint
+
+    adapt_checkpoint(args.model, args.output, data_dir=args.data_dir, test_speakers=args.test_speakers,
+                     samples=args.samples, seed=args.seed, max_samples=args.max_samples, progress=not args.quiet)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from delaydeploy.report import build_report, format_ladder
 
@@ -418,6 +426,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_options(finetune)
     finetune.add_argument("-o", "--output", required=True)
     finetune.set_defaults(handler=cmd_finetune)
+
+    adapt = commands.add_parser("adapt", help="adapt a checkpoint's BatchNorm statistics to unlabeled test data "
+                                              "(a new speaker), before finetune")
+    adapt.add_argument("model", help="a trained delaydeploy checkpoint (.pt) with BatchNorm")
+    adapt.add_argument("--samples", type=at_least(1),
+                       help="adapt on this many test samples, drawn with --seed (default: the whole test split)")
+    adapt.add_argument("--seed", type=int, default=0)
+    _add_dataset_options(adapt)
+    adapt.add_argument("-o", "--output", required=True)
+    adapt.set_defaults(handler=cmd_adapt)
 
     report = commands.add_parser("report", help="accuracy ladder, cost and plots of a checkpoint on its test set")
     report.add_argument("model", help="a delaydeploy checkpoint (.pt)")

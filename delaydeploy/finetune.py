@@ -504,6 +504,8 @@ def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data
                                     "train_accuracy": [h.train_accuracy for h in history]},
                "test_samples": len(test_set), **{f"test_accuracy_{key}": value for key, value in accuracy.items()},
                "source_metrics": checkpoint.metrics}
+    if "adaptation" in checkpoint.metrics:  # its BatchNorm statistics are now in the folded biases
+        metrics["adaptation"] = checkpoint.metrics["adaptation"]
     save_checkpoint(checkpoint_of(tuned_model, preset=checkpoint.preset, train_config=checkpoint.train_config,
                                   metrics=metrics), output)
     calibration_path = calibration_path_of(output)

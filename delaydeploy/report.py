@@ -290,7 +290,8 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
     report = {
         "checkpoint": str(path), "preset": checkpoint.preset, "dataset": dataset, "semantics": semantics,
         "dataset_options": dataset_options_of(checkpoint, test_speakers),
-        "finetuned": "finetuned_from" in checkpoint.metrics, "test_samples": samples,
+        "finetuned": "finetuned_from" in checkpoint.metrics, "adaptation": checkpoint.metrics.get("adaptation"),
+        "test_samples": samples,
         "calibration_peak": float(peak), "ladder": ladder, "lava": lava, "skipped_rungs": skipped,
         "quantisation_spike_changes": {name: {"changed": changed[name], "float_spikes": float_total[name],
                                               "fraction": changed[name] / max(float_total[name], 1)}
@@ -340,11 +341,19 @@ def _interval(rung: dict[str, Any]) -> str:
     return f"[{100 * low:.1f}, {100 * high:.1f}]"
 
 
+def _adaptation(adaptation: dict[str, Any] | None) -> str:
+    if not adaptation:
+        return ""
+    return (f", BatchNorm adapted to {adaptation['samples']} of the {adaptation['of']} {adaptation['split']} "
+            "samples (labels unused)")
+
+
 def _markdown(report: dict[str, Any]) -> str:
     memory_info = report["memory"]
     lines = [f"# Deployment report: {report['checkpoint']}", "",
              f"Preset `{report['preset']}`, dataset `{report['dataset']}`, {report['test_samples']} test samples, "
-             f"calibration peak {report['calibration_peak']:g}{', fine-tuned' if report['finetuned'] else ''}.", "",
+             f"calibration peak {report['calibration_peak']:g}{', fine-tuned' if report['finetuned'] else ''}"
+             f"{_adaptation(report.get('adaptation'))}.", "",
              "| rung | accuracy | 95% interval | samples | note |", "|---|---:|---:|---:|---|"]
     for r in report["ladder"]:
         note = ""
