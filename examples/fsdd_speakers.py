@@ -6,6 +6,9 @@ on the others (2,000), for:
 
 * the ``fsdd`` preset with learned delays (DCLS), reported with rounded delays and as Loihi 2
   integers, before and after ``finetune --target loihi2``;
+* the same network adapted to the test speaker without its labels (``delaydeploy adapt``:
+  BatchNorm statistics measured on its recordings), rounded and as Loihi 2 integers, before and
+  after fine-tuning;
 * the same network with fixed random delays, and without delays;
 * two non-spiking baselines on 40-band log-mel frames of the same audio: a GRU (one layer of
   128) and a small convolutional network (three dilated 1-D convolutions over time, averaged
@@ -44,6 +47,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
+from delaydeploy.adapt import adapt_checkpoint
 from delaydeploy.cli import EXIT_USAGE, at_least
 from delaydeploy.datasets.audio import amplitude_to_db, mel_filterbank, power_spectrogram, read_wav
 from delaydeploy.datasets.augment import augment
@@ -58,6 +62,9 @@ MODELS = {
     "learned_loihi2": "learned delays, Loihi 2 integers",
     "learned_finetuned_rounded": "learned delays after finetune, rounded",
     "learned_loihi2_finetuned": "learned delays after finetune, Loihi 2 integers",
+    "learned_adapted": "learned delays, BatchNorm adapted to the test speaker, rounded",
+    "learned_adapted_loihi2": "learned delays, adapted, Loihi 2 integers",
+    "learned_adapted_loihi2_finetuned": "learned delays, adapted, after finetune, Loihi 2 integers",
     "fixed": "fixed random delays, rounded",
     "none": "no delays",
     "gru": "GRU on log-mel (non-spiking)",
@@ -182,6 +189,15 @@ def run_fold(data_dir: Path, speaker: str, folder: Path, *, models: Sequence[str
             fold["learned_loihi2_finetuned"] = tuned.accuracy["loihi2_after"]
             fold["learned_finetuned_rounded"] = tuned.accuracy["rounded_after"]
             fold["seconds"]["finetune"] = round(time.perf_counter() - start, 1)
+            start = time.perf_counter()
+            adapted = folder / f"{speaker}_adapted.pt"
+            fold["learned_adapted"] = adapt_checkpoint(checkpoint, adapted, data_dir=str(data_dir),
+                                                       max_samples=max_samples, progress=False).accuracy_after
+            tuned = finetune_checkpoint(adapted, folder / f"{speaker}_adapted_finetuned.pt", data_dir=str(data_dir),
+                                        epochs=finetune_epochs, max_samples=max_samples, progress=False)
+            fold["learned_adapted_loihi2"] = tuned.accuracy["loihi2_before"]
+            fold["learned_adapted_loihi2_finetuned"] = tuned.accuracy["loihi2_after"]
+            fold["seconds"]["adapt_and_finetune"] = round(time.perf_counter() - start, 1)
     baselines = [kind for kind in BASELINES if kind in models]
     if not baselines:
         return fold
@@ -289,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--output", default="fsdd_speakers", help="folder for the table, JSON and plot")
     parser.add_argument("--speakers", help="held-out speakers, comma-separated (default: every speaker found)")
     parser.add_argument("--models", default=",".join(TRAINED), type=model_list,
-                        help=f"comma-separated, of {', '.join(TRAINED)} (default: all; learned includes fine-tuning)")
+                        help=f"comma-separated, of {', '.join(TRAINED)} (default: all; learned includes "
+                             "adaptation and fine-tuning)")
     parser.add_argument("--warp", type=warp_options, default={}, metavar="CHANNELS,STRETCH",
                         help="train the spiking models on warped samples (e.g. 8,0.15; default: none)")
     parser.add_argument("--hidden", type=at_least(1), help="neurons per hidden layer of the spiking models "
