@@ -160,11 +160,12 @@ def test_corrupt_and_crafted_checkpoints_give_one_error_line(model_path, tmp_pat
         (tmp_path / "bad.npy").rename(path)
     else:
         path.write_bytes(content if isinstance(content, bytes) else _crafted(model_path, content))
-    for command in (["inspect", str(path)], ["finetune", str(path), "-o", str(tmp_path / "ft.pt")]):
+    for command in (["inspect", str(path)], ["finetune", str(path), "-o", str(tmp_path / "ft.pt")],
+                    ["adapt", str(path), "-o", str(tmp_path / "adapted.pt")]):
         assert main(command) == 2
         line = _error_line(capsys)
         assert expected in line and "weights_only" not in line
-    assert not (tmp_path / "ft.pt").exists()
+    assert not (tmp_path / "ft.pt").exists() and not (tmp_path / "adapted.pt").exists()
 
 
 def test_run_in_official_semantics_pads_every_stage(model_path, tmp_path, capsys):
@@ -318,6 +319,7 @@ def test_malformed_ir_files_give_one_error_line(tmp_path, capsys, damage, expect
     ["import", "snn-delays", "s.pt", "--preset", "shd", "--hidden", "0", "-o", "m.pt"],
     ["finetune", "m.pt", "--lr", "0", "-o", "f.pt"], ["report", "m.pt", "--lava-samples", "-1", "-o", "r"],
     ["verify", "m.pt", "--workers", "0"], ["report", "m.pt", "--workers", "0", "-o", "r"],
+    ["adapt", "m.pt", "--samples", "0", "-o", "a.pt"],
 ])
 def test_numeric_options_out_of_range_are_usage_errors(arguments, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -360,6 +362,8 @@ def test_demo_and_finetune_check_every_output_before_any_work(model_path, tmp_pa
     (tmp_path / "ft.calibration.npy").mkdir()  # where fine-tuning would write its calibration inputs
     assert main(["finetune", str(model_path), "-o", str(tmp_path / "ft.pt"), "--epochs", "1", "--quiet"]) == 2
     assert "ft.calibration.npy: is a directory" in _error_line(capsys)
+    assert main(["adapt", str(model_path), "-o", str(tmp_path / "afile" / "adapted.pt"), "--quiet"]) == 2
+    assert str(tmp_path / "afile") in _error_line(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "ft.calibration.npy", "yours"]
 
 
