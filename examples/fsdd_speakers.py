@@ -8,7 +8,7 @@ on the others (2,000), for:
   integers, before and after ``finetune --target loihi2``;
 * the same network adapted to the test speaker without its labels (``delaydeploy adapt``:
   BatchNorm statistics measured on its recordings), rounded and as Loihi 2 integers, before and
-  after fine-tuning;
+  after fine-tuning; and adapted on a tenth of them only, tested on the other nine tenths;
 * the same network with fixed random delays, and without delays;
 * two non-spiking baselines on 40-band log-mel frames of the same audio: a GRU (one layer of
   128) and a small convolutional network (three dilated 1-D convolutions over time, averaged
@@ -62,9 +62,10 @@ MODELS = {
     "learned_loihi2": "learned delays, Loihi 2 integers",
     "learned_finetuned_rounded": "learned delays after finetune, rounded",
     "learned_loihi2_finetuned": "learned delays after finetune, Loihi 2 integers",
-    "learned_adapted": "learned delays, BatchNorm adapted to the test speaker, rounded",
+    "learned_adapted": "learned delays, adapted to the speaker (BatchNorm), rounded",
     "learned_adapted_loihi2": "learned delays, adapted, Loihi 2 integers",
     "learned_adapted_loihi2_finetuned": "learned delays, adapted, after finetune, Loihi 2 integers",
+    "learned_adapted_tenth": "learned delays, adapted on 10% of the speaker, rounded, on the other 90%",
     "fixed": "fixed random delays, rounded",
     "none": "no delays",
     "gru": "GRU on log-mel (non-spiking)",
@@ -197,6 +198,10 @@ def run_fold(data_dir: Path, speaker: str, folder: Path, *, models: Sequence[str
                                         epochs=finetune_epochs, max_samples=max_samples, progress=False)
             fold["learned_adapted_loihi2"] = tuned.accuracy["loihi2_before"]
             fold["learned_adapted_loihi2_finetuned"] = tuned.accuracy["loihi2_after"]
+            fold["learned_adapted_tenth"] = adapt_checkpoint(
+                checkpoint, folder / f"{speaker}_adapted_tenth.pt", data_dir=str(data_dir),
+                samples=max(1, round(fold["test_recordings"] / 10)), max_samples=max_samples,
+                progress=False).accuracy_after_unused
             fold["seconds"]["adapt_and_finetune"] = round(time.perf_counter() - start, 1)
     baselines = [kind for kind in BASELINES if kind in models]
     if not baselines:

@@ -293,7 +293,7 @@ def test_fsdd_speakers_quick_writes_table_json_and_plot(fsdd_dir, tmp_path, caps
     assert subset["settings"]["hidden"] == 16
     assert list(subset["summary"]) == ["learned", "learned_loihi2", "learned_finetuned_rounded",
                                        "learned_loihi2_finetuned", "learned_adapted", "learned_adapted_loihi2",
-                                       "learned_adapted_loihi2_finetuned", "none"]
+                                       "learned_adapted_loihi2_finetuned", "learned_adapted_tenth", "none"]
     subset_table = (tmp_path / "subset" / "table.md").read_text()
     assert "GRU" not in subset_table and "CNN" not in subset_table
     with pytest.raises(SystemExit):
