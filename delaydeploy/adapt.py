@@ -49,6 +49,7 @@ class AdaptOutcome:
 
 
 def batchnorm_layers(model: DelaySNN) -> list[TimeBatchNorm]:
+    """The network's BatchNorm layers, input side first."""
     return [module for module in model.modules() if isinstance(module, TimeBatchNorm)]
 
 
