@@ -38,6 +38,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -484,6 +485,10 @@ def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data
                          test_speakers: str | None, epochs: int, batch_size: int | None, lr: float,
                          max_samples: int | None, seed: int, progress: bool) -> FinetuneOutcome:
     checkpoint = load_checkpoint(path)
+    if "adaptation" in checkpoint.metrics:
+        print(f"note: {path} is adapted to its test data (delaydeploy adapt); fine-tuning learns from the training "
+              "split again and can undo much of the adaptation; the adapted checkpoint exports as it is",
+              file=sys.stderr)
     network = lower(checkpoint.build_model())
     train_set, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples, test_speakers)
     peak = data_peak(train_set, progress)

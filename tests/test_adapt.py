@@ -131,6 +131,7 @@ def test_fsdd_checkpoint_adapted_to_an_unheard_speaker_then_reported_and_finetun
     tuned = tmp_path / "tuned.pt"
     assert main(["finetune", str(adapted), "--data-dir", str(folder), "--epochs", "1", "--quiet",
                  "-o", str(tuned)]) == 0
+    assert "can undo much of the adaptation" in capsys.readouterr().err
     metrics = load_checkpoint(tuned).metrics
     assert metrics["adaptation"] == checkpoint.metrics["adaptation"] and metrics["test_samples"] == 3
     capsys.readouterr()
