@@ -13,7 +13,8 @@ batches of the training batch size, each layer normalised by its batch's own sta
 the running ones accumulate (an equal-weight average over batches), dropout off. Labels are
 never read.
 
-Adapt a trained checkpoint, before ``finetune``: a fine-tuned checkpoint has its BatchNorm
+Adapt a trained checkpoint and export the result as it is. Fine-tuning it afterwards learns from
+the training data again and can undo the adaptation; a fine-tuned checkpoint has its BatchNorm
 folded into biases and has none left to adapt.
 """
 
@@ -91,7 +92,7 @@ def adapt_checkpoint(path: str | os.PathLike, output: str | os.PathLike, *, data
     model = checkpoint.build_model()
     if not batchnorm_layers(model):
         raise CheckpointError(f"{path}: the network has no BatchNorm layers to adapt (a fine-tuned checkpoint has "
-                              "them folded into biases: adapt the trained checkpoint, then fine-tune)")
+                              "them folded into biases: adapt the trained checkpoint it came from)")
     _, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples, test_speakers)
     if samples is not None and samples > len(test_set):
         raise DelayDeployError(f"--samples {samples}: the test split has only {len(test_set)} samples")

@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.set_defaults(handler=cmd_finetune)
 
     adapt = commands.add_parser("adapt", help="adapt a checkpoint's BatchNorm statistics to unlabeled test data "
-                                              "(a new speaker), before finetune")
+                                              "(a new speaker); export the result as it is")
     adapt.add_argument("model", help="a trained delaydeploy checkpoint (.pt) with BatchNorm")
     adapt.add_argument("--samples", type=at_least(1),
                        help="adapt on this many test samples, drawn with --seed (default: the whole test split)")
