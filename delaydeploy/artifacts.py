@@ -35,6 +35,18 @@ class Artifact:
     bundle: object | None = None  # delaydeploy.bundle.Bundle
 
     @property
+    def dataset(self) -> dict | None:
+        """The dataset the network was made for, ``{"preset", "dataset", "options"}``, where the
+        artifact knows it: a checkpoint with a preset, or a bundle that recorded one."""
+        if self.checkpoint is not None and self.checkpoint.preset is not None:
+            from delaydeploy.config import get_preset
+            from delaydeploy.finetune import dataset_options_of
+
+            preset = get_preset(self.checkpoint.preset)
+            return {"preset": preset.name, "dataset": preset.dataset, "options": dataset_options_of(self.checkpoint)}
+        return None if self.bundle is None else self.bundle.dataset
+
+    @property
     def target(self) -> str | None:
         """The bundle's target (``lava`` or ``loihi2``), None for other artifacts."""
         return None if self.bundle is None else self.bundle.target

@@ -9,9 +9,14 @@ A bundle is a directory::
     test_vectors.npz     inputs with the oracle's spikes, readout and predictions
     run.py, pynn_model.json, pynn_connections.npz
                          the standalone PyNN script and its network (target ``pynn`` only)
+    bundle.sig           a signature over all of the above (``export --sign`` only;
+                         :mod:`delaydeploy.signing`)
 
-Loading checks every file against its sha256 and refuses a tampered or incomplete bundle.
-The directory is written atomically: a failed export leaves nothing behind.
+``network.ddn`` and the test inputs are what a bundle states; every other file is derived
+from them. Loading checks every file against its sha256, then that each derived file is
+exactly what this delaydeploy derives (:mod:`delaydeploy.audit`), and refuses the bundle
+otherwise: nothing a bundle carries is executed, imported or unpickled. The directory is
+written atomically: a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from delaydeploy.ir import Network, delay_structure
 from delaydeploy.ir_file import (IR_SUFFIX, fixed_network_from_bytes, fixed_network_to_bytes, network_from_bytes,
                                  network_to_bytes)
 from delaydeploy.reference import Simulation
+from delaydeploy.signing import SIGNATURE_FILE, signer_fingerprint
 
 FORMAT = "delaydeploy-bundle"
 FORMAT_VERSION = 1
@@ -58,6 +64,12 @@ class Bundle:
     network: Network
     fixed: FixedNetwork | None
     vectors: dict[str, np.ndarray]
+    signed_by: str | None = None  # the signing key's fingerprint, as the signature states it (unchecked)
+
+    @property
+    def dataset(self) -> dict[str, Any] | None:
+        """The dataset the network was made for (preset and options), where its source knew it."""
+        return self.manifest.get("dataset")
 
     @property
     def inputs(self) -> np.ndarray:
@@ -138,52 +150,94 @@ def latency_offsets(network: Network) -> dict[str, int]:
     return offsets
 
 
+def expected_files(target: str) -> set[str]:
+    """The files a bundle of ``target`` holds, besides its manifest and signature."""
+    return {NETWORK_FILE, VECTORS_FILE} | ({FIXED_FILE} if target == "loihi2" else set()) \
+        | (set(PYNN_FILES) if target == "pynn" else set())
+
+
+def test_vectors(inputs: np.ndarray, expected: Simulation) -> dict[str, np.ndarray]:
+    """The arrays of ``test_vectors.npz``: ``inputs`` and the oracle's ``expected`` run of them."""
+    vectors = {"inputs": np.asarray(inputs), "readout": expected.readout.cpu().numpy(),
+               "pred": expected.prediction().cpu().numpy()}
+    vectors.update({f"spikes_{i}": s.cpu().numpy() for i, s in enumerate(expected.spikes)})
+    return vectors
+
+
+def derived_manifest(network: Network, target: str, inputs: np.ndarray, fixed: FixedNetwork | None) -> dict[str, Any]:
+    """The manifest's entries that follow from the network, its integer form and the test inputs."""
+    inputs = np.asarray(inputs)
+    constraints = constraint_report(network)
+    if fixed is not None:
+        constraints["overflow_checked_samples"] = int(inputs.shape[1])
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "target": target,
+        "time_step_seconds": network.dt,
+        "tail_steps": network.tail_steps,
+        "input_kind": network.input_kind,
+        "input_size": network.input_size,
+        "input_scale": None if fixed is None else fixed.input_scale,
+        "readout_scale": None if fixed is None else fixed.readout_scale,
+        "threshold_rule": sorted({layer.neuron.threshold_rule for layer in network.layers}),
+        "decision": network.decision,
+        "latency_offsets": latency_offsets(network),
+        "constraints": constraints,
+        "resources": estimate_resources(network),
+        "test_vectors": {"samples": int(inputs.shape[1]), "steps": int(inputs.shape[0])},
+    }
+
+
 def write_bundle(path: str | os.PathLike, network: Network, target: str, inputs: np.ndarray, expected: Simulation, *,
-                 fixed: FixedNetwork | None = None, extra_constraints: dict[str, Any] | None = None,
-                 files: dict[str, bytes] | None = None, sections: dict[str, Any] | None = None) -> Path:
+                 fixed: FixedNetwork | None = None, files: dict[str, bytes] | None = None,
+                 sections: dict[str, Any] | None = None, dataset: dict[str, Any] | None = None,
+                 sign_key: str | os.PathLike | None = None) -> Path:
     """Write a bundle directory for ``target`` with test vectors ``inputs`` and the oracle's ``expected``;
-    ``files`` are the target's own files (name -> content), ``sections`` its parts of the manifest."""
+    ``files`` are the target's own files (name -> content), ``sections`` its parts of the manifest,
+    ``dataset`` the record of the dataset it was made for; signed with the private key ``sign_key``."""
     if target not in TARGETS:
         raise DelayDeployError(f"unknown bundle target {target!r}; choose one of {TARGETS}")
     if (target == "loihi2") != (fixed is not None):
         raise DelayDeployError("a loihi2 bundle needs the fixed-point network (and only it does)")
-    vectors = {"inputs": np.asarray(inputs), "readout": expected.readout.cpu().numpy(),
-               "pred": expected.prediction().cpu().numpy()}
-    vectors.update({f"spikes_{i}": s.cpu().numpy() for i, s in enumerate(expected.spikes)})
     with atomic_directory(path, MANIFEST) as tmp:
         (tmp / NETWORK_FILE).write_bytes(network_to_bytes(network))
         if fixed is not None:
             (tmp / FIXED_FILE).write_bytes(fixed_network_to_bytes(fixed))
-        np.savez_compressed(tmp / VECTORS_FILE, **vectors)
+        np.savez_compressed(tmp / VECTORS_FILE, **test_vectors(inputs, expected))
         for name, content in (files or {}).items():
             (tmp / name).write_bytes(content)
         names = sorted(p.name for p in tmp.iterdir())
         manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "target": target,
+            **derived_manifest(network, target, inputs, fixed),
             "package_versions": package_versions(),
-            "time_step_seconds": network.dt,
-            "tail_steps": network.tail_steps,
-            "input_kind": network.input_kind,
-            "input_size": network.input_size,
-            "input_scale": None if fixed is None else fixed.input_scale,
-            "readout_scale": None if fixed is None else fixed.readout_scale,
-            "threshold_rule": sorted({layer.neuron.threshold_rule for layer in network.layers}),
-            "decision": network.decision,
-            "latency_offsets": latency_offsets(network),
-            "constraints": {**constraint_report(network), **(extra_constraints or {})},
-            "resources": estimate_resources(network),
-            "test_vectors": {"samples": int(vectors["inputs"].shape[1]), "steps": int(vectors["inputs"].shape[0])},
             "files": {name: _sha256(tmp / name) for name in names},
+            **({"dataset": dataset} if dataset is not None else {}),
             **(sections or {}),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if sign_key is not None:
+            from delaydeploy.signing import sign_directory
+
+            sign_directory(tmp, sign_key)
     return Path(path)
 
 
+def _check_dataset_record(manifest_path: Path, record: Any) -> None:
+    """A manifest's ``dataset`` (optional): a preset name and its dataset options."""
+    from delaydeploy.config import PRESET_NAMES
+
+    if record is None:
+        return
+    if not (isinstance(record, dict) and record.get("preset") in PRESET_NAMES and isinstance(record.get("options"), dict)):
+        raise BundleError(f"{manifest_path}: 'dataset' must name a preset ({', '.join(PRESET_NAMES)}) and its "
+                          f"options, not {record!r}")
+
+
 def load_bundle(path: str | os.PathLike) -> Bundle:
-    """Load a bundle, refusing it when the manifest, a file or a hash is missing or wrong."""
+    """Load a bundle, refusing it when the manifest, a file or a hash is missing or wrong
+    (:class:`BundleError`), or when a derived file is not what its ``network.ddn`` derives
+    (:class:`delaydeploy.errors.DerivedFileError`, naming the file and the first difference)."""
     path = Path(path)
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
@@ -203,9 +257,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     files = manifest.get("files")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise BundleError(f"{manifest_path}: 'files' must map file names to sha256 digests")
-    required = {NETWORK_FILE, VECTORS_FILE} | ({FIXED_FILE} if target == "loihi2" else set()) \
-        | (set(PYNN_FILES) if target == "pynn" else set())
-    for name in sorted(required - set(files)):
+    for name in sorted(expected_files(target) - set(files)):
         raise BundleError(f"{path}: manifest does not list {name}")
     for name, digest in sorted(files.items()):
         file = path / name
@@ -230,4 +282,9 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     for name in needed:
         if name not in vectors:
             raise BundleError(f"{path / VECTORS_FILE}: lacks {name!r}")
-    return Bundle(path, target, manifest, network, fixed, vectors)
+    _check_dataset_record(manifest_path, manifest.get("dataset"))
+    from delaydeploy.audit import check_derived_files
+
+    bundle = Bundle(path, target, manifest, network, fixed, vectors, signer_fingerprint(path))
+    check_derived_files(bundle)
+    return bundle

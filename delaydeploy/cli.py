@@ -2,7 +2,7 @@
 
 Every command that takes an ARTIFACT accepts a checkpoint, an IR file, a NIR file or a
 deployment bundle. Problems with inputs are reported as one ``error:`` line with exit code 2;
-``verify`` exits 1 when the artifact disagrees with the reference.
+``verify`` and ``compare`` exit 1 when the artifact (or the results) disagree with the reference.
 """
 
 from __future__ import annotations
@@ -144,28 +144,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def _load_checked(args: argparse.Namespace):
+    """``verify``'s artifact: a bundle's signature checked first where ``--trusted-key`` is given;
+    ``(artifact, None)``, or ``(None, reason)`` where a bundle's derived file is not delaydeploy's."""
     from delaydeploy.artifacts import load_artifact
-    from delaydeploy.verify import compare, native_backend, oracle_backend, run_backend
+    from delaydeploy.errors import DerivedFileError
+    from delaydeploy.signing import check_signature
 
-    artifact = load_artifact(args.artifact)
-    if args.data_dir is not None or args.preset is not None or args.split is not None:
-        return _verify_split(args, artifact)
-    x = _inputs(args, artifact)
-    backend = args.backend or native_backend(artifact)
-    oracle = oracle_backend(artifact, backend)
-    names = [layer.name for layer in artifact.network.layers]
-    tolerance = 0.0 if oracle == "fixed-reference" else args.tolerance
-    expected = run_backend(artifact, oracle, x)
-    stored_oracle = oracle == oracle_backend(artifact)  # the bundle's vectors are its own oracle's
-    if artifact.bundle is not None and stored_oracle and args.input is None and args.samples is None:
-        stored = compare(artifact.bundle.expected(), expected, names, tolerance)
-        if not stored.ok:
-            print(f"{args.artifact}: the bundle's stored test vectors disagree with {oracle}: {stored.first_divergence}")
-            return EXIT_MISMATCH
-    actual = run_backend(artifact, backend, x, workers=args.workers, progress=True)
-    result = compare(expected, actual, names, tolerance)
-    print(f"{args.artifact}: {backend} vs {oracle} on {x.shape[1]} samples x {x.shape[0]} steps")
+    if args.trusted_key is not None:
+        if not Path(args.artifact).is_dir():
+            raise DelayDeployError(f"{args.artifact}: --trusted-key checks a signed bundle; this is no bundle folder")
+        fingerprint = check_signature(args.artifact, args.trusted_key)
+        print(f"{args.artifact}: signed by the trusted key {args.trusted_key} ({fingerprint}); no file changed since")
+    try:
+        artifact = load_artifact(args.artifact)
+    except DerivedFileError as error:
+        return None, str(error)
+    if artifact.bundle is not None and artifact.bundle.signed_by is not None and args.trusted_key is None:
+        print(f"{args.artifact}: signed by key {artifact.bundle.signed_by}; signature not checked "
+              "(give --trusted-key PUB.pem)")
+    return artifact, None
+
+
+def _print_comparison(label: str, result, tolerance: float) -> int:
+    """``verify``'s summary of a :class:`delaydeploy.verify.Comparison`; its exit code."""
+    print(label)
     for name, count in result.spike_mismatches.items():
         print(f"  {name}: {count} spike mismatches")
     print(f"  readout: max |difference| {result.readout_max_error:.3g} (tolerance {tolerance:g})")
@@ -174,6 +177,43 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_MISMATCH
     print("verified: 0 spike mismatches, readout within tolerance")
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from delaydeploy.verify import compare, native_backend, oracle_backend, run_backend
+
+    artifact, reason = _load_checked(args)
+    if artifact is None:
+        print(f"FAILED: {reason}")
+        return EXIT_MISMATCH
+    if args.data_dir is not None or args.preset is not None or args.split is not None:
+        return _verify_split(args, artifact)
+    x = _inputs(args, artifact)
+    backend = args.backend or native_backend(artifact)
+    oracle = oracle_backend(artifact, backend)
+    names = [layer.name for layer in artifact.network.layers]
+    tolerance = 0.0 if oracle == "fixed-reference" else args.tolerance
+    expected = run_backend(artifact, oracle, x)
+    actual = run_backend(artifact, backend, x, workers=args.workers, progress=True)
+    return _print_comparison(f"{args.artifact}: {backend} vs {oracle} on {x.shape[1]} samples x {x.shape[0]} steps",
+                             compare(expected, actual, names, tolerance), tolerance)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from delaydeploy.artifacts import load_artifact
+    from delaydeploy.verify import compare, oracle_backend, read_results, run_backend
+
+    artifact = load_artifact(args.artifact)
+    if args.input is None and artifact.bundle is None:
+        raise DelayDeployError(f"{args.artifact}: a {artifact.kind} holds no test vectors; give the input with --input")
+    x = _load_input(args.input) if args.input else artifact.bundle.inputs
+    oracle = oracle_backend(artifact)
+    expected = run_backend(artifact, oracle, x)
+    actual = read_results(args.results, artifact.network, expected, x.shape[0])
+    tolerance = 0.0 if oracle == "fixed-reference" else args.tolerance
+    names = [layer.name for layer in artifact.network.layers]
+    return _print_comparison(f"{args.results} vs {oracle} of {args.artifact} on {x.shape[1]} samples x "
+                             f"{x.shape[0]} steps", compare(expected, actual, names, tolerance), tolerance)
 
 
 def _verify_split(args: argparse.Namespace, artifact) -> int:
@@ -210,8 +250,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     artifact = load_artifact(args.artifact)
     inputs = check_input(artifact, _inputs(args, artifact))
-    path = export(artifact, args.target, args.output, inputs)
-    print(f"exported {args.artifact} to {args.target}: {path}")
+    path = export(artifact, args.target, args.output, inputs, sign_key=args.sign)
+    print(f"exported {args.artifact} to {args.target}: {path}{' (signed)' if args.sign else ''}")
     return 0
 
 
@@ -382,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("artifact")
     export.add_argument("--target", choices=("nir", "lava", "loihi2", "netx", "pynn"), required=True)
     export.add_argument("-o", "--output", required=True)
+    export.add_argument("--sign", metavar="KEY.pem",
+                        help="sign the bundle with this elliptic-curve private key (the sign extra)")
     _add_input_options(export)
     export.set_defaults(handler=cmd_export)
 
@@ -397,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("artifact")
     verify.add_argument("--backend", choices=BACKENDS)
     verify.add_argument("--tolerance", type=finite_number(positive=False), default=1e-9, help="readout tolerance (float64)")
+    verify.add_argument("--trusted-key", metavar="PUB.pem",
+                        help="refuse the bundle unless this public key signed it and no file changed since")
     _add_workers_option(verify)
     _add_input_options(verify)
     whole = verify.add_argument_group("a whole dataset split (instead of --input/--samples)")
@@ -410,6 +454,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="samples per backend run (default 64; on lava-cpu 1024, one compiled Lava run each)")
     whole.add_argument("--quiet", action="store_true", help="no progress bar")
     verify.set_defaults(handler=cmd_verify)
+
+    check = commands.add_parser("compare", help="check results produced elsewhere (a chip, another simulator) "
+                                                "against the reference on a bundle's test vectors")
+    check.add_argument("artifact", help="the bundle the results were produced from (or any ARTIFACT with --input)")
+    check.add_argument("results", help=".npz with spikes_<l> [T + tail, B, N_l] and readout [T + tail, B, classes], "
+                                       "as run.py writes it")
+    check.add_argument("--input", help="the input the results were produced from (default: the test vectors')")
+    check.add_argument("--tolerance", type=finite_number(positive=False), default=1e-9,
+                       help="readout tolerance (float64; integer readouts are compared exactly)")
+    check.set_defaults(handler=cmd_compare)
 
     inspect = commands.add_parser("inspect", help="describe an artifact")
     inspect.add_argument("artifact")

@@ -30,3 +30,12 @@ class BundleError(DelayDeployError):
 
 class DatasetError(DelayDeployError):
     """A dataset file or folder is missing, empty, unreadable or of the wrong layout."""
+
+
+class DerivedFileError(BundleError):
+    """A bundle's derived file (PyNN script or network, integer form, test vectors, manifest) is
+    not what delaydeploy derives from its ``network.ddn``: ``verify`` reports it as a mismatch."""
+
+
+class SignatureError(BundleError):
+    """A bundle's signature is missing, made by another key, or no longer covers its files."""

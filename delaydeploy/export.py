@@ -3,7 +3,8 @@
 ``nir`` writes a NIR file; ``lava`` and ``loihi2`` write a deployment bundle (with test
 vectors from the oracle: the float reference, or the integer reference for Loihi 2);
 ``netx`` writes a lava-dl netx HDF5 file of the Loihi 2 integer form; ``pynn`` a bundle with a
-standalone PyNN script for NEST and SpiNNaker.
+standalone PyNN script for NEST and SpiNNaker. A bundle records the dataset the artifact was
+made for (where it knows it) and can be signed (:mod:`delaydeploy.signing`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from delaydeploy.reference import simulate
 TARGETS = ("nir", "lava", "loihi2", "netx", "pynn")
 
 
-def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: np.ndarray) -> Path:
-    """Translate ``artifact`` for ``target``; ``inputs`` become test vectors and calibration data.
+def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: np.ndarray, *,
+           sign_key: str | os.PathLike | None = None) -> Path:
+    """Translate ``artifact`` for ``target``; ``inputs`` become test vectors and calibration data;
+    a bundle is signed with the private key ``sign_key`` where one is given.
 
-    ``output`` is checked before any work (a bundle's directory is replaced only if empty or a bundle).
+    ``output`` and the key are checked before any work (a bundle's directory is replaced only if
+    empty or a bundle).
     """
     if target not in TARGETS:
         raise DelayDeployError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -33,6 +37,13 @@ def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: n
         check_output_directory(output, MANIFEST)
     else:
         check_output_file(output)
+    if sign_key is not None:
+        if target not in BUNDLE_TARGETS:
+            raise DelayDeployError(f"--sign signs a bundle ({', '.join(BUNDLE_TARGETS)}); a {target} file is not one")
+        from delaydeploy.signing import key_fingerprint
+
+        key_fingerprint(sign_key, private=True)
+    recorded = {"dataset": artifact.dataset, "sign_key": sign_key}
     network = artifact.network
     if target == "nir":
         from exporters.nir import write_nir
@@ -40,12 +51,13 @@ def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: n
         write_nir(network, output)
         return Path(output)
     if target == "lava":
-        return write_bundle(output, network, "lava", inputs, simulate(network, inputs))
+        return write_bundle(output, network, "lava", inputs, simulate(network, inputs), **recorded)
     if target == "pynn":
         from exporters.pynn.files import pynn_files
 
         files, section = pynn_files(network, inputs)
-        return write_bundle(output, network, "pynn", inputs, simulate(network, inputs), files=files, sections=section)
+        return write_bundle(output, network, "pynn", inputs, simulate(network, inputs), files=files, sections=section,
+                            **recorded)
     from delaydeploy.fixed_reference import simulate_fixed
     from delaydeploy.quantize import quantize
 
@@ -56,5 +68,4 @@ def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: n
         write_netx(quantize(network, calibration=inputs, weight_exp=0, bias_exp=NETX_BIAS_EXP), output)
         return Path(output)
     fixed = quantize(network, calibration=inputs)
-    return write_bundle(output, network, "loihi2", inputs, simulate_fixed(fixed, inputs), fixed=fixed,
-                        extra_constraints={"overflow_checked_samples": int(np.asarray(inputs).shape[1])})
+    return write_bundle(output, network, "loihi2", inputs, simulate_fixed(fixed, inputs), fixed=fixed, **recorded)

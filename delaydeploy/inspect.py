@@ -38,8 +38,17 @@ def _delay_range(weights: np.ndarray, delays: np.ndarray) -> str:
 
 def describe(artifact: Artifact) -> str:
     network = artifact.network
-    lines = [f"{artifact.path} ({artifact.kind}{', target ' + artifact.target if artifact.target else ''})",
-             f"  input: {network.input_size} channels, {network.input_kind}; time step {network.dt * 1e3:g} ms; "
+    lines = [f"{artifact.path} ({artifact.kind}{', target ' + artifact.target if artifact.target else ''})"]
+    if artifact.bundle is not None:
+        signer = artifact.bundle.signed_by
+        lines.append("  signature: " + ("none (unsigned bundle)" if signer is None else
+                                        f"signed by key {signer} (check it: verify --trusted-key PUB.pem)"))
+    if artifact.dataset is not None:
+        record = artifact.dataset
+        speakers = record["options"].get("test_speakers")
+        lines.append(f"  dataset: preset {record['preset']} ({record['dataset']}), test split "
+                     + (f"speakers {', '.join(speakers)}" if speakers else "as the dataset defines it"))
+    lines += [f"  input: {network.input_size} channels, {network.input_kind}; time step {network.dt * 1e3:g} ms; "
              f"tail {network.tail_steps} steps; semantics {artifact.semantics}"]
     for layer in network.layers:
         neuron = layer.neuron

@@ -6,7 +6,7 @@ Backends (all return a :class:`delaydeploy.reference.Simulation` on the referenc
 * ``torch`` — the trained PyTorch model with rounded delays (checkpoints only), float64;
 * ``nir`` — the NIR file itself, executed step by step (:mod:`exporters.nir_executor`);
 * ``lava-cpu`` — Lava's CPU backend, float, or bit-accurate for a Loihi 2 bundle;
-* ``nest`` — the PyNN target on NEST (a PyNN bundle runs its own ``run.py``);
+* ``nest`` — the PyNN target on NEST (this package's ``run.py``, on a PyNN bundle's network files);
 * ``fixed-reference`` — the integer reference simulator of the Loihi 2 form.
 
 A float artifact is checked against ``reference``; a Loihi 2 bundle run as integers
@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -241,7 +242,8 @@ def compare_on_dataset(dataset, run_oracle, run_backend_on, names: list[str], *,
 def split_of(artifact: Artifact, data_dir: str | None, split: str, *, preset: str | None = None,
              test_speakers: str | None = None, max_samples: int | None = None):
     """Split ``split`` of the dataset ``artifact`` is checked on: a checkpoint's own (as trained, see
-    :func:`delaydeploy.finetune.dataset_splits`), else the dataset of ``preset`` with its options."""
+    :func:`delaydeploy.finetune.dataset_splits`), the one a bundle recorded, else the dataset of
+    ``preset`` with its options. A ``preset`` that contradicts the artifact's record is refused."""
     from delaydeploy.config import get_preset
     from delaydeploy.datasets import with_test_speakers
     from delaydeploy.finetune import dataset_splits
@@ -249,14 +251,19 @@ def split_of(artifact: Artifact, data_dir: str | None, split: str, *, preset: st
 
     if split not in ("train", "test"):
         raise DelayDeployError(f"split {split!r}; choose train or test")
-    if artifact.checkpoint is not None and preset is None:
+    record = artifact.dataset
+    if record is not None and preset is not None and preset != record["preset"]:
+        raise DelayDeployError(f"{artifact.path} was made for preset {record['preset']!r}; --preset {preset} "
+                               "contradicts it (leave --preset out)")
+    if artifact.checkpoint is not None and record is not None:
         train, test, _ = dataset_splits(artifact.checkpoint, data_dir, max_samples, test_speakers)
     else:
-        if preset is None:
+        if record is None and preset is None:
             raise DelayDeployError(f"{artifact.path}: a {artifact.kind} does not say which dataset it was trained "
                                    "on; name its preset with --preset")
-        chosen = get_preset(preset)
-        chosen = dataclasses.replace(chosen, dataset_options=with_test_speakers(chosen.dataset_options, test_speakers))
+        chosen = get_preset(preset or record["preset"])
+        options = record["options"] if record is not None else chosen.dataset_options
+        chosen = dataclasses.replace(chosen, dataset_options=with_test_speakers(options, test_speakers))
         train, test = preset_splits(chosen, data_dir, max_samples)
     return train if split == "train" else test
 
@@ -273,3 +280,40 @@ def verify_split(artifact: Artifact, backend: str, dataset, *, batch_size: int |
         [layer.name for layer in artifact.network.layers],
         batch_size=batch_size or (LAVA_BATCH_SIZE if backend == "lava-cpu" else BATCH_SIZE), tolerance=tolerance,
         progress=progress, desc=f"verify {backend} vs {oracle}")
+
+
+def read_results(path: str | os.PathLike, network, expected: Simulation, input_steps: int) -> Simulation:
+    """Results produced elsewhere (``spikes_<l>``, ``readout``: what ``run.py`` writes) as a
+    :class:`Simulation`, refused with the key, shape or time axis named where they cannot be
+    compared with ``expected`` (the reference's run of the same ``input_steps``-step input)."""
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise DelayDeployError(f"{path}: no such results file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DelayDeployError(f"{path}: not a readable .npz archive ({error})") from None
+    if isinstance(data, np.ndarray):
+        raise DelayDeployError(f"{path}: one array; results are an .npz archive of spikes_<l> and readout")
+    with data:
+        arrays = {key: data[key] for key in data.files}
+    keys = [f"spikes_{index}" for index in range(len(network.layers))] + ["readout"]
+    missing = [key for key in keys if key not in arrays]
+    if missing:
+        raise DelayDeployError(f"{path}: lacks {', '.join(missing)} (results hold {', '.join(keys)})")
+    wanted = [*expected.spikes, expected.readout]
+    for key, want in zip(keys, wanted):
+        got = arrays[key]
+        if not (np.issubdtype(got.dtype, np.number) or got.dtype == bool):
+            raise DelayDeployError(f"{path}: {key} has dtype {got.dtype}; expected numbers")
+        if got.ndim == 3 and got.shape[0] != want.shape[0]:
+            raise DelayDeployError(f"{path}: {key} has {got.shape[0]} time steps; the reference's time axis has "
+                                   f"{want.shape[0]} (the input's {input_steps} steps + the network's tail of "
+                                   f"{want.shape[0] - input_steps})")
+        if tuple(got.shape) != tuple(want.shape):
+            raise DelayDeployError(f"{path}: {key} has shape {tuple(got.shape)}; expected {tuple(want.shape)} "
+                                   "[time steps, samples, neurons]")
+    tensors = [torch.from_numpy(np.asarray(arrays[key], dtype=np.float64)) for key in keys]
+    return Simulation(tensors[:-1], tensors[-1], network.decision)

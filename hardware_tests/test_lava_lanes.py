@@ -109,7 +109,8 @@ def test_a_laned_graph_needs_the_fast_synapses() -> None:
 def test_verify_every_test_sample_of_an_shd_folder_on_a_loihi2_bundle(tmp_path, snn_delays_vectors, state_dict_from,
                                                                        capsys) -> None:
     """``verify BUNDLE --data-dir``: an imported official SHD model's Loihi 2 bundle, checked on
-    every sample of an SHD-layout test file, bit for bit on Lava against the integer reference."""
+    every sample of an SHD-layout test file, bit for bit on Lava against the integer reference;
+    the bundle recorded its preset, so none is named, and naming another is refused."""
     from delaydeploy.cli import main
     from helpers import write_heidelberg_h5
 
@@ -129,7 +130,9 @@ def test_verify_every_test_sample_of_an_shd_folder_on_a_loihi2_bundle(tmp_path, 
                  "--layers", "2", "-o", str(model)]) == 0
     assert main(["export", str(model), "--target", "loihi2", "-o", str(bundle)]) == 0
     capsys.readouterr()
-    assert main(["verify", str(bundle), "--data-dir", str(data), "--preset", "shd", "--quiet"]) == 0
+    assert main(["verify", str(bundle), "--data-dir", str(data), "--quiet"]) == 0  # the bundle knows its preset
     out = capsys.readouterr().out
     assert "lava-cpu vs fixed-reference on every sample of the test split: 300 samples" in out
     assert "verified: 0 spike mismatches on all 300 samples" in out
+    assert main(["verify", str(bundle), "--data-dir", str(data), "--preset", "ssc", "--quiet"]) == 2
+    assert f"{bundle} was made for preset 'shd'; --preset ssc contradicts it" in capsys.readouterr().err

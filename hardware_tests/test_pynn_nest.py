@@ -27,7 +27,7 @@ from delaydeploy.ir_file import save_network
 from delaydeploy.reference import Simulation, simulate
 from exporters.pynn.backend import simulate_nest
 from exporters.pynn.model import nest_tau_m
-from helpers import moderate_network
+from helpers import ec_keys, moderate_network
 
 
 def _inputs(network: Network, samples: int, steps: int, seed: int, rate: float = 0.15) -> np.ndarray:
@@ -115,17 +115,30 @@ def _assert_matches_vectors(bundle: Path, result: Path) -> None:
 
 
 def _export_verify_and_run(tmp_path: Path, checkpoint: Path, inputs: np.ndarray, capsys) -> Path:
-    """The issue's path: export --target pynn, verify (NEST by default), run.py without delaydeploy."""
-    x_path, bundle = tmp_path / "x.npy", tmp_path / "bundle"
+    """The partner's path: export --target pynn --sign, verify --trusted-key (NEST by default),
+    run.py without delaydeploy, and its output checked back with compare (one spike moved: named)."""
+    x_path, bundle, out_path = tmp_path / "x.npy", tmp_path / "bundle", tmp_path / "out.npz"
     np.save(x_path, inputs)
-    assert main(["export", str(checkpoint), "--target", "pynn", "-o", str(bundle), "--input", str(x_path)]) == 0
+    key, public, _ = ec_keys(tmp_path)
+    assert main(["export", str(checkpoint), "--target", "pynn", "-o", str(bundle), "--input", str(x_path),
+                 "--sign", str(key)]) == 0
     capsys.readouterr()
-    assert main(["verify", str(bundle)]) == 0
+    assert main(["verify", str(bundle), "--trusted-key", str(public)]) == 0
     out = capsys.readouterr().out
-    assert "nest vs reference" in out and "verified: 0 spike mismatches" in out, out
-    done = _run_without_delaydeploy(bundle, bundle.parent / "x.npy", tmp_path / "out.npz")
+    assert "no file changed since" in out and "nest vs reference" in out and "verified: 0 spike mismatches" in out
+    done = _run_without_delaydeploy(bundle, x_path, out_path)
     assert done.returncode == 0, done.stderr
-    _assert_matches_vectors(bundle, tmp_path / "out.npz")
+    _assert_matches_vectors(bundle, out_path)
+    assert main(["compare", str(bundle), str(out_path)]) == 0
+    with np.load(out_path) as result:
+        moved = {key: result[key] for key in result.files}
+    step, sample, neuron = (int(i) for i in np.argwhere(moved["spikes_0"] == 1)[0])
+    moved["spikes_0"][step, sample, neuron] = 0.0
+    np.savez(out_path, **moved)
+    capsys.readouterr()
+    assert main(["compare", str(bundle), str(out_path)]) == 1
+    assert f"FAILED: first divergence: hidden0, neuron {neuron}, time step {step}, sample {sample}: expected 1.0, " \
+           "got 0.0" in capsys.readouterr().out
     return bundle
 
 

@@ -151,3 +151,15 @@ def import_and_run(tmp_path: Path, source: str, state: dict, preset: str, x: np.
     assert main(["run", str(model_path), "--input", str(x_path), *run_options, "-o", str(out)]) == 0
     with np.load(out) as result:
         return {key: result[key] for key in result.files}
+
+
+def ec_keys(folder: Path) -> tuple[Path, Path, Path]:
+    """A P-256 signing key, its public half and another key's public half, as openssl writes them."""
+    import subprocess
+
+    for name in ("key", "other"):
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-out", str(folder / f"{name}.pem")], check=True, capture_output=True)
+        subprocess.run(["openssl", "pkey", "-in", str(folder / f"{name}.pem"), "-pubout", "-out",
+                        str(folder / f"{name}_pub.pem")], check=True, capture_output=True)
+    return folder / "key.pem", folder / "key_pub.pem", folder / "other_pub.pem"

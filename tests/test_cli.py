@@ -280,8 +280,8 @@ def test_verify_refuses_a_bundle_whose_stored_vectors_disagree(model_path, tmp_p
     _rewrite_bundle(bundle, vectors_change=flip)
     capsys.readouterr()
     assert main(["verify", str(bundle)]) == 1
-    assert "the bundle's stored test vectors disagree with reference: first divergence: hidden0, neuron 3, " \
-           "time step 1, sample 0" in capsys.readouterr().out
+    assert f"FAILED: {bundle}/test_vectors.npz: hidden0, neuron 3, time step 1, sample 0: " \
+           in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("damage, expected", [

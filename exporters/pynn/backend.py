@@ -1,9 +1,11 @@
 """The ``nest`` backend: the PyNN target's ``run.py`` on NEST, results on the reference's axis.
 
-``run.py`` runs as a script in a process of its own, exactly as a partner runs it: a PyNN
-bundle's own copy (the file it ships, hash-checked by the bundle loader), or, for any other
-artifact, this package's copy next to a fresh translation (:func:`exporters.pynn.model.to_pynn`).
-A process of its own also keeps NEST's kernel and OpenMP threads out of ours (a process that
+``run.py`` runs as a script in a process of its own, as a partner runs it, but always this
+package's installed copy: a bundle is data, so its own ``run.py`` is never executed (the bundle
+loader refuses one that is not byte for byte this copy). The script reads a PyNN bundle's
+``pynn_model.json`` and ``pynn_connections.npz`` (without pickle), or, for any other artifact,
+a fresh translation (:func:`exporters.pynn.model.to_pynn`) written to a scratch folder. A
+process of its own also keeps NEST's kernel and OpenMP threads out of ours (a process that
 later forks, as Lava does, must not inherit them).
 """
 
@@ -22,7 +24,8 @@ import torch
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.ir import Network
 from delaydeploy.reference import Simulation
-from exporters.pynn.files import network_files
+from exporters.pynn import run as packaged_script
+from exporters.pynn.files import SCRIPT_FILE, network_files
 from exporters.pynn.model import to_pynn
 
 NEST_MISSING = ("the nest backend needs NEST and PyNN (pip install 'delaydeploy[nest]', "
@@ -32,7 +35,7 @@ NEST_MISSING = ("the nest backend needs NEST and PyNN (pip install 'delaydeploy[
 def simulate_nest(network: Network, x: np.ndarray, *, bundle: Path | None = None,
                   threads: int | None = None) -> Simulation:
     """Run ``network`` on NEST through PyNN for input ``x`` ``[T, B, C]`` (``bundle``: that PyNN
-    bundle's own ``run.py`` and files), on ``threads`` NEST threads (default: one per core)."""
+    bundle's network files), on ``threads`` NEST threads (default: one per core)."""
     if importlib.util.find_spec("nest") is None or importlib.util.find_spec("pyNN") is None:
         raise DelayDeployError(NEST_MISSING)
     with tempfile.TemporaryDirectory(prefix="delaydeploy-nest-") as scratch:
@@ -40,15 +43,18 @@ def simulate_nest(network: Network, x: np.ndarray, *, bundle: Path | None = None
         folder = Path(bundle) if bundle is not None else work
         if bundle is None:
             for name, content in network_files(*to_pynn(network)).items():
-                (work / name).write_bytes(content)
+                if name != SCRIPT_FILE:
+                    (work / name).write_bytes(content)
         np.save(work / "input.npy", np.asarray(x))
-        command = [sys.executable, str(folder / "run.py"), "--simulator", "nest", "--input", str(work / "input.npy"),
-                   "--output", str(work / "output.npz"), "--threads", str(threads or os.cpu_count() or 1)]
+        script = Path(packaged_script.__file__)
+        command = [sys.executable, str(script), "--simulator", "nest", "--network", str(folder),
+                   "--input", str(work / "input.npy"), "--output", str(work / "output.npz"),
+                   "--threads", str(threads or os.cpu_count() or 1)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise DelayDeployError(f"{folder / 'run.py'} failed on NEST (exit code {done.returncode}): {last}")
-        with np.load(work / "output.npz") as result:
+            raise DelayDeployError(f"{script} failed on NEST for {folder} (exit code {done.returncode}): {last}")
+        with np.load(work / "output.npz", allow_pickle=False) as result:
             spikes = [torch.from_numpy(result[f"spikes_{index}"]) for index in range(len(network.layers))]
             readout = torch.from_numpy(result["readout"])
     return Simulation(spikes, readout, network.decision)

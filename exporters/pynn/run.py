@@ -6,6 +6,9 @@ and the simulator (``pip install nest-simulator pynn``, or sPyNNaker for SpiNNak
 
     python run.py --simulator nest --input X.npy --output out.npz
 
+The network comes from ``pynn_model.json`` and ``pynn_connections.npz`` beside this script,
+or from the folder given with ``--network``.
+
 ``X.npy`` holds input spikes ``[T, B, C]`` (time steps, samples, channels): 0/1, or spike
 counts where the network takes counts. ``out.npz`` holds, on the time axis of delaydeploy's
 reference simulator (``T + tail`` steps per sample)::
@@ -270,8 +273,10 @@ def main() -> None:
     parser.add_argument("--input", required=True, help="input spikes .npy, [T, B, C]")
     parser.add_argument("--output", required=True, help="where to write spikes_<l> and readout (.npz)")
     parser.add_argument("--threads", type=int, default=1, help="NEST threads")
+    parser.add_argument("--network", type=Path, default=HERE,
+                        help="folder of pynn_model.json and pynn_connections.npz (default: this script's)")
     args = parser.parse_args()
-    model, connections = load_network()
+    model, connections = load_network(args.network)
     result = simulate(model, connections, np.load(args.input), args.simulator, args.threads)
     np.savez(args.output, **result)
     print(f"wrote {args.output}: " + ", ".join(f"{key} {value.shape}" for key, value in result.items()))

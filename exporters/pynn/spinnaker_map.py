@@ -3,12 +3,12 @@ sPyNNaker on a virtual board and print what it placed as one JSON line: all core
 population its cores and ring-buffer shifts; delay-extension cores by the source they delay.
 
 Started by :func:`exporters.pynn.spinnaker.map_virtual` in a temporary home whose
-``.spynnaker.cfg`` asks for a virtual board; the bundle's own ``run.py`` builds the network.
+``.spynnaker.cfg`` asks for a virtual board; this package's ``run.py`` (the script a bundle
+carries) builds the network from the folder's files.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from collections import Counter
@@ -16,20 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from exporters.pynn import run as script
 from exporters.pynn.spinnaker import RECEPTORS
 
 
-
-def load_script(folder: Path):
-    """The ``run.py`` of a PyNN bundle folder, imported as a module (it runs nothing on import)."""
-    spec = importlib.util.spec_from_file_location("pynn_bundle_run", folder / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(folder: str, inputs_file: str) -> None:
-    script = load_script(Path(folder))
     model, connections = script.load_network(Path(folder))
     x = np.load(inputs_file)
     sim = script.import_simulator("spiNNaker")
