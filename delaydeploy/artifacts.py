@@ -60,12 +60,16 @@ def _holds_network_json(path: Path) -> bool:
 
 
 def load_artifact(path: str | os.PathLike) -> Artifact:
-    """Load a checkpoint, IR file, NIR file or bundle directory, telling them apart by content."""
+    """Load a checkpoint, IR file, NIR file or bundle directory, telling them apart by content; a
+    bundle whose derived files are not what its ``network.ddn`` derives is refused
+    (:class:`delaydeploy.errors.DerivedFileError`, naming the file and the first difference)."""
     path = Path(path)
     if path.is_dir():
+        from delaydeploy.audit import check_derived_files
         from delaydeploy.bundle import load_bundle
 
         bundle = load_bundle(path)
+        check_derived_files(bundle)
         return Artifact(path, "bundle", bundle.network, fixed=bundle.fixed, bundle=bundle)
     if not path.exists():
         raise DelayDeployError(f"{path}: no such file or directory")

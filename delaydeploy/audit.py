@@ -7,7 +7,7 @@ derived again here and compared, element by element:
 * ``loihi2.ddn``: the quantisation of the float network, calibrated on the test inputs;
 * ``test_vectors.npz``: the oracle's run of the inputs (the float reference, or the integer
   reference for a Loihi 2 bundle), spikes and decisions exactly, the readout to
-  :data:`delaydeploy.verify.READOUT_TOLERANCE` (exactly for integers);
+  :data:`delaydeploy.comparison.READOUT_TOLERANCE` (exactly for integers);
 * ``run.py``: byte for byte the script this installation writes (and runs on NEST);
   ``pynn_model.json`` and ``pynn_connections.npz``: the PyNN translation, every synapse,
   weight and delay;
@@ -30,6 +30,7 @@ import numpy as np
 
 from delaydeploy.bundle import (FIXED_FILE, MANIFEST, NETWORK_FILE, VECTORS_FILE, Bundle, derived_manifest,
                                 expected_files, test_vectors)
+from delaydeploy.comparison import READOUT_TOLERANCE, compare
 from delaydeploy.errors import BundleError, DerivedFileError
 from delaydeploy.signing import SIGNATURE_FILE
 
@@ -125,7 +126,6 @@ def _check_vectors(bundle: Bundle) -> None:
     """``test_vectors.npz`` holds the oracle's run of its own inputs."""
     from delaydeploy.fixed_reference import simulate_fixed
     from delaydeploy.reference import simulate
-    from delaydeploy.verify import READOUT_TOLERANCE, compare
 
     inputs = bundle.vectors["inputs"]
     oracle = simulate_fixed(bundle.fixed, inputs) if bundle.fixed is not None else simulate(bundle.network, inputs)

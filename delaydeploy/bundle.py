@@ -13,10 +13,10 @@ A bundle is a directory::
                          :mod:`delaydeploy.signing`)
 
 ``network.ddn`` and the test inputs are what a bundle states; every other file is derived
-from them. Loading checks every file against its sha256, then that each derived file is
-exactly what this delaydeploy derives (:mod:`delaydeploy.audit`), and refuses the bundle
-otherwise: nothing a bundle carries is executed, imported or unpickled. The directory is
-written atomically: a failed export leaves nothing behind.
+from them. Loading checks every file against its sha256 (an artifact's loader then checks
+that each derived file is exactly what this delaydeploy derives: :mod:`delaydeploy.audit`);
+nothing a bundle carries is executed, imported or unpickled. The directory is written
+atomically: a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -236,8 +236,8 @@ def _check_dataset_record(manifest_path: Path, record: Any) -> None:
 
 def load_bundle(path: str | os.PathLike) -> Bundle:
     """Load a bundle, refusing it when the manifest, a file or a hash is missing or wrong
-    (:class:`BundleError`), or when a derived file is not what its ``network.ddn`` derives
-    (:class:`delaydeploy.errors.DerivedFileError`, naming the file and the first difference)."""
+    (:class:`BundleError`). Commands load bundles through :func:`delaydeploy.artifacts.load_artifact`,
+    which also checks the derived files (:mod:`delaydeploy.audit`)."""
     path = Path(path)
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
@@ -283,8 +283,4 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         if name not in vectors:
             raise BundleError(f"{path / VECTORS_FILE}: lacks {name!r}")
     _check_dataset_record(manifest_path, manifest.get("dataset"))
-    from delaydeploy.audit import check_derived_files
-
-    bundle = Bundle(path, target, manifest, network, fixed, vectors, signer_fingerprint(path))
-    check_derived_files(bundle)
-    return bundle
+    return Bundle(path, target, manifest, network, fixed, vectors, signer_fingerprint(path))

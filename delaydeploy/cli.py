@@ -167,7 +167,7 @@ def _load_checked(args: argparse.Namespace):
 
 
 def _print_comparison(label: str, result, tolerance: float) -> int:
-    """``verify``'s summary of a :class:`delaydeploy.verify.Comparison`; its exit code."""
+    """``verify``'s summary of a :class:`delaydeploy.comparison.Comparison`; its exit code."""
     print(label)
     for name, count in result.spike_mismatches.items():
         print(f"  {name}: {count} spike mismatches")
@@ -180,7 +180,8 @@ def _print_comparison(label: str, result, tolerance: float) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from delaydeploy.verify import compare, native_backend, oracle_backend, run_backend
+    from delaydeploy.comparison import compare
+    from delaydeploy.verify import native_backend, oracle_backend, run_backend
 
     artifact, reason = _load_checked(args)
     if artifact is None:
@@ -201,7 +202,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from delaydeploy.artifacts import load_artifact
-    from delaydeploy.verify import compare, oracle_backend, read_results, run_backend
+    from delaydeploy.comparison import compare
+    from delaydeploy.verify import oracle_backend, read_results, run_backend
 
     artifact = load_artifact(args.artifact)
     if args.input is None and artifact.bundle is None:

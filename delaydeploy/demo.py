@@ -19,7 +19,8 @@ from delaydeploy.export import export
 from delaydeploy.fileio import check_output_directory
 from delaydeploy.report import build_report, format_ladder
 from delaydeploy.training import train_preset
-from delaydeploy.verify import READOUT_TOLERANCE, native_backend, oracle_backend, verify_split
+from delaydeploy.comparison import READOUT_TOLERANCE
+from delaydeploy.verify import native_backend, oracle_backend, verify_split
 from exporters.lava.env import lava_missing
 
 EXPORT_SAMPLES = 8  # test samples a bundle stores as its test vectors

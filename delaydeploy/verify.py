@@ -11,8 +11,8 @@ Backends (all return a :class:`delaydeploy.reference.Simulation` on the referenc
 
 A float artifact is checked against ``reference``; a Loihi 2 bundle run as integers
 (``lava-cpu``, ``fixed-reference``) against ``fixed-reference``, on a float backend against
-``reference``. Agreement means every hidden spike equal and the readout within
-``1e-9`` (float64) or exactly equal (integers).
+``reference``. Agreement is :func:`delaydeploy.comparison.compare`'s: every hidden spike equal
+and the readout within ``1e-9`` (float64) or exactly equal (integers).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import torch
 
 from delaydeploy.artifacts import Artifact
 from delaydeploy.checkpoint import Checkpoint
+from delaydeploy.comparison import READOUT_TOLERANCE, Divergence, compare
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.reference import Simulation, simulate
 
 BACKENDS = ("reference", "torch", "nir", "lava-cpu", "nest", "fixed-reference")
-READOUT_TOLERANCE = 1e-9
 BATCH_SIZE = 64  # samples per backend run when checking a split
 LAVA_BATCH_SIZE = 1024  # on lava-cpu: one compiled run each, its samples side by side in lanes
 
@@ -118,63 +118,6 @@ def default_workers() -> int:
     (its populations and synapses are processes of their own; on 2 cores two runs at once
     took 1.8x as long as one)."""
     return max(1, (os.cpu_count() or 1) // 2)
-
-
-@dataclass
-class Divergence:
-    """The first place two simulations disagree."""
-
-    layer: str
-    step: int
-    sample: int
-    neuron: int
-    expected: float
-    actual: float
-
-    def __str__(self) -> str:
-        return (f"first divergence: {self.layer}, neuron {self.neuron}, time step {self.step}, sample {self.sample}: "
-                f"expected {self.expected!r}, got {self.actual!r}")
-
-
-@dataclass
-class Comparison:
-    """Outcome of comparing a backend's simulation with the oracle's."""
-
-    spike_mismatches: dict[str, int] = field(default_factory=dict)
-    readout_max_error: float = 0.0
-    readout_mismatches: int = 0  # readout entries beyond the tolerance
-    first_divergence: Divergence | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.first_divergence is None
-
-
-def compare(expected: Simulation, actual: Simulation, layer_names: list[str],
-            readout_tolerance: float = READOUT_TOLERANCE) -> Comparison:
-    """Count spike mismatches per layer, the readout error, and find the earliest divergence."""
-    result = Comparison()
-    candidates: list[Divergence] = []
-    pairs = list(zip(expected.spikes, actual.spikes)) + [(expected.readout, actual.readout)]
-    for name, (want, got) in zip([*layer_names, "readout"], pairs):
-        want, got = want.detach().cpu().double(), got.detach().cpu().double()
-        if want.shape != got.shape:
-            raise DelayDeployError(f"{name}: shapes differ, expected {tuple(want.shape)}, got {tuple(got.shape)}")
-        if name == "readout":
-            error = (want - got).abs()
-            result.readout_max_error = float(error.max()) if error.numel() else 0.0
-            bad = error > readout_tolerance
-            result.readout_mismatches = int(bad.sum())
-        else:
-            bad = want != got
-            result.spike_mismatches[name] = int(bad.sum())
-        if bad.any():
-            step, sample, neuron = (int(i) for i in torch.nonzero(bad)[0])
-            candidates.append(Divergence(name, step, sample, neuron, float(want[step, sample, neuron]),
-                                         float(got[step, sample, neuron])))
-    if candidates:
-        result.first_divergence = min(candidates, key=lambda d: d.step)
-    return result
 
 
 def random_inputs(input_size: int, input_kind: str, samples: int, steps: int, seed: int = 0) -> np.ndarray:

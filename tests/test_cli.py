@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from delaydeploy import cli, verify
+from delaydeploy import cli, comparison, verify
 from delaydeploy.checkpoint import checkpoint_of, load_checkpoint, save_checkpoint
 from delaydeploy.cli import main
 from delaydeploy.config import NetworkConfig
@@ -226,17 +226,17 @@ def test_compare_counts_mismatches_and_finds_the_earliest_divergence():
     zeros = [torch.zeros(6, 2, 3, dtype=torch.float64), torch.zeros(6, 2, 4, dtype=torch.float64)]
     expected = Simulation([s.clone() for s in zeros], torch.zeros(6, 2, 2, dtype=torch.float64))
     actual = Simulation([s.clone() for s in zeros], torch.zeros(6, 2, 2, dtype=torch.float64))
-    assert verify.compare(expected, actual, ["a", "b"]).ok
+    assert comparison.compare(expected, actual, ["a", "b"]).ok
     actual.spikes[0][4, 0, 1] = actual.spikes[0][5, 1, 2] = 1.0
     actual.spikes[1][2, 1, 3] = 1.0
     actual.readout[1, 0, 0] = 1e-9  # within the default tolerance
-    result = verify.compare(expected, actual, ["a", "b"])
+    result = comparison.compare(expected, actual, ["a", "b"])
     assert result.spike_mismatches == {"a": 2, "b": 1} and result.readout_max_error == 1e-9
-    assert result.first_divergence == verify.Divergence("b", 2, 1, 3, 0.0, 1.0)
+    assert result.first_divergence == comparison.Divergence("b", 2, 1, 3, 0.0, 1.0)
     actual.readout[1, 1, 1] = -2e-9
-    assert verify.compare(expected, actual, ["a", "b"]).first_divergence == verify.Divergence(
+    assert comparison.compare(expected, actual, ["a", "b"]).first_divergence == comparison.Divergence(
         "readout", 1, 1, 1, 0.0, -2e-9)
-    assert verify.compare(expected, actual, ["a", "b"], readout_tolerance=2e-9).first_divergence.layer == "b"
+    assert comparison.compare(expected, actual, ["a", "b"], readout_tolerance=2e-9).first_divergence.layer == "b"
 
 
 def test_verify_exits_1_and_names_the_first_divergence(model_path, tmp_path, capsys, monkeypatch):
