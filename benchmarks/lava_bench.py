@@ -36,7 +36,7 @@ import numpy as np
 
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.reference import Simulation, simulate
-from exporters.lava.graph import DEFAULT_LANES, RunTimes, build_lava_graph, run_lava_graph, simulate_lava
+from delaydeploy.exporters.lava.graph import DEFAULT_LANES, RunTimes, build_lava_graph, run_lava_graph, simulate_lava
 
 SIZES = (140, 256, 256, 20)
 MAX_DELAY = 24

@@ -23,8 +23,8 @@ import numpy as np
 
 from benchmarks.lava_bench import shd_like_input, shd_like_network
 from delaydeploy.reference import simulate
-from exporters.pynn import run as script
-from exporters.pynn.model import to_pynn
+from delaydeploy.exporters.pynn import run as script
+from delaydeploy.exporters.pynn.model import to_pynn
 
 SAMPLES = 64
 

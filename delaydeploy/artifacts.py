@@ -74,7 +74,7 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
     if not path.exists():
         raise DelayDeployError(f"{path}: no such file or directory")
     if h5py.is_hdf5(path):
-        from exporters.nir import read_nir
+        from delaydeploy.exporters.nir import read_nir
 
         return Artifact(path, "nir", read_nir(path))
     if path.suffix == IR_SUFFIX or _holds_network_json(path):

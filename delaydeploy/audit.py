@@ -164,7 +164,7 @@ def _check_fixed(bundle: Bundle) -> None:
 def _check_pynn(bundle: Bundle) -> dict[str, Any]:
     """``run.py``, ``pynn_model.json`` and ``pynn_connections.npz`` are this delaydeploy's; returns
     the manifest section they imply."""
-    from exporters.pynn.files import (CONNECTIONS_FILE, MODEL_FILE, SCRIPT_FILE, packaged_script_bytes,
+    from delaydeploy.exporters.pynn.files import (CONNECTIONS_FILE, MODEL_FILE, SCRIPT_FILE, packaged_script_bytes,
                                       pynn_network, pynn_section)
 
     if (bundle.path / SCRIPT_FILE).read_bytes() != packaged_script_bytes():

@@ -104,7 +104,7 @@ def estimate_resources(network: Network) -> dict[str, int | float]:
     delay per presynaptic neuron (axonal, :func:`delaydeploy.ir.delay_structure`; all-zero
     delays included) needs ``out`` accumulators and ``in x largest delay`` slots of spike history,
     and one 6-bit delay per neuron instead of one per synapse. That is how the chip-shaped Lava
-    graph stores them (:mod:`exporters.lava.graph`). Each layer is placed on its own cores,
+    graph stores them (:mod:`delaydeploy.exporters.lava.graph`). Each layer is placed on its own cores,
     ``ceil(bytes / 128 KiB)`` of them (and at most 8192 neurons per core). This is an estimate
     from public figures, not a compiler's placement.
     """

@@ -21,7 +21,7 @@ from delaydeploy.report import build_report, format_ladder
 from delaydeploy.training import train_preset
 from delaydeploy.comparison import READOUT_TOLERANCE
 from delaydeploy.verify import native_backend, oracle_backend, verify_split
-from exporters.lava.env import lava_missing
+from delaydeploy.exporters.lava.env import lava_missing
 
 EXPORT_SAMPLES = 8  # test samples a bundle stores as its test vectors
 MARKER = "bundle_lava/manifest.json"  # written by every complete demo run

@@ -46,14 +46,14 @@ def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: n
     recorded = {"dataset": artifact.dataset, "sign_key": sign_key}
     network = artifact.network
     if target == "nir":
-        from exporters.nir import write_nir
+        from delaydeploy.exporters.nir import write_nir
 
         write_nir(network, output)
         return Path(output)
     if target == "lava":
         return write_bundle(output, network, "lava", inputs, simulate(network, inputs), **recorded)
     if target == "pynn":
-        from exporters.pynn.files import pynn_files
+        from delaydeploy.exporters.pynn.files import pynn_files
 
         files, section = pynn_files(network, inputs)
         return write_bundle(output, network, "pynn", inputs, simulate(network, inputs), files=files, sections=section,
@@ -62,7 +62,7 @@ def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: n
     from delaydeploy.quantize import quantize
 
     if target == "netx":
-        from exporters.netx import NETX_BIAS_EXP, write_netx
+        from delaydeploy.exporters.netx import NETX_BIAS_EXP, write_netx
 
         # netx stores integer weights and biases in a_in units: it picks no exponents of ours
         write_netx(quantize(network, calibration=inputs, weight_exp=0, bias_exp=NETX_BIAS_EXP), output)

@@ -7,7 +7,7 @@ The **accuracy ladder**, on the test split of the checkpoint's dataset:
    for an ``official`` checkpoint a streaming rung follows, what a chip computes);
 3. Loihi 2 integers -- :func:`simulate_fixed` of :func:`quantize` (streaming);
    SpiNNaker weights -- the reference simulator with every weight and bias on sPyNNaker's
-   16-bit ring-buffer grid (:func:`exporters.pynn.spinnaker.spinnaker_weights`, the grid
+   16-bit ring-buffer grid (:func:`delaydeploy.exporters.pynn.spinnaker.spinnaker_weights`, the grid
    calibrated on the first :data:`SPINNAKER_CALIBRATION_SAMPLES` training samples as an
    export calibrates it on its inputs; streaming; its s16.15 membrane arithmetic and ring-buffer
    saturation are not modelled);
@@ -168,7 +168,7 @@ def _lava_check(fixed: FixedNetwork, test_set, indices: list[int], workers: int 
                 progress: bool) -> dict[str, Any]:
     """Run Lava's bit-accurate models on the test samples ``indices``, :data:`LAVA_BATCH_SIZE` at a
     time, and compare every spike and the readout with the integer reference."""
-    from exporters.lava.graph import simulate_lava
+    from delaydeploy.exporters.lava.graph import simulate_lava
 
     result = compare_on_dataset(
         torch.utils.data.Subset(test_set, indices), lambda x: simulate_fixed(fixed, x),
@@ -191,7 +191,7 @@ def _lava_check(fixed: FixedNetwork, test_set, indices: list[int], workers: int 
 def _spinnaker_network(network: Network, train_set) -> tuple[Network, dict[str, dict[str, float]]]:
     """The network on SpiNNaker's weight grid calibrated on the first training samples, and the
     grid's unit per stage and receptor."""
-    from exporters.pynn.spinnaker import spinnaker_weights, summed_weight_peaks, weight_grid
+    from delaydeploy.exporters.pynn.spinnaker import spinnaker_weights, summed_weight_peaks, weight_grid
 
     x = pad_collate([train_set[i] for i in range(min(SPINNAKER_CALIBRATION_SAMPLES, len(train_set)))])[0]
     peaks = summed_weight_peaks(network, x.double().numpy())
@@ -270,7 +270,7 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
                           **{layer.name: s[:, 0].numpy() for layer, s in zip(fixed.layers, spikes)}}
     samples = len(test_set)
     ladder = [_rung(name, correct[name], samples) for name in names]
-    from exporters.lava.env import lava_missing
+    from delaydeploy.exporters.lava.env import lava_missing
 
     lava = None
     skipped = []

@@ -4,7 +4,7 @@ Backends (all return a :class:`delaydeploy.reference.Simulation` on the referenc
 
 * ``reference`` — the float reference simulator of the IR (the oracle);
 * ``torch`` — the trained PyTorch model with rounded delays (checkpoints only), float64;
-* ``nir`` — the NIR file itself, executed step by step (:mod:`exporters.nir_executor`);
+* ``nir`` — the NIR file itself, executed step by step (:mod:`delaydeploy.exporters.nir_executor`);
 * ``lava-cpu`` — Lava's CPU backend, float, or bit-accurate for a Loihi 2 bundle;
 * ``nest`` — the PyNN target on NEST (this package's ``run.py``, on a PyNN bundle's network files);
 * ``fixed-reference`` — the integer reference simulator of the Loihi 2 form.
@@ -87,21 +87,21 @@ def run_backend(artifact: Artifact, backend: str, x: np.ndarray, *, semantics: s
             out = model(torch.as_tensor(x, dtype=torch.float64), rounded=True)
         return Simulation([s.detach() for s in out.spikes], out.readout.detach(), config.decision)
     if backend == "nir":
-        from exporters.nir import network_to_nir
-        from exporters.nir_executor import simulate_nir
+        from delaydeploy.exporters.nir import network_to_nir
+        from delaydeploy.exporters.nir_executor import simulate_nir
 
         graph = artifact.path if artifact.kind == "nir" else network_to_nir(artifact.network)
         return simulate_nir(graph, x)
     if backend == "lava-cpu":
-        from exporters.lava.env import require_lava
+        from delaydeploy.exporters.lava.env import require_lava
 
         require_lava(f"the lava-cpu backend ({artifact.path})")
-        from exporters.lava.graph import simulate_lava
+        from delaydeploy.exporters.lava.graph import simulate_lava
 
         target = artifact.fixed if artifact.fixed is not None else artifact.network
         return simulate_lava(target, x, workers=workers or default_workers(), progress=progress)
     if backend == "nest":
-        from exporters.pynn.backend import simulate_nest
+        from delaydeploy.exporters.pynn.backend import simulate_nest
 
         return simulate_nest(artifact.network, x, bundle=artifact.path if artifact.target == "pynn" else None)
     if backend == "fixed-reference":

@@ -42,7 +42,7 @@ from delaydeploy.ir import Network
 from delaydeploy.lowering import lower
 from delaydeploy.report import wilson_interval
 from delaydeploy.training import make_loader, preset_splits, train_preset
-from exporters.nir import write_nir
+from delaydeploy.exporters.nir import write_nir
 
 DELAYS = ("synaptic", "axonal", "dendritic", "none")
 CONNECTIVITY = ("dense", "sparse")

@@ -37,7 +37,7 @@ import torch
 
 from delaydeploy.errors import NIRFormatError
 from delaydeploy.reference import Simulation
-from exporters.nir import check_node_types, delay_steps, euler_dt, graph_decision, neuron_rules, node_size, read_graph
+from delaydeploy.exporters.nir import check_node_types, delay_steps, euler_dt, graph_decision, neuron_rules, node_size, read_graph
 
 
 def _buffer(value: object, size: int) -> torch.Tensor:

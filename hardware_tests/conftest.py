@@ -7,7 +7,7 @@ samples into one framed run wherever the point is not the framing itself.
 
 from __future__ import annotations
 
-from exporters.lava.env import lava_installed  # first: Lava must be importable after tqdm ran
+from delaydeploy.exporters.lava.env import lava_installed  # first: Lava must be importable after tqdm ran
 from typing import Callable
 
 import numpy as np

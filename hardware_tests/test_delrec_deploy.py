@@ -27,8 +27,8 @@ from delaydeploy.model import DelaySNN
 from delaydeploy.quantize import quantize
 from delaydeploy.reference import Simulation, simulate
 from delaydeploy.training import seed_everything, train
-from exporters.nir import network_to_nir
-from exporters.nir_executor import simulate_nir
+from delaydeploy.exporters.nir import network_to_nir
+from delaydeploy.exporters.nir_executor import simulate_nir
 
 MODELS = ("trained-hard", "trained-soft", "official-hard", "official-soft")
 
@@ -93,7 +93,7 @@ def test_nir(deployable) -> None:
 
 @pytest.mark.lava
 def test_lava_float(deployable) -> None:
-    from exporters.lava.graph import simulate_lava
+    from delaydeploy.exporters.lava.graph import simulate_lava
 
     network, x = deployable
     _assert_same(simulate(network, x), simulate_lava(network, x), network, exact=False)
@@ -101,7 +101,7 @@ def test_lava_float(deployable) -> None:
 
 @pytest.mark.lava
 def test_lava_fixed_point(deployable) -> None:
-    from exporters.lava.graph import simulate_lava
+    from delaydeploy.exporters.lava.graph import simulate_lava
 
     network, x = deployable
     fixed = quantize(network, calibration=x)

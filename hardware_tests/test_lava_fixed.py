@@ -13,7 +13,7 @@ import torch
 from delaydeploy.fixed_point import FixedNetwork
 from delaydeploy.fixed_reference import simulate_fixed
 from delaydeploy.reference import Simulation
-from exporters.lava.graph import simulate_lava
+from delaydeploy.exporters.lava.graph import simulate_lava
 
 
 pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)

@@ -12,7 +12,7 @@ import torch
 
 from delaydeploy.ir import Network
 from delaydeploy.reference import Simulation, simulate
-from exporters.lava.graph import simulate_lava
+from delaydeploy.exporters.lava.graph import simulate_lava
 from helpers import moderate_network
 
 

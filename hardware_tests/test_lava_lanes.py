@@ -16,8 +16,8 @@ import torch
 
 from delaydeploy.fixed_reference import simulate_fixed
 from delaydeploy.reference import Simulation, simulate
-from exporters.lava import processes
-from exporters.lava.graph import build_lava_graph, simulate_lava
+from delaydeploy.exporters.lava import processes
+from delaydeploy.exporters.lava.graph import build_lava_graph, simulate_lava
 from helpers import moderate_network
 
 pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)

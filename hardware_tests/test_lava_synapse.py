@@ -19,8 +19,8 @@ from lava.proc.dense.process import DelayDense
 from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 from lava.proc.io.source import RingBuffer
 
-from exporters.lava.graph import simulate_lava
-from exporters.lava.processes import PyFastDelayDenseModelBitAcc, PyFastDelayDenseModelFloat
+from delaydeploy.exporters.lava.graph import simulate_lava
+from delaydeploy.exporters.lava.processes import PyFastDelayDenseModelBitAcc, PyFastDelayDenseModelFloat
 from helpers import moderate_network, with_per_neuron_delays, with_pruned_synapses
 
 STEPS, N_IN, N_OUT, MAX_DELAY = 40, 12, 9, 7
@@ -137,7 +137,7 @@ def test_pruned_stages_are_sparse_processes_holding_only_their_synapses(kind, sp
     from lava.proc.sparse.process import DelaySparse
 
     from delaydeploy.quantize import quantize
-    from exporters.lava.graph import build_lava_graph
+    from delaydeploy.exporters.lava.graph import build_lava_graph
 
     network = with_pruned_synapses(moderate_network(4, [20, 24, 16, 4], recurrent=True), keep=0.3, seed=5)
     x = spikes_input(6, 12, 3, 20, rate=0.4)
@@ -168,8 +168,8 @@ def test_per_neuron_delays_run_as_delay_lines_without_per_synapse_delays(kind, g
     from lava.proc.sparse.process import Sparse
 
     from delaydeploy.quantize import quantize
-    from exporters.lava.graph import build_lava_graph
-    from exporters.lava.processes import DelayLine
+    from delaydeploy.exporters.lava.graph import build_lava_graph
+    from delaydeploy.exporters.lava.processes import DelayLine
 
     network = with_per_neuron_delays(moderate_network(4, [20, 24, 16, 4], recurrent=True), granularity, seed=6,
                                      max_delay=6)
@@ -196,7 +196,7 @@ def test_per_neuron_delays_run_as_delay_lines_without_per_synapse_delays(kind, g
 
 def test_axonal_delays_with_a_negative_weight_exp_run_dendritic_or_per_synapse() -> None:
     """One floor per step over inputs of several delays is not Lava's floor per delay group."""
-    from exporters.lava.graph import per_neuron_form
+    from delaydeploy.exporters.lava.graph import per_neuron_form
 
     weights = np.array([[3, 1], [2, 5]])
     axonal = np.array([[1, 4], [1, 4]])
@@ -210,7 +210,7 @@ def test_axonal_delays_with_a_negative_weight_exp_run_dendritic_or_per_synapse()
 
 @pytest.mark.parametrize("delays, words", [([1, -2], "shape (2,), smallest -2"), ([[1]], "shape (1, 1)")])
 def test_a_delay_line_refuses_negative_or_non_vector_delays(delays, words) -> None:
-    from exporters.lava.processes import DelayLine
+    from delaydeploy.exporters.lava.processes import DelayLine
 
     with pytest.raises(ValueError, match=r"DelayLine delays must be a vector of integers >= 0, got " + re.escape(words)):
         DelayLine(delays=np.array(delays), frame_steps=5, frame_offset=0)

@@ -20,7 +20,7 @@ import pytest
 from lava.utils import loihi
 
 from delaydeploy.fixed_point import FixedNetwork
-from exporters.lava.graph import simulate_lava
+from delaydeploy.exporters.lava.graph import simulate_lava
 
 pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
 

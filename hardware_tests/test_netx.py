@@ -1,7 +1,7 @@
 """netx files load in lava-dl's ``hdf5.Network`` and run on Lava's CPU backend exactly as the
 integer reference computes them, spike for spike and readout membrane for membrane.
 
-Alignment (documented in :mod:`exporters.netx`): stage ``k`` (1-based) computes the reference's
+Alignment (documented in :mod:`delaydeploy.exporters.netx`): stage ``k`` (1-based) computes the reference's
 step ``t`` at Lava step ``t + k + 1`` (the monitor's row ``t + k``); netx's LIF adds its bias
 from Lava step 1, so the runner starts every bias at zero and switches stage ``k``'s bias on
 after ``k`` steps, when the IR's bias for that stage starts.
@@ -44,7 +44,7 @@ def _load_netx(path: Path, network: FixedNetwork):
     """lava-dl's network for the file, loaded as its attributes say (graded input bits, sparse synapses)."""
     import h5py
 
-    import exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
+    import delaydeploy.exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
     from lava.lib.dl.netx import hdf5
 
     with h5py.File(path, "r") as handle:
@@ -92,7 +92,7 @@ def _run_netx(path: Path, network: FixedNetwork, x: np.ndarray) -> tuple[list[np
 
 
 def _assert_netx_matches_integer_reference(tmp_path: Path, network: FixedNetwork, x: np.ndarray) -> None:
-    from exporters.netx import write_netx
+    from delaydeploy.exporters.netx import write_netx
 
     path = write_netx(network, tmp_path / "network.net")
     reference = simulate_fixed(network, x)
@@ -125,7 +125,7 @@ def test_netx_graded_counts(tmp_path: Path) -> None:
 def test_netx_file_layout(tmp_path: Path) -> None:
     import h5py
 
-    from exporters.netx import write_netx
+    from delaydeploy.exporters.netx import write_netx
 
     network = _network(7, [6, 5, 3])
     path = write_netx(network, tmp_path / "n.net")
@@ -151,7 +151,7 @@ def test_netx_stores_one_delay_per_neuron(tmp_path: Path, granularity: str, size
     """Per-neuron delays are written 1-D where netx reads them exactly, and run as the reference."""
     import h5py
 
-    from exporters.netx import write_netx
+    from delaydeploy.exporters.netx import write_netx
 
     network = with_per_neuron_delays(_network(seed, sizes), granularity, seed=0, max_delay=8)
     path = write_netx(network, tmp_path / "network.net")
@@ -167,7 +167,7 @@ def test_netx_pruned_network_loads_as_sparse_synapses(tmp_path: Path) -> None:
     import h5py
     from lava.proc.sparse.process import DelaySparse
 
-    from exporters.netx import write_netx
+    from delaydeploy.exporters.netx import write_netx
 
     network = with_pruned_synapses(_network(3, [10, 14, 9, 4]), keep=0.4, seed=11)
     path = write_netx(network, tmp_path / "network.net")
@@ -197,7 +197,7 @@ def _modified(network: FixedNetwork, **changes) -> FixedNetwork:
     (dict(weights=np.zeros((5, 6), dtype=np.int64)), "no weight is positive"),  # lava-dl fails to load it
 ], ids=["soft-reset", "recurrence", "weight-exponent", "bias-granularity", "all-negative", "all-zero"])
 def test_netx_refuses_what_it_cannot_express(tmp_path: Path, changes: dict, message: str) -> None:
-    from exporters.netx import write_netx
+    from delaydeploy.exporters.netx import write_netx
 
     network = _modified(_network(8, [6, 5, 3]), **changes)
     with pytest.raises(ConstraintError, match=message) as error:
@@ -227,7 +227,7 @@ def test_export_netx_refuses_delays_above_62(tmp_path: Path, capsys: pytest.Capt
 def test_trained_model_exports_to_netx(tmp_path: Path, conformance_model) -> None:
     """A real (official, BatchNorm-folded) model quantised with netx's exponents runs exactly in netx."""
     from delaydeploy.quantize import quantize
-    from exporters.netx import NETX_BIAS_EXP
+    from delaydeploy.exporters.netx import NETX_BIAS_EXP
 
     network, x = conformance_model
     fixed = quantize(network, calibration=x, weight_exp=0, bias_exp=NETX_BIAS_EXP)

@@ -25,8 +25,8 @@ from delaydeploy.cli import main
 from delaydeploy.ir import Network
 from delaydeploy.ir_file import save_network
 from delaydeploy.reference import Simulation, simulate
-from exporters.pynn.backend import simulate_nest
-from exporters.pynn.model import nest_tau_m
+from delaydeploy.exporters.pynn.backend import simulate_nest
+from delaydeploy.exporters.pynn.model import nest_tau_m
 from helpers import ec_keys, moderate_network
 
 
@@ -98,7 +98,7 @@ def test_official_delrec_model(delrec_model) -> None:
 
 def _run_without_delaydeploy(bundle: Path, inputs: Path, output: Path) -> subprocess.CompletedProcess:
     """``python run.py`` in the bundle, by a Python for which ``import delaydeploy`` fails."""
-    blocker = ("import runpy, sys; sys.modules['delaydeploy'] = sys.modules['exporters'] = None; "
+    blocker = ("import runpy, sys; sys.modules['delaydeploy'] = None; "
                f"sys.argv = ['run.py', '--simulator', 'nest', '--input', {str(inputs)!r}, '--output', {str(output)!r}]; "
                "runpy.run_path('run.py', run_name='__main__')")
     return subprocess.run([sys.executable, "-c", blocker], cwd=bundle, capture_output=True, text=True, timeout=600)

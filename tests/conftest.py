@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporters.lava.env import lava_installed  # first: Lava must be importable after tqdm ran
+from delaydeploy.exporters.lava.env import lava_installed  # first: Lava must be importable after tqdm ran
 
 import torch
 from data_fixtures import (delrec_vectors, fsdd_dir, pytest_collection_modifyitems,  # noqa: F401  (fixtures, hook)

@@ -17,7 +17,7 @@ from helpers import CONFORMANCE, SHARED, require_file
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect the ``lava`` tests where Lava cannot be installed (``make test-core``): they are
     not skipped core paths, they test a target that this interpreter cannot have."""
-    from exporters.lava.env import lava_installed
+    from delaydeploy.exporters.lava.env import lava_installed
 
     if lava_installed():
         return

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
-from exporters.nir import EULER_DT
+from delaydeploy.exporters.nir import EULER_DT
 from helpers import CONFORMANCE, require_file
 
 SHD_SMALL = CONFORMANCE / "snn_delays_shd_small.npz"

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from delaydeploy.errors import NIRFormatError
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.reference import Simulation, simulate
-from exporters.nir import EULER_DT, network_to_nir, nir_to_network, write_nir
-from exporters.nir_executor import simulate_nir
+from delaydeploy.exporters.nir import EULER_DT, network_to_nir, nir_to_network, write_nir
+from delaydeploy.exporters.nir_executor import simulate_nir
 from nir_fixtures import delays_on_both_sides_graph, delrec, lif_node, random_networks, shd_small, third_party_graph
 
 

@@ -12,8 +12,8 @@ from delaydeploy.cli import main
 from delaydeploy.errors import ConstraintError
 from delaydeploy.ir import LIFNeuron
 from delaydeploy.ir_file import save_network
-from exporters.pynn.model import nest_tau_m, to_pynn, ulp_distance
-from exporters.pynn.spinnaker import check_spinnaker, ring_buffer_shift, spinnaker_weights, weight_unit
+from delaydeploy.exporters.pynn.model import nest_tau_m, to_pynn, ulp_distance
+from delaydeploy.exporters.pynn.spinnaker import check_spinnaker, ring_buffer_shift, spinnaker_weights, weight_unit
 from helpers import moderate_network
 
 
@@ -118,7 +118,7 @@ def test_delay_spinnaker_cannot_hold_is_refused(tmp_path, capsys) -> None:
 def test_nest_backend_without_nest_names_the_extra(tmp_path, capsys, monkeypatch) -> None:
     import importlib.util
 
-    from exporters.pynn import backend
+    from delaydeploy.exporters.pynn import backend
 
     real = importlib.util.find_spec
     monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name, *a: None if name == "nest" else real(name, *a))

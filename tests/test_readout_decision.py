@@ -29,8 +29,8 @@ from delaydeploy.lowering import lower
 from delaydeploy.model import DelaySNN, loss_function
 from delaydeploy.quantize import quantize
 from delaydeploy.reference import Simulation, evidence, predict, simulate
-from exporters.nir import network_to_nir, nir_to_network, read_nir, write_nir
-from exporters.nir_executor import simulate_nir
+from delaydeploy.exporters.nir import network_to_nir, nir_to_network, read_nir, write_nir
+from delaydeploy.exporters.nir_executor import simulate_nir
 from helpers import moderate_network, warmed_model
 
 NO_LEAK = NetworkConfig(input_size=10, hidden_sizes=(16, 12), num_classes=5, kernel_size=9, tau=2.0, reset="soft",
@@ -327,7 +327,7 @@ def recurrent_no_leak() -> tuple[Network, np.ndarray]:
 def test_lava_float_and_bit_accurate_runs_at_readout_decay_zero(recurrent_no_leak):
     """Lava's float LIF with dv = 1/tau = 1 keeps no membrane, exactly as the reference; the
     bit-accurate run (dv = 4095) equals the integer reference; both decide by the network's rule."""
-    from exporters.lava.graph import simulate_lava
+    from delaydeploy.exporters.lava.graph import simulate_lava
 
     network, x = recurrent_no_leak
     lava = simulate_lava(network, x)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import exporters.lava.env as lava_env
+import delaydeploy.exporters.lava.env as lava_env
 from delaydeploy.cli import main
 from delaydeploy.demo import _verify
 

@@ -38,7 +38,7 @@ it computes alone. The laned graph's input streams in from the host in blocks wh
 
 from __future__ import annotations
 
-import exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
+import delaydeploy.exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
 import pickle
 import queue
 import subprocess
@@ -73,7 +73,7 @@ from delaydeploy.ir import (
     stored_sparse,
 )
 from delaydeploy.reference import Simulation
-from exporters.lava.processes import (
+from delaydeploy.exporters.lava.processes import (
     PROBE_PIPE_BLOCKS,
     DelayLine,
     FramedLIF,
@@ -328,7 +328,7 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
         message_bits = 0
 
     # Our processes are mapped per instance: class keys would make Lava's model discovery
-    # import every module of the ``exporters.lava`` package.
+    # import every module of the ``delaydeploy.exporters.lava`` package.
     models: dict = {neuron: FRAMED_LIF[tag] for neuron in neurons}
     models.update({line: DELAY_LINE[tag] for line in delay_lines})
     if lanes is not None:
@@ -428,7 +428,7 @@ def simulate_lava(network: Network | FixedNetwork, x: np.ndarray, *, synapse: st
 
 def _run_workers(network: Network | FixedNetwork, shares: list[np.ndarray], synapse: str, lanes: int | None,
                  progress: bool) -> list[Simulation]:
-    """Run each input share in a worker process (:mod:`exporters.lava.worker`); their results in order."""
+    """Run each input share in a worker process (:mod:`delaydeploy.exporters.lava.worker`); their results in order."""
     frames = sum(-(-share.shape[1] // min(lanes or 1, share.shape[1])) for share in shares)
     finished: queue.Queue[str] = queue.Queue()
     with tempfile.TemporaryDirectory(prefix="delaydeploy-lava-") as scratch:
@@ -437,7 +437,7 @@ def _run_workers(network: Network | FixedNetwork, shares: list[np.ndarray], syna
         for index, share in enumerate(shares):
             job = folder / f"job{index}.pkl"
             job.write_bytes(pickle.dumps({"network": network, "x": share, "synapse": synapse, "lanes": lanes}))
-            command = [sys.executable, "-m", "exporters.lava.worker", str(job), str(folder / f"result{index}.pkl")]
+            command = [sys.executable, "-m", "delaydeploy.exporters.lava.worker", str(job), str(folder / f"result{index}.pkl")]
             with open(folder / f"stderr{index}.txt", "w") as errors:  # a file: a full pipe would stall the worker
                 worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
             threading.Thread(target=lambda out=worker.stdout: [finished.put(line) for line in out], daemon=True).start()

@@ -35,7 +35,7 @@ adapter.
 
 from __future__ import annotations
 
-import exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
+import delaydeploy.exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
 import typing as ty
 
 import numpy as np

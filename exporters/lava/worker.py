@@ -1,6 +1,6 @@
-"""``python -m exporters.lava.worker JOB RESULT``: one worker's share of a Lava run.
+"""``python -m delaydeploy.exporters.lava.worker JOB RESULT``: one worker's share of a Lava run.
 
-:func:`exporters.lava.graph.simulate_lava` writes ``JOB`` (a pickle of the network, the input
+:func:`delaydeploy.exporters.lava.graph.simulate_lava` writes ``JOB`` (a pickle of the network, the input
 share, the synapse kind and the lane count) into a private temporary folder, starts one such
 process per share, and reads each finished frame from its stdout (one line each) for the
 progress bar. The worker writes its :class:`~delaydeploy.reference.Simulation` to ``RESULT``.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import pickle
 import sys
 
-from exporters.lava.graph import build_lava_graph, run_lava_graph
+from delaydeploy.exporters.lava.graph import build_lava_graph, run_lava_graph
 
 
 def main(job_path: str, result_path: str) -> None:

@@ -4,7 +4,7 @@
 package's installed copy: a bundle is data, so its own ``run.py`` is never executed (the bundle
 loader refuses one that is not byte for byte this copy). The script reads a PyNN bundle's
 ``pynn_model.json`` and ``pynn_connections.npz`` (without pickle), or, for any other artifact,
-a fresh translation (:func:`exporters.pynn.model.to_pynn`) written to a scratch folder. A
+a fresh translation (:func:`delaydeploy.exporters.pynn.model.to_pynn`) written to a scratch folder. A
 process of its own also keeps NEST's kernel and OpenMP threads out of ours (a process that
 later forks, as Lava does, must not inherit them).
 """
@@ -24,9 +24,9 @@ import torch
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.ir import Network
 from delaydeploy.reference import Simulation
-from exporters.pynn import run as packaged_script
-from exporters.pynn.files import SCRIPT_FILE, network_files
-from exporters.pynn.model import to_pynn
+from delaydeploy.exporters.pynn import run as packaged_script
+from delaydeploy.exporters.pynn.files import SCRIPT_FILE, network_files
+from delaydeploy.exporters.pynn.model import to_pynn
 
 NEST_MISSING = ("the nest backend needs NEST and PyNN (pip install 'delaydeploy[nest]', "
                 "or pip install nest-simulator==3.10.0 pynn==0.13.0)")

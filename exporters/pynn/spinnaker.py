@@ -148,16 +148,16 @@ def check_spinnaker(network: Network) -> None:
 
 def map_virtual(folder: Path, inputs_file: Path) -> dict:
     """Map the PyNN bundle files in ``folder`` with sPyNNaker on a virtual board; returns what
-    :mod:`exporters.pynn.spinnaker_map` reports.
+    :mod:`delaydeploy.exporters.pynn.spinnaker_map` reports.
 
     Runs in a subprocess with its own configuration and report folder (never the user's home).
     """
     with tempfile.TemporaryDirectory(prefix="delaydeploy-spinnaker-") as home:
         Path(home, ".spynnaker.cfg").write_text(
             f"[Machine]\nvirtual_board = True\nversion = {VIRTUAL_BOARD_VERSION}\n")
-        command = [sys.executable, "-m", "exporters.pynn.spinnaker_map", str(folder.resolve()),
+        command = [sys.executable, "-m", "delaydeploy.exporters.pynn.spinnaker_map", str(folder.resolve()),
                    str(inputs_file.resolve())]
-        environment = {**os.environ, "HOME": home, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        environment = {**os.environ, "HOME": home}
         done = subprocess.run(command, cwd=home, env=environment, capture_output=True, text=True)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]

@@ -1,8 +1,8 @@
-"""``python -m exporters.pynn.spinnaker_map FOLDER INPUTS.npy``: map a PyNN bundle's network with
+"""``python -m delaydeploy.exporters.pynn.spinnaker_map FOLDER INPUTS.npy``: map a PyNN bundle's network with
 sPyNNaker on a virtual board and print what it placed as one JSON line: all cores, and per
 population its cores and ring-buffer shifts; delay-extension cores by the source they delay.
 
-Started by :func:`exporters.pynn.spinnaker.map_virtual` in a temporary home whose
+Started by :func:`delaydeploy.exporters.pynn.spinnaker.map_virtual` in a temporary home whose
 ``.spynnaker.cfg`` asks for a virtual board; this package's ``run.py`` (the script a bundle
 carries) builds the network from the folder's files.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from exporters.pynn import run as script
-from exporters.pynn.spinnaker import RECEPTORS
+from delaydeploy.exporters.pynn import run as script
+from delaydeploy.exporters.pynn.spinnaker import RECEPTORS
 
 
 def main(folder: str, inputs_file: str) -> None:
