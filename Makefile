@@ -13,14 +13,14 @@ DEMO_DIR ?= out/demo
 CORE_VENV = .venv-core-$(notdir $(PYTHON))
 PYENV_ALL = $(shell pyenv versions --bare 2>/dev/null | paste -sd: -)
 
-.PHONY: demo test test-core bench clean
+.PHONY: demo test test-core bench docs lint typecheck clean
 
 # Set-up reports on stderr, so that `make bench > bench.json` holds the JSON alone even on a fresh machine.
 $(INSTALLED): pyproject.toml Makefile
 	@echo "setting up $(VENV) (Python 3.10, the project, NEST, sPyNNaker and the test tools) ..." >&2
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
 	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
-	@$(BIN)/python -m pip install --quiet -e '.[dev,nest,spinnaker,lava,sign]' >&2
+	@$(BIN)/python -m pip install --quiet -e '.[dev,docs,nest,spinnaker,lava,sign]' >&2
 	@$(BIN)/python -m pip install --quiet --no-deps lava-dl==0.6.0 >&2
 	@touch $(INSTALLED)
 
@@ -43,5 +43,21 @@ test-core: $(CORE_VENV)/.installed
 bench: $(INSTALLED)
 	@$(BIN)/python -m benchmarks
 
+# The documentation site, warnings as errors; the tutorials in docs/tutorials/ run on every build.
+docs: $(INSTALLED)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+lint: $(INSTALLED) typecheck
+	$(BIN)/ruff check .
+
+# mypy reads packages from folders, and delaydeploy.exporters is the repository's exporters/
+# folder only once installed: it checks a tree of links laid out as the wheel installs them.
+TYPECHECK := build/typecheck
+typecheck: $(INSTALLED)
+	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/delaydeploy
+	@for entry in delaydeploy/*; do ln -s "$(CURDIR)/$$entry" $(TYPECHECK)/delaydeploy/; done
+	@ln -s "$(CURDIR)/exporters" $(TYPECHECK)/delaydeploy/exporters
+	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p delaydeploy
+
 clean:
-	rm -rf $(VENV) .venv-core-* out .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-core-* out .pytest_cache .hypothesis build docs/_build docs/generated

@@ -25,8 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from delaydeploy.cli import EXIT_USAGE
 from delaydeploy.errors import DelayDeployError

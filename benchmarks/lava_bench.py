@@ -30,13 +30,13 @@ Run: ``python -m benchmarks lava_bench`` (with the allocator settings of ``bench
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
+from delaydeploy.exporters.lava.graph import DEFAULT_LANES, RunTimes, build_lava_graph, run_lava_graph, simulate_lava
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.reference import Simulation, simulate
-from delaydeploy.exporters.lava.graph import DEFAULT_LANES, RunTimes, build_lava_graph, run_lava_graph, simulate_lava
 
 SIZES = (140, 256, 256, 20)
 MAX_DELAY = 24

@@ -22,9 +22,9 @@ import time
 import numpy as np
 
 from benchmarks.lava_bench import shd_like_input, shd_like_network
-from delaydeploy.reference import simulate
 from delaydeploy.exporters.pynn import run as script
 from delaydeploy.exporters.pynn.model import to_pynn
+from delaydeploy.reference import simulate
 
 SAMPLES = 64
 

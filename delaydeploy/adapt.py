@@ -31,7 +31,7 @@ from tqdm import tqdm
 from delaydeploy.checkpoint import checkpoint_of, load_checkpoint, save_checkpoint
 from delaydeploy.errors import CheckpointError, DelayDeployError
 from delaydeploy.fileio import check_output_file
-from delaydeploy.finetune import dataset_options_of, dataset_splits
+from delaydeploy.finetune import dataset_splits
 from delaydeploy.model import DelaySNN, TimeBatchNorm
 from delaydeploy.training import evaluate, make_loader
 
@@ -108,7 +108,7 @@ def adapt_checkpoint(path: str | os.PathLike, output: str | os.PathLike, *, data
     after_unused = evaluate(model, make_loader(Subset(test_set, unused), batch_size, shuffle=False),
                             device)[0] if unused else None
     metrics = {"adapted_from": str(path), "dataset": dataset,
-               "dataset_options": dataset_options_of(checkpoint, test_speakers),
+               "dataset_options": checkpoint.dataset_options(test_speakers),
                "adaptation": {"kind": "batchnorm_statistics", "split": "test", "samples": len(chosen),
                               "of": len(test_set), "seed": seed},
                "test_samples": len(test_set), "test_accuracy_rounded_before": before,

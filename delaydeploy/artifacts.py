@@ -40,10 +40,9 @@ class Artifact:
         artifact knows it: a checkpoint with a preset, or a bundle that recorded one."""
         if self.checkpoint is not None and self.checkpoint.preset is not None:
             from delaydeploy.config import get_preset
-            from delaydeploy.finetune import dataset_options_of
 
             preset = get_preset(self.checkpoint.preset)
-            return {"preset": preset.name, "dataset": preset.dataset, "options": dataset_options_of(self.checkpoint)}
+            return {"preset": preset.name, "dataset": preset.dataset, "options": self.checkpoint.dataset_options()}
         return None if self.bundle is None else self.bundle.dataset
 
     @property

@@ -28,8 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from delaydeploy.bundle import (FIXED_FILE, MANIFEST, NETWORK_FILE, VECTORS_FILE, Bundle, derived_manifest,
-                                expected_files, test_vectors)
+from delaydeploy.bundle import (
+    FIXED_FILE,
+    MANIFEST,
+    NETWORK_FILE,
+    VECTORS_FILE,
+    Bundle,
+    derived_manifest,
+    expected_files,
+    test_vectors,
+)
 from delaydeploy.comparison import READOUT_TOLERANCE, compare
 from delaydeploy.errors import BundleError, DerivedFileError
 from delaydeploy.signing import SIGNATURE_FILE
@@ -164,8 +172,14 @@ def _check_fixed(bundle: Bundle) -> None:
 def _check_pynn(bundle: Bundle) -> dict[str, Any]:
     """``run.py``, ``pynn_model.json`` and ``pynn_connections.npz`` are this delaydeploy's; returns
     the manifest section they imply."""
-    from delaydeploy.exporters.pynn.files import (CONNECTIONS_FILE, MODEL_FILE, SCRIPT_FILE, packaged_script_bytes,
-                                      pynn_network, pynn_section)
+    from delaydeploy.exporters.pynn.files import (
+        CONNECTIONS_FILE,
+        MODEL_FILE,
+        SCRIPT_FILE,
+        packaged_script_bytes,
+        pynn_network,
+        pynn_section,
+    )
 
     if (bundle.path / SCRIPT_FILE).read_bytes() != packaged_script_bytes():
         raise _Differs(SCRIPT_FILE, OTHER_VERSION)

@@ -37,10 +37,15 @@ from delaydeploy.errors import BundleError, DelayDeployError
 from delaydeploy.fileio import atomic_directory
 from delaydeploy.fixed_point import DELAY_MAX, FixedNetwork
 from delaydeploy.ir import Network, delay_structure
-from delaydeploy.ir_file import (IR_SUFFIX, fixed_network_from_bytes, fixed_network_to_bytes, network_from_bytes,
-                                 network_to_bytes)
+from delaydeploy.ir_file import (
+    IR_SUFFIX,
+    fixed_network_from_bytes,
+    fixed_network_to_bytes,
+    network_from_bytes,
+    network_to_bytes,
+)
 from delaydeploy.reference import Simulation
-from delaydeploy.signing import SIGNATURE_FILE, signer_fingerprint
+from delaydeploy.signing import signer_fingerprint
 
 FORMAT = "delaydeploy-bundle"
 FORMAT_VERSION = 1

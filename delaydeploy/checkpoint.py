@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from delaydeploy.config import NetworkConfig, TrainConfig
-from delaydeploy.errors import CheckpointError
+from delaydeploy.errors import CheckpointError, DelayDeployError
 from delaydeploy.fileio import atomic_path
 from delaydeploy.model import DelaySNN
 
@@ -71,6 +71,19 @@ class Checkpoint:
                 )
         model.load_state_dict(self.state_dict)
         return model.eval()
+
+    def dataset_options(self, test_speakers: str | None = None) -> dict:
+        """The dataset options the checkpoint was trained with (older checkpoints: its preset's); with
+        ``test_speakers``, those speakers' recordings as the test split instead (FSDD)."""
+        from delaydeploy.config import get_preset
+        from delaydeploy.datasets import with_test_speakers
+
+        if self.preset is None:
+            raise DelayDeployError(f"{self.source}: the checkpoint names no preset, so its dataset is unknown")
+        options = self.metrics.get("dataset_options", get_preset(self.preset).dataset_options)
+        if not (isinstance(options, dict) and all(isinstance(key, str) for key in options)):
+            raise CheckpointError(f"{self.source}: metrics dataset_options = {options!r} is not a dict of options")
+        return with_test_speakers(options, test_speakers)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ import torch
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.reference import Simulation
 
+#: The largest readout difference that counts as agreement between float64 simulations.
 READOUT_TOLERANCE = 1e-9
 
 

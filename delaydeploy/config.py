@@ -208,7 +208,7 @@ class NetworkConfig:
         """Steps the official DCLS code appends per delay stage (its right padding)."""
         return (self.kernel_size - 1) // 2
 
-    def resized(self, hidden: int | None = None, layers: int | None = None) -> "NetworkConfig":
+    def resized(self, hidden: int | None = None, layers: int | None = None) -> NetworkConfig:
         """This network with ``layers`` hidden layers of ``hidden`` neurons each (``None`` keeps its own).
 
         Raises ``ValueError`` for a new layer count where per-layer settings (recurrent layers,
@@ -226,7 +226,7 @@ class NetworkConfig:
         return _as_plain(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "NetworkConfig":
+    def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
         return _from_plain(cls, data)
 
 
@@ -278,7 +278,7 @@ class TrainConfig:
         return _as_plain(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         return _from_plain(cls, data)
 
 

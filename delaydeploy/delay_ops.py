@@ -12,7 +12,7 @@ exact ways avoid that:
   adding its weight times its input row shifted by its own delay. One multiply-add per synapse
   and step, as a delay-free layer, whatever the number of delay values or the activity; it
   takes 1.6-2x a tuned GEMM's time (2-core Zen 3, 140-512 channels), less than the grouped
-  path even for a single delay value, so it is taken wherever it applies (:func:`_uses_native`).
+  path even for a single delay value, so it is taken wherever it applies (``_uses_native``).
 * grouped (CUDA, other dtypes, no C compiler): the synapses are grouped by delay and each
   group goes one of two ways:
 
@@ -22,7 +22,7 @@ exact ways avoid that:
   - sparse: one multiply-add per synapse and sample in a sparse (COO) times dense product over
     the input unfolded along delays. The unfolding is an overlapping strided view of the
     padded input, so nothing of size ``n_delays x input`` is built. A synapse-sample costs
-    about :data:`_SPARSE_COST` dense GEMM multiply-adds, so a group goes sparse when its block
+    about ``_SPARSE_COST`` dense GEMM multiply-adds, so a group goes sparse when its block
     is less than ``1 / _SPARSE_COST`` full: uniform random delays over more than ~6 values.
 
   On CUDA every group is dense (GPU GEMMs are cheap; this rule was not measured there).

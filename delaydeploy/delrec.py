@@ -20,9 +20,11 @@ saves only the spikes.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import delaydeploy.spikingjelly_env  # noqa: F401  (first: quiet, slayer-free import)
+
+# isort: split
 import torch
 from spikingjelly.activation_based import layer
 from torch import nn

@@ -13,15 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from delaydeploy.artifacts import load_artifact
+from delaydeploy.comparison import READOUT_TOLERANCE
 from delaydeploy.datasets import pad_collate
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 from delaydeploy.export import export
+from delaydeploy.exporters.lava.env import lava_missing
 from delaydeploy.fileio import check_output_directory
 from delaydeploy.report import build_report, format_ladder
 from delaydeploy.training import train_preset
-from delaydeploy.comparison import READOUT_TOLERANCE
 from delaydeploy.verify import native_backend, oracle_backend, verify_split
-from delaydeploy.exporters.lava.env import lava_missing
 
 EXPORT_SAMPLES = 8  # test samples a bundle stores as its test vectors
 MARKER = "bundle_lava/manifest.json"  # written by every complete demo run

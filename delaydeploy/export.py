@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from delaydeploy.artifacts import Artifact
-from delaydeploy.bundle import MANIFEST, TARGETS as BUNDLE_TARGETS, write_bundle
+from delaydeploy.bundle import MANIFEST, write_bundle
+from delaydeploy.bundle import TARGETS as BUNDLE_TARGETS
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.fileio import check_output_directory, check_output_file
 from delaydeploy.reference import simulate

@@ -26,6 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+#: The ways :func:`temporal_conv` can compute the convolution.
 METHODS = ("auto", "direct", "fft", "dft")
 
 # Cost per multiply-add relative to a square GEMM, fitted to forward+backward timings on the

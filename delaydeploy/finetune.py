@@ -40,9 +40,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -52,9 +52,9 @@ from tqdm import tqdm
 
 from delaydeploy.checkpoint import Checkpoint, checkpoint_of, load_checkpoint, save_checkpoint
 from delaydeploy.config import NetworkConfig, get_preset
-from delaydeploy.datasets import pad_collate, with_test_speakers
+from delaydeploy.datasets import pad_collate
 from delaydeploy.delay_ops import delayed_linear
-from delaydeploy.errors import CheckpointError, DatasetError, DelayDeployError, IRValidationError
+from delaydeploy.errors import DatasetError, DelayDeployError, IRValidationError
 from delaydeploy.fileio import atomic_path, check_output_file
 from delaydeploy.fixed_point import (
     ACTIVATION_SHIFT,
@@ -163,25 +163,14 @@ def model_from_network(network: Network, template: NetworkConfig) -> DelaySNN:
 
 # -- data ------------------------------------------------------------------------------------------
 
-def dataset_options_of(checkpoint: Checkpoint, test_speakers: str | None = None) -> dict:
-    """The dataset options the checkpoint was trained with (older checkpoints: its preset's); with
-    ``test_speakers``, those speakers' recordings as the test split instead (FSDD)."""
-    if checkpoint.preset is None:
-        raise DelayDeployError(f"{checkpoint.source}: the checkpoint names no preset, so its dataset is unknown")
-    options = checkpoint.metrics.get("dataset_options", get_preset(checkpoint.preset).dataset_options)
-    if not (isinstance(options, dict) and all(isinstance(key, str) for key in options)):
-        raise CheckpointError(f"{checkpoint.source}: metrics dataset_options = {options!r} is not a dict of options")
-    return with_test_speakers(options, test_speakers)
-
-
 def dataset_splits(checkpoint: Checkpoint, data_dir: str | os.PathLike | None, max_samples: int | None = None,
                    test_speakers: str | None = None) -> tuple[Dataset, Dataset, str]:
     """``(train, test, dataset name)`` of the dataset the checkpoint's preset trains on.
 
     The data is framed and split as in training: with the dataset options the checkpoint
-    recorded (:func:`dataset_options_of`), and its time step must be the network's.
+    recorded (:meth:`delaydeploy.checkpoint.Checkpoint.dataset_options`), and its time step must be the network's.
     """
-    options = dataset_options_of(checkpoint, test_speakers)
+    options = checkpoint.dataset_options(test_speakers)
     preset = get_preset(checkpoint.preset)
     train_set, test_set = preset_splits(dataclasses.replace(preset, dataset_options=options), data_dir, max_samples)
     whole = train_set.dataset if isinstance(train_set, torch.utils.data.Subset) else train_set
@@ -503,7 +492,7 @@ def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data
     accuracy["loihi2_after"] = evaluate_fixed(model, test_loader, progress)
     tuned_model = model_from_network(tuned, checkpoint.config)
     metrics = {"finetuned_from": str(path), "finetune_target": target, "dataset": dataset,
-               "dataset_options": dataset_options_of(checkpoint, test_speakers),
+               "dataset_options": checkpoint.dataset_options(test_speakers),
                "calibration_peak": peak, "finetune_epochs": epochs, "finetune_lr": lr,
                "finetune_history": {"train_loss": [h.train_loss for h in history],
                                     "train_accuracy": [h.train_accuracy for h in history]},

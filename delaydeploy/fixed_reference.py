@@ -19,8 +19,9 @@ differentiable integer forward of quantisation-aware fine-tuning (:mod:`delaydep
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ class FixedLIFParams(NamedTuple):
     soft_reset: bool
 
     @classmethod
-    def from_layer(cls, layer: FixedLayer, device: torch.device) -> "FixedLIFParams":
+    def from_layer(cls, layer: FixedLayer, device: torch.device) -> FixedLIFParams:
         bias = torch.as_tensor(layer.bias_mant << layer.bias_exp, dtype=torch.float64, device=device)
         return cls(DECAY_UNITY - layer.du - 1, DECAY_UNITY - layer.dv, bias, layer.vth << ACTIVATION_SHIFT,
                    layer.reset == "soft")

@@ -159,7 +159,7 @@ def import_snn_delays(state: dict[str, Any], preset: str, *, hidden: int | None 
                       source: str = "<state_dict>") -> Checkpoint:
     """Convert an official SNN-delays ``state_dict`` to a delaydeploy checkpoint.
 
-    The layout is checked by :func:`_snn_delays_layout`; the recipe (tau, threshold, K, readout,
+    The layout is checked by ``_snn_delays_layout``; the recipe (tau, threshold, K, readout,
     decision) is the preset's, and the imported model keeps the official time semantics.
     """
     network = get_preset(preset).network

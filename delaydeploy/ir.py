@@ -50,6 +50,7 @@ DecisionRule = Literal["summed_softmax", "summed_output"]
 INPUT_KINDS: tuple[str, ...] = ("binary", "counts", "analog")
 RESET_KINDS: tuple[str, ...] = ("hard", "soft")
 THRESHOLD_RULES: tuple[str, ...] = (">=", ">")
+#: How a network turns its readout into a class (see the module docstring).
 DECISION_RULES: tuple[str, ...] = ("summed_softmax", "summed_output")
 DEFAULT_DECISION = "summed_softmax"
 

@@ -13,8 +13,8 @@ from DCLS.construct.modules import Dcls1d
 from torch import nn
 
 from delaydeploy.delay_ops import delayed_linear
-from delaydeploy.ir import DELAY_GRANULARITIES
 from delaydeploy.fast_dcls import METHODS, gaussian_kernel, temporal_conv
+from delaydeploy.ir import DELAY_GRANULARITIES
 
 CONV_METHODS = ("reference", *METHODS)
 

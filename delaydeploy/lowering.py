@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from delaydeploy.delrec import RecurrentDelayLIF
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.layers import DelayLinear
 from delaydeploy.model import DelaySNN, HiddenBlock, TimeBatchNorm
-from delaydeploy.delrec import RecurrentDelayLIF
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -12,10 +12,12 @@ synaptic output itself (DelRec's SSC model has no readout neuron). The class and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import delaydeploy.spikingjelly_env  # noqa: F401  (first: quiet, slayer-free import)
+
+# isort: split
 import torch
 from spikingjelly.activation_based import layer, neuron, surrogate
 from torch import nn

@@ -26,8 +26,8 @@ import shlex
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -89,7 +89,7 @@ def _load(source: Path, flag_choices: tuple[tuple[str, ...], ...], fallback: str
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _library() -> ctypes.CDLL | None:
     library = _load(SOURCE, (FLAGS + THREADED, FLAGS),  # without OpenMP (e.g. Apple clang): one thread
                     "rounded-delay products fall back to the slower pure-torch path")
@@ -103,7 +103,7 @@ def _library() -> ctypes.CDLL | None:
     return library
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ring_step(integer: bool) -> Callable[..., None] | None:
     """The compiled step of ring-buffer delay synapses (``csrc/ring_synapses.c``), float64 or
     int64 (``integer``), or ``None`` without a compiler (the Lava models then use scipy).

@@ -151,7 +151,7 @@ def _drives(stage: SpikingLayer | Readout, peak: float, signed: bool) -> tuple[n
 
 
 def _scale_limits(stage: SpikingLayer | Readout, peak: float, signed: bool,
-                  fixed: "FixedExponents") -> tuple[float, float, np.ndarray]:
+                  fixed: FixedExponents) -> tuple[float, float, np.ndarray]:
     """``(S allowed by the state and the weights, S allowed by the bias, per-neuron membrane bound B)``."""
     positive, negative = _drives(stage, peak, signed)
     if isinstance(stage, SpikingLayer):
@@ -213,7 +213,7 @@ def _decay(stage_name: str, tau: float) -> int:
     return int(min(dv, DECAY_UNITY - 1))
 
 
-def _spiking_scale(layer: SpikingLayer, peak: float, signed: bool, fixed: "FixedExponents") -> tuple[float, int]:
+def _spiking_scale(layer: SpikingLayer, peak: float, signed: bool, fixed: FixedExponents) -> tuple[float, int]:
     """``(S, vth)`` of a spiking layer; raises when not even ``vth = 1`` fits the bias or state."""
     by_state, by_bias, bound = _scale_limits(layer, peak, signed, fixed)
     theta = layer.neuron.threshold
@@ -236,7 +236,7 @@ def _spiking_scale(layer: SpikingLayer, peak: float, signed: bool, fixed: "Fixed
 
 
 def _fixed_stage(stage: SpikingLayer | Readout, scale: float, payload_scale: float, vth: int,
-                 fixed: "FixedExponents") -> FixedLayer:
+                 fixed: FixedExponents) -> FixedLayer:
     weights, weight_exp = _weights(stage.weights, scale / payload_scale, fixed.weight_exp)
     bias_mant, bias_exp = _bias(stage.bias, scale, fixed.bias_exp)
     extra = {}

@@ -37,7 +37,7 @@ class LIFParams(NamedTuple):
     strict: bool
 
     @classmethod
-    def from_neuron(cls, neuron: LIFNeuron) -> "LIFParams":
+    def from_neuron(cls, neuron: LIFNeuron) -> LIFParams:
         return cls(neuron.decay, neuron.threshold, neuron.reset == "soft", neuron.threshold_rule == ">")
 
 

@@ -56,7 +56,7 @@ from delaydeploy.checkpoint import load_checkpoint
 from delaydeploy.datasets import pad_collate
 from delaydeploy.errors import ConstraintError, DelayDeployError
 from delaydeploy.fileio import atomic_directory, check_output_directory
-from delaydeploy.finetune import data_peak, dataset_options_of, dataset_splits, peak_calibration, single_thread
+from delaydeploy.finetune import data_peak, dataset_splits, peak_calibration, single_thread
 from delaydeploy.fixed_point import FixedNetwork, effective_weights, padded_payload
 from delaydeploy.fixed_reference import readout_to_float, simulate_fixed, trace_fixed
 from delaydeploy.ir import Network
@@ -69,6 +69,7 @@ from delaydeploy.verify import LAVA_BATCH_SIZE, compare_on_dataset, default_work
 REPORT_FILE = "report.json"
 PLOTS = ("ladder.png", "delays.png", "raster.png", "firing_rates.png")
 WEIGHT_BITS, DELAY_BITS, STATE_BITS = 8, 6, 24
+#: Test samples that calibrate the SpiNNaker weight grid of the ladder's SpiNNaker rung.
 SPINNAKER_CALIBRATION_SAMPLES = 64
 LAVA_SAMPLE_SEED = 0
 WILSON_Z = 1.959963984540054  # the normal quantile of 97.5 %
@@ -289,7 +290,7 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
     per_layer_sparsity = {name: cost.zeros[name] / cost.activations[name] for name in cost.zeros}
     report = {
         "checkpoint": str(path), "preset": checkpoint.preset, "dataset": dataset, "semantics": semantics,
-        "dataset_options": dataset_options_of(checkpoint, test_speakers),
+        "dataset_options": checkpoint.dataset_options(test_speakers),
         "finetuned": "finetuned_from" in checkpoint.metrics, "adaptation": checkpoint.metrics.get("adaptation"),
         "test_samples": samples,
         "calibration_peak": float(peak), "ladder": ladder, "lava": lava, "skipped_rungs": skipped,

@@ -19,8 +19,8 @@ import dataclasses
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -32,8 +32,10 @@ from delaydeploy.errors import DelayDeployError
 from delaydeploy.reference import Simulation, simulate
 
 BACKENDS = ("reference", "torch", "nir", "lava-cpu", "nest", "fixed-reference")
-BATCH_SIZE = 64  # samples per backend run when checking a split
-LAVA_BATCH_SIZE = 1024  # on lava-cpu: one compiled run each, its samples side by side in lanes
+#: Samples per backend run when checking a split.
+BATCH_SIZE = 64
+#: Samples per run on ``lava-cpu``: one compiled run each, its samples side by side in lanes.
+LAVA_BATCH_SIZE = 1024
 
 
 def oracle_backend(artifact: Artifact, backend: str | None = None) -> str:

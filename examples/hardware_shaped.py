@@ -25,8 +25,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -36,13 +36,13 @@ from delaydeploy.cli import EXIT_USAGE, at_least
 from delaydeploy.config import Preset, get_preset
 from delaydeploy.datasets import with_test_speakers
 from delaydeploy.errors import DelayDeployError
+from delaydeploy.exporters.nir import write_nir
 from delaydeploy.fileio import atomic_path, check_output_directory
 from delaydeploy.finetune import QuantizedTrainingModel, data_peak, evaluate_fixed, peak_calibration
 from delaydeploy.ir import Network
 from delaydeploy.lowering import lower
 from delaydeploy.report import wilson_interval
 from delaydeploy.training import make_loader, preset_splits, train_preset
-from delaydeploy.exporters.nir import write_nir
 
 DELAYS = ("synaptic", "axonal", "dendritic", "none")
 CONNECTIVITY = ("dense", "sparse")

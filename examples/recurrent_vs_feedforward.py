@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from tqdm import tqdm

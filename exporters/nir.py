@@ -14,6 +14,7 @@ a single Delay node instead::
 
     pre -> Delay(a * dt) -> Affine(W, bias) -> neuron                        (axonal)
     pre -> Linear(W) -> Delay(b * dt) -> neuron;  pre -> Affine(0, bias) -> neuron   (dendritic)
+
 The time step is the ecosystem's forward-Euler convention, ``dt = EULER_DT = 1e-4`` s: a
 neuron with ``tau_steps`` is ``LIF(tau = tau_steps * dt, r = tau_steps, v_leak = 0,
 v_threshold = theta, v_reset = 0)``, so one Euler step of ``tau dv/dt = (v_leak - v) + r I``
@@ -68,8 +69,18 @@ import numpy as np
 
 from delaydeploy.errors import IRValidationError, NIRFormatError
 from delaydeploy.fileio import atomic_path
-from delaydeploy.ir import (DECISION_RULES, DEFAULT_DECISION, INPUT_KINDS, RESET_KINDS, THRESHOLD_RULES, LIFNeuron,
-                            Network, Readout, SpikingLayer, delay_structure)
+from delaydeploy.ir import (
+    DECISION_RULES,
+    DEFAULT_DECISION,
+    INPUT_KINDS,
+    RESET_KINDS,
+    THRESHOLD_RULES,
+    LIFNeuron,
+    Network,
+    Readout,
+    SpikingLayer,
+    delay_structure,
+)
 
 EULER_DT = 1e-4
 FORMAT_NAME = "delaydeploy-nir"

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import nir
 import nirtorch
@@ -36,8 +37,16 @@ import numpy as np
 import torch
 
 from delaydeploy.errors import NIRFormatError
+from delaydeploy.exporters.nir import (
+    check_node_types,
+    delay_steps,
+    euler_dt,
+    graph_decision,
+    neuron_rules,
+    node_size,
+    read_graph,
+)
 from delaydeploy.reference import Simulation
-from delaydeploy.exporters.nir import check_node_types, delay_steps, euler_dt, graph_decision, neuron_rules, node_size, read_graph
 
 
 def _buffer(value: object, size: int) -> torch.Tensor:

@@ -8,18 +8,24 @@ samples into one framed run wherever the point is not the framing itself.
 from __future__ import annotations
 
 from delaydeploy.exporters.lava.env import lava_installed  # first: Lava must be importable after tqdm ran
-from typing import Callable
+
+# isort: split
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-
-from data_fixtures import (delrec_vectors, fsdd_dir, pytest_collection_modifyitems,  # noqa: F401  (fixtures, hook)
-                           snn_delays_vectors, state_dict_from)
-from delaydeploy.fixed_point import FixedLayer, FixedNetwork
-from delaydeploy.ir import Network
+from data_fixtures import (  # noqa: F401  (fixtures, hook)
+    delrec_vectors,
+    fsdd_dir,
+    pytest_collection_modifyitems,
+    snn_delays_vectors,
+    state_dict_from,
+)
 from helpers import CONFORMANCE, require_file
 from nir_fixtures import shd_small
 
+from delaydeploy.fixed_point import FixedLayer, FixedNetwork
+from delaydeploy.ir import Network
 
 # modules that import Lava at the top (all their tests are marked ``lava``)
 LAVA_MODULES = ["test_lava_fixed.py", "test_lava_float.py", "test_lava_lanes.py", "test_lava_synapse.py",

@@ -20,6 +20,8 @@ from delaydeploy.cli import main
 from delaydeploy.config import get_preset
 from delaydeploy.datasets import pad_collate
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
+from delaydeploy.exporters.nir import network_to_nir
+from delaydeploy.exporters.nir_executor import simulate_nir
 from delaydeploy.fixed_reference import simulate_fixed
 from delaydeploy.ir import Network
 from delaydeploy.lowering import lower
@@ -27,8 +29,6 @@ from delaydeploy.model import DelaySNN
 from delaydeploy.quantize import quantize
 from delaydeploy.reference import Simulation, simulate
 from delaydeploy.training import seed_everything, train
-from delaydeploy.exporters.nir import network_to_nir
-from delaydeploy.exporters.nir_executor import simulate_nir
 
 MODELS = ("trained-hard", "trained-soft", "official-hard", "official-soft")
 

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from delaydeploy.exporters.lava.graph import simulate_lava
 from delaydeploy.fixed_point import FixedNetwork
 from delaydeploy.fixed_reference import simulate_fixed
 from delaydeploy.reference import Simulation
-from delaydeploy.exporters.lava.graph import simulate_lava
-
 
 pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from delaydeploy.ir import Network
-from delaydeploy.reference import Simulation, simulate
-from delaydeploy.exporters.lava.graph import simulate_lava
 from helpers import moderate_network
 
+from delaydeploy.exporters.lava.graph import simulate_lava
+from delaydeploy.ir import Network
+from delaydeploy.reference import Simulation, simulate
 
 pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
 

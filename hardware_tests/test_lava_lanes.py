@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import moderate_network
 
-from delaydeploy.fixed_reference import simulate_fixed
-from delaydeploy.reference import Simulation, simulate
 from delaydeploy.exporters.lava import processes
 from delaydeploy.exporters.lava.graph import build_lava_graph, simulate_lava
-from helpers import moderate_network
+from delaydeploy.fixed_reference import simulate_fixed
+from delaydeploy.reference import Simulation, simulate
 
 pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
 
@@ -111,8 +111,9 @@ def test_verify_every_test_sample_of_an_shd_folder_on_a_loihi2_bundle(tmp_path, 
     """``verify BUNDLE --data-dir``: an imported official SHD model's Loihi 2 bundle, checked on
     every sample of an SHD-layout test file, bit for bit on Lava against the integer reference;
     the bundle recorded its preset, so none is named, and naming another is refused."""
-    from delaydeploy.cli import main
     from helpers import write_heidelberg_h5
+
+    from delaydeploy.cli import main
 
     rng = np.random.default_rng(80)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import torch
 import pytest
+import torch
+from helpers import moderate_network, with_per_neuron_delays, with_pruned_synapses
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import DelayDense
@@ -21,7 +22,6 @@ from lava.proc.io.source import RingBuffer
 
 from delaydeploy.exporters.lava.graph import simulate_lava
 from delaydeploy.exporters.lava.processes import PyFastDelayDenseModelBitAcc, PyFastDelayDenseModelFloat
-from helpers import moderate_network, with_per_neuron_delays, with_pruned_synapses
 
 STEPS, N_IN, N_OUT, MAX_DELAY = 40, 12, 9, 7
 
@@ -136,8 +136,8 @@ def test_pruned_stages_are_sparse_processes_holding_only_their_synapses(kind, sp
     that exist; stock and fast models, the laned graph and the reference agree spike for spike."""
     from lava.proc.sparse.process import DelaySparse
 
-    from delaydeploy.quantize import quantize
     from delaydeploy.exporters.lava.graph import build_lava_graph
+    from delaydeploy.quantize import quantize
 
     network = with_pruned_synapses(moderate_network(4, [20, 24, 16, 4], recurrent=True), keep=0.3, seed=5)
     x = spikes_input(6, 12, 3, 20, rate=0.4)
@@ -167,9 +167,9 @@ def test_per_neuron_delays_run_as_delay_lines_without_per_synapse_delays(kind, g
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
 
-    from delaydeploy.quantize import quantize
     from delaydeploy.exporters.lava.graph import build_lava_graph
     from delaydeploy.exporters.lava.processes import DelayLine
+    from delaydeploy.quantize import quantize
 
     network = with_per_neuron_delays(moderate_network(4, [20, 24, 16, 4], recurrent=True), granularity, seed=6,
                                      max_delay=6)

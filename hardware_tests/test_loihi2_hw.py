@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from lava.utils import loihi
 
-from delaydeploy.fixed_point import FixedNetwork
 from delaydeploy.exporters.lava.graph import simulate_lava
+from delaydeploy.fixed_point import FixedNetwork
 
 pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import with_per_neuron_delays, with_pruned_synapses
 
 from delaydeploy.errors import ConstraintError
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
 from delaydeploy.fixed_reference import simulate_fixed
-from helpers import with_per_neuron_delays, with_pruned_synapses
 
 pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
 
@@ -43,9 +43,9 @@ def _network(seed: int, sizes: list[int], *, weight_exp: int = 0, input_kind: st
 def _load_netx(path: Path, network: FixedNetwork):
     """lava-dl's network for the file, loaded as its attributes say (graded input bits, sparse synapses)."""
     import h5py
+    from lava.lib.dl.netx import hdf5
 
     import delaydeploy.exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
-    from lava.lib.dl.netx import hdf5
 
     with h5py.File(path, "r") as handle:
         sparse = bool(handle.attrs["sparse_fc_layer"])
@@ -226,8 +226,8 @@ def test_export_netx_refuses_delays_above_62(tmp_path: Path, capsys: pytest.Capt
 
 def test_trained_model_exports_to_netx(tmp_path: Path, conformance_model) -> None:
     """A real (official, BatchNorm-folded) model quantised with netx's exponents runs exactly in netx."""
-    from delaydeploy.quantize import quantize
     from delaydeploy.exporters.netx import NETX_BIAS_EXP
+    from delaydeploy.quantize import quantize
 
     network, x = conformance_model
     fixed = quantize(network, calibration=x, weight_exp=0, bias_exp=NETX_BIAS_EXP)

@@ -19,15 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import ec_keys, moderate_network
 
-from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
 from delaydeploy.cli import main
+from delaydeploy.exporters.pynn.backend import simulate_nest
+from delaydeploy.exporters.pynn.model import nest_tau_m
 from delaydeploy.ir import Network
 from delaydeploy.ir_file import save_network
 from delaydeploy.reference import Simulation, simulate
-from delaydeploy.exporters.pynn.backend import simulate_nest
-from delaydeploy.exporters.pynn.model import nest_tau_m
-from helpers import ec_keys, moderate_network
 
 
 def _inputs(network: Network, samples: int, steps: int, seed: int, rate: float = 0.15) -> np.ndarray:

@@ -13,10 +13,10 @@ import math
 import os
 
 import numpy as np
+from helpers import moderate_network
 
 from delaydeploy.cli import main
 from delaydeploy.ir_file import save_network
-from helpers import moderate_network
 
 
 def test_virtual_board_mapping_matches_the_manifest(tmp_path, capsys) -> None:

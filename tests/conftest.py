@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from delaydeploy.exporters.lava.env import lava_installed  # first: Lava must be importable after tqdm ran
 
+# isort: split
+
 import torch
-from data_fixtures import (delrec_vectors, fsdd_dir, pytest_collection_modifyitems,  # noqa: F401  (fixtures, hook)
-                           snn_delays_vectors, state_dict_from)
+from data_fixtures import (  # noqa: F401  (fixtures, hook)
+    delrec_vectors,
+    fsdd_dir,
+    pytest_collection_modifyitems,
+    snn_delays_vectors,
+    state_dict_from,
+)
 
 # modules that import Lava at the top (all their tests are marked ``lava``)
 collect_ignore = [] if lava_installed() else ["test_fixed_reference.py"]

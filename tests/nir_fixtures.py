@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import nir
 import numpy as np
+from helpers import CONFORMANCE, require_file
 from hypothesis import strategies as st
 
-from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.exporters.nir import EULER_DT
-from helpers import CONFORMANCE, require_file
+from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 
 SHD_SMALL = CONFORMANCE / "snn_delays_shd_small.npz"
 DELREC = CONFORMANCE / "delrec_shd.npz"

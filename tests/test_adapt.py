@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import warmed_model
 from torch.utils.data import Dataset
 
 from delaydeploy.adapt import adapt_batchnorm
@@ -18,7 +19,6 @@ from delaydeploy.config import NetworkConfig, get_preset
 from delaydeploy.model import DelaySNN
 from delaydeploy.report import load_report
 from delaydeploy.training import make_loader
-from helpers import warmed_model
 
 
 class Samples(Dataset):

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers import assert_same_network, make_network
 
 from delaydeploy import bundle as bundle_module
 from delaydeploy.bundle import estimate_resources, load_bundle, write_bundle
@@ -14,7 +15,6 @@ from delaydeploy.cli import main
 from delaydeploy.errors import BundleError, DelayDeployError
 from delaydeploy.reference import simulate
 from delaydeploy.verify import random_inputs
-from helpers import assert_same_network, make_network
 
 
 def _write(path, target="lava", steps=12):

@@ -7,13 +7,13 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers import import_and_run
 
 from delaydeploy.cli import main
 from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_delrec, import_snn_delays
 from delaydeploy.lowering import lower
 from delaydeploy.reference import simulate
-from helpers import import_and_run
 
 HALF_KERNEL = 12  # (K-1)//2 for K = 25
 

@@ -15,12 +15,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import write_heidelberg_h5
 
 from delaydeploy.config import get_preset
 from delaydeploy.datasets import SHD, SSC, load_dataset
 from delaydeploy.datasets.heidelberg import bin_sample
 from delaydeploy.errors import DatasetError
-from helpers import write_heidelberg_h5
 
 EDGES = np.linspace(0, 1.4, num=250)  # SSC_SpikeIterator: np.linspace(0, max_time=1.4, num=time_window=250)
 

@@ -13,8 +13,7 @@ import torch
 
 from delaydeploy.checkpoint import load_checkpoint
 from delaydeploy.cli import main
-from delaydeploy.datasets import FSDD, load_dataset
-from delaydeploy.datasets import fsdd
+from delaydeploy.datasets import FSDD, fsdd, load_dataset
 from delaydeploy.datasets.fsdd import fsdd_split_files
 from delaydeploy.errors import DatasetError
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_audio import numpy_gsc_features
 
 from delaydeploy.datasets import GSC, GSC_LABELS, load_dataset, pad_collate
 from delaydeploy.errors import DatasetError
-from test_audio import numpy_gsc_features
 
 FILES = {
     "bed/aaaa_nohash_0.wav": 0.6,

@@ -9,12 +9,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import write_heidelberg_h5
 
-from delaydeploy.datasets import SHD, SSC, load_dataset, pad_collate
-from delaydeploy.datasets import heidelberg
+from delaydeploy.datasets import SHD, SSC, heidelberg, load_dataset, pad_collate
 from delaydeploy.datasets.heidelberg import bin_sample
 from delaydeploy.errors import DatasetError
-from helpers import write_heidelberg_h5
 
 
 def frames(num_frames: int, counts: dict[tuple[int, int], int]) -> torch.Tensor:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_same_network, moderate_network, warmed_model
 
 from delaydeploy.checkpoint import checkpoint_of, load_checkpoint, save_checkpoint
 from delaydeploy.cli import main
@@ -20,7 +21,6 @@ from delaydeploy.ir_file import save_network
 from delaydeploy.lowering import lower
 from delaydeploy.model import DelaySNN
 from delaydeploy.quantize import quantize
-from helpers import assert_same_network, moderate_network, warmed_model
 
 SIZES = (12, 20, 16, 5)  # small enough to fine-tune in seconds
 

@@ -33,7 +33,6 @@ from delaydeploy.fixed_point import GRADED_PAYLOAD_MAX, FixedLayer, FixedNetwork
 from delaydeploy.fixed_reference import predict_fixed, readout_to_float, simulate_fixed, trace_fixed
 from delaydeploy.reference import predict
 
-
 pytestmark = pytest.mark.lava  # Lava's own models (the lava extra, Python 3.10)
 
 @implements(proc=LIF, protocol=LoihiProtocol)

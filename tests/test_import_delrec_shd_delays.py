@@ -30,15 +30,22 @@ import re
 import numpy as np
 import pytest
 import torch
+from delrec_reference import (
+    assert_delrec_tensors_in_place,
+    delrec_hidden_layer,
+    delrec_synapses,
+    leaky_readout,
+    random_shd_recurrence,
+    random_shd_stage,
+    round_half_even,
+)
+from helpers import import_and_run
 
 from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_delrec
 from delaydeploy.lowering import lower
 from delaydeploy.model import loss_function
 from delaydeploy.reference import predict, simulate
-from delrec_reference import (assert_delrec_tensors_in_place, delrec_hidden_layer, delrec_synapses, leaky_readout,
-                             random_shd_recurrence, random_shd_stage, round_half_even)
-from helpers import import_and_run
 
 K = 25  # max_feedforward_delay of configs/perf_SHD.py (250 // time_step, made odd)
 RIGHT = (K - 1) // 2  # its right_padding

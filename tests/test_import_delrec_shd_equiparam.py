@@ -25,14 +25,20 @@ import re
 import numpy as np
 import pytest
 import torch
+from delrec_reference import (
+    assert_delrec_tensors_in_place,
+    delrec_hidden_layer,
+    delrec_synapses,
+    leaky_readout,
+    random_shd_recurrence,
+    random_shd_stage,
+)
+from helpers import import_and_run
 
 from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_delrec, import_official
 from delaydeploy.lowering import lower
 from delaydeploy.reference import predict, simulate
-from delrec_reference import (assert_delrec_tensors_in_place, delrec_hidden_layer, delrec_synapses, leaky_readout,
-                             random_shd_recurrence, random_shd_stage)
-from helpers import import_and_run
 
 PRESET = "delrec_shd_equiparam"
 K = 25  # max_feedforward_delay of configs/equiparam_SHD.py (250 // time_step, odd)

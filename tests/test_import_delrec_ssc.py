@@ -25,14 +25,14 @@ import re
 import numpy as np
 import pytest
 import torch
+from delrec_reference import assert_delrec_tensors_in_place, delrec_hidden_layer, delrec_synapses, round_half_even
+from helpers import import_and_run
 
 from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_delrec
 from delaydeploy.lowering import lower
 from delaydeploy.model import loss_function
 from delaydeploy.reference import predict, simulate
-from delrec_reference import assert_delrec_tensors_in_place, delrec_hidden_layer, delrec_synapses, round_half_even
-from helpers import import_and_run
 
 K = 25  # max_feedforward_delay of configs/perf_SSC.py
 TAU = 2.0

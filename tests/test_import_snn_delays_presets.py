@@ -28,13 +28,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import import_and_run
 
 from delaydeploy.config import get_preset
 from delaydeploy.errors import CheckpointError
 from delaydeploy.importers import import_snn_delays
 from delaydeploy.lowering import lower
 from delaydeploy.reference import simulate
-from helpers import import_and_run
 
 HIDDEN = 16
 STEPS = 30

@@ -7,6 +7,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from helpers import assert_same_network, make_network
 
 from delaydeploy.errors import IRValidationError
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork
@@ -18,7 +19,6 @@ from delaydeploy.ir_file import (
     network_to_bytes,
     save_network,
 )
-from helpers import assert_same_network, make_network
 
 
 def test_file_round_trip_is_exact_and_deterministic(tmp_path):

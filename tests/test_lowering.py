@@ -7,12 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from helpers import warmed_model
 
 from delaydeploy.config import NetworkConfig
 from delaydeploy.lowering import lower
 from delaydeploy.reference import simulate
-from helpers import warmed_model
-
 
 CONFIGS = {
     "dcls_streaming": NetworkConfig(input_size=10, hidden_sizes=(16, 12), num_classes=4, kernel_size=9, tau=1.5),

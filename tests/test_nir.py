@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import numpy as np
 import nir
+import numpy as np
 import pytest
 import torch
+from helpers import assert_same_network
 from hypothesis import HealthCheck, given, settings
+from nir_fixtures import (
+    delays_on_both_sides_graph,
+    delrec,
+    li_node,
+    lif_node,
+    random_networks,
+    shd_small,
+    third_party_graph,
+)
 
 from delaydeploy.errors import NIRFormatError
-from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer, delay_structure
-from delaydeploy.reference import simulate
 from delaydeploy.exporters.nir import EULER_DT, network_to_nir, nir_to_network, read_nir, write_nir
 from delaydeploy.exporters.nir_executor import simulate_nir
-from helpers import assert_same_network
-from nir_fixtures import (
-    delays_on_both_sides_graph, delrec, li_node, lif_node, random_networks, shd_small, third_party_graph,
-)
+from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer, delay_structure
+from delaydeploy.reference import simulate
 
 
 # --------------------------------------------------------------------------- conformance fixtures

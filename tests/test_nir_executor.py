@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
+from nir_fixtures import delays_on_both_sides_graph, delrec, lif_node, random_networks, shd_small, third_party_graph
 
 from delaydeploy.errors import NIRFormatError
-from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
-from delaydeploy.reference import Simulation, simulate
 from delaydeploy.exporters.nir import EULER_DT, network_to_nir, nir_to_network, write_nir
 from delaydeploy.exporters.nir_executor import simulate_nir
-from nir_fixtures import delays_on_both_sides_graph, delrec, lif_node, random_networks, shd_small, third_party_graph
+from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
+from delaydeploy.reference import Simulation, simulate
 
 
 def assert_agree(reference: Simulation, executed: Simulation) -> None:

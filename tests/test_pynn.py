@@ -7,14 +7,14 @@ import math
 
 import numpy as np
 import pytest
+from helpers import moderate_network
 
 from delaydeploy.cli import main
 from delaydeploy.errors import ConstraintError
-from delaydeploy.ir import LIFNeuron
-from delaydeploy.ir_file import save_network
 from delaydeploy.exporters.pynn.model import nest_tau_m, to_pynn, ulp_distance
 from delaydeploy.exporters.pynn.spinnaker import check_spinnaker, ring_buffer_shift, spinnaker_weights, weight_unit
-from helpers import moderate_network
+from delaydeploy.ir import LIFNeuron
+from delaydeploy.ir_file import save_network
 
 
 @pytest.mark.parametrize("tau", [1.005, 1.05, 1.1, 1.5, 2.0, 3.0, 20.0, 1000.0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import moderate_network
 
 from delaydeploy.errors import ConstraintError, IRValidationError
 from delaydeploy.fixed_point import (
@@ -19,7 +20,6 @@ from delaydeploy.fixed_reference import predict_fixed, readout_to_float, simulat
 from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
 from delaydeploy.quantize import check_overflow, quantize
 from delaydeploy.reference import simulate
-from helpers import moderate_network
 
 
 def _spikes(seed: int, steps: int, batch: int, channels: int, rate: float = 0.2) -> np.ndarray:

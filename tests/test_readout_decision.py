@@ -16,22 +16,21 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from helpers import moderate_network, warmed_model
 
 from delaydeploy.checkpoint import checkpoint_of, load_checkpoint, save_checkpoint
 from delaydeploy.config import NetworkConfig, get_preset
 from delaydeploy.errors import CheckpointError, IRValidationError, NIRFormatError
+from delaydeploy.exporters.nir import network_to_nir, nir_to_network, read_nir, write_nir
+from delaydeploy.exporters.nir_executor import simulate_nir
 from delaydeploy.finetune import model_from_network
 from delaydeploy.fixed_reference import predict_fixed, simulate_fixed
 from delaydeploy.ir import DECISION_RULES, Network, Readout
-from delaydeploy.ir_file import (fixed_network_from_bytes, fixed_network_to_bytes, network_from_bytes,
-                                 network_to_bytes)
+from delaydeploy.ir_file import fixed_network_from_bytes, fixed_network_to_bytes, network_from_bytes, network_to_bytes
 from delaydeploy.lowering import lower
 from delaydeploy.model import DelaySNN, loss_function
 from delaydeploy.quantize import quantize
 from delaydeploy.reference import Simulation, evidence, predict, simulate
-from delaydeploy.exporters.nir import network_to_nir, nir_to_network, read_nir, write_nir
-from delaydeploy.exporters.nir_executor import simulate_nir
-from helpers import moderate_network, warmed_model
 
 NO_LEAK = NetworkConfig(input_size=10, hidden_sizes=(16, 12), num_classes=5, kernel_size=9, tau=2.0, reset="soft",
                         batchnorm=False, bias=True, recurrent_layers=(False, True), max_recurrent_delay=5,

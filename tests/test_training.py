@@ -7,14 +7,14 @@ import re
 
 import pytest
 import torch
+from spikingjelly.activation_based import neuron  # (after delaydeploy.model, which sets up its import)
 
+from delaydeploy import training
 from delaydeploy.checkpoint import load_checkpoint
 from delaydeploy.cli import main
 from delaydeploy.config import get_preset
 from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 from delaydeploy.model import DelaySNN, make_lif
-from spikingjelly.activation_based import neuron  # (after delaydeploy.model, which sets up its import)
-from delaydeploy import training
 from delaydeploy.training import dcls_sigma, recurrent_sigma, seed_everything, train, train_preset
 
 CHANCE = 1 / SyntheticTimingDataset.num_classes
@@ -145,11 +145,12 @@ def test_max_samples_spreads_over_the_classes(monkeypatch, order):
 def test_a_samples_class_does_not_depend_on_its_batch_mates():
     """Padded to the longest sample, a batch adds steps after a short sample's own: its decision
     must leave them out, as a chip running it alone would (rounded and continuous, any batch size)."""
+    from helpers import warmed_model
+
     from delaydeploy.datasets import pad_collate
     from delaydeploy.model import loss_function
     from delaydeploy.reference import own_steps, predict
     from delaydeploy.training import evaluate, make_loader
-    from helpers import warmed_model
 
     model = warmed_model(get_preset("synthetic").network, seed=3)
     with torch.no_grad():  # a fresh readout is too weak to separate classes: decisions would all be ties

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import ec_keys, moderate_network
 
 from delaydeploy.checkpoint import checkpoint_of, save_checkpoint
 from delaydeploy.cli import main
 from delaydeploy.config import get_preset
 from delaydeploy.ir_file import fixed_network_from_bytes, fixed_network_to_bytes, save_network
 from delaydeploy.model import DelaySNN
-from helpers import ec_keys, moderate_network
 
 SIDE_EFFECT = "print-me-if-run.txt"
 

@@ -23,6 +23,7 @@ from delaydeploy.datasets.gsc import GSC, GSC_LABELS
 from delaydeploy.datasets.heidelberg import FRAME_CONVENTIONS, SHD, SSC
 from delaydeploy.errors import DatasetError
 
+#: The datasets :func:`load_dataset` opens.
 DATASET_NAMES: tuple[str, ...] = ("synthetic", "shd", "ssc", "gsc", "fsdd")
 
 __all__ = [

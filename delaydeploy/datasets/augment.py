@@ -125,6 +125,7 @@ class WarpAugmentation(Dataset):
         return warp(x, self.channel_shift, self.stretch), label
 
 
+#: The augmentations a preset or ``train_preset(augmentation=...)`` can name.
 AUGMENTATIONS: dict[str, type[Dataset]] = {"tripled": TripledAugmentation, "warp": WarpAugmentation}
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -67,7 +67,7 @@ class PackedFrames:
     labels: torch.Tensor
 
     @classmethod
-    def pack(cls, frames: Sequence[np.ndarray], labels: Sequence[int], num_channels: int) -> "PackedFrames":
+    def pack(cls, frames: Sequence[np.ndarray], labels: Sequence[int], num_channels: int) -> PackedFrames:
         """Pack integer count arrays ``[T_i, num_channels]`` (any integer dtypes) and their labels."""
         lengths = np.array([len(f) for f in frames], dtype=np.int64)
         offsets = np.zeros(len(frames) + 1, dtype=np.int64)

@@ -39,6 +39,8 @@ it computes alone. The laned graph's input streams in from the host in blocks wh
 from __future__ import annotations
 
 import delaydeploy.exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
+
+# isort: split
 import pickle
 import queue
 import subprocess
@@ -46,9 +48,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -60,19 +62,6 @@ from lava.proc.sparse.process import DelaySparse, Sparse
 from scipy.sparse import csr_matrix
 from tqdm import tqdm
 
-from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
-from delaydeploy.fixed_reference import FixedSimulation
-from delaydeploy.ir import (
-    DEFAULT_DECISION,
-    Network,
-    Readout,
-    SpikingLayer,
-    check_binary_input,
-    delay_structure,
-    per_neuron_delays,
-    stored_sparse,
-)
-from delaydeploy.reference import Simulation
 from delaydeploy.exporters.lava.processes import (
     PROBE_PIPE_BLOCKS,
     DelayLine,
@@ -92,6 +81,19 @@ from delaydeploy.exporters.lava.processes import (
     PyStreamedInputModelFloat,
     StreamedInput,
 )
+from delaydeploy.fixed_point import FixedLayer, FixedNetwork, input_message_bits, input_payload
+from delaydeploy.fixed_reference import FixedSimulation
+from delaydeploy.ir import (
+    DEFAULT_DECISION,
+    Network,
+    Readout,
+    SpikingLayer,
+    check_binary_input,
+    delay_structure,
+    per_neuron_delays,
+    stored_sparse,
+)
+from delaydeploy.reference import Simulation
 
 SYNAPSES = ("fast", "stock")
 DEFAULT_LANES = 256  # samples side by side in a laned graph

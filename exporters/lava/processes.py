@@ -36,6 +36,8 @@ adapter.
 from __future__ import annotations
 
 import delaydeploy.exporters.lava.env  # noqa: F401  (first: makes Lava importable after tqdm)
+
+# isort: split
 import typing as ty
 
 import numpy as np
@@ -49,9 +51,9 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import DelayDense
-from lava.proc.sparse.process import DelaySparse
 from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloat
 from lava.proc.lif.process import AbstractLIF
+from lava.proc.sparse.process import DelaySparse
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 from scipy import sparse
 from scipy.sparse import csr_matrix

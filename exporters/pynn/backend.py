@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from delaydeploy.errors import DelayDeployError
-from delaydeploy.ir import Network
-from delaydeploy.reference import Simulation
 from delaydeploy.exporters.pynn import run as packaged_script
 from delaydeploy.exporters.pynn.files import SCRIPT_FILE, network_files
 from delaydeploy.exporters.pynn.model import to_pynn
+from delaydeploy.ir import Network
+from delaydeploy.reference import Simulation
 
 NEST_MISSING = ("the nest backend needs NEST and PyNN (pip install 'delaydeploy[nest]', "
                 "or pip install nest-simulator==3.10.0 pynn==0.13.0)")

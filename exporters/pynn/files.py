@@ -11,10 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from delaydeploy.ir import Network
 from delaydeploy.exporters.pynn import run as packaged_script
 from delaydeploy.exporters.pynn.model import to_pynn
-from delaydeploy.exporters.pynn.spinnaker import check_spinnaker, delay_slots, map_virtual, summed_weight_peaks, weight_grid
+from delaydeploy.exporters.pynn.spinnaker import (
+    check_spinnaker,
+    delay_slots,
+    map_virtual,
+    summed_weight_peaks,
+    weight_grid,
+)
+from delaydeploy.ir import Network
 
 MODEL_FILE = "pynn_model.json"
 CONNECTIONS_FILE = "pynn_connections.npz"
