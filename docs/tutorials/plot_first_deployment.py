@@ -17,8 +17,8 @@ test suite runs it, so it cannot rot.
 # -----
 # The synthetic task has 8 classes that differ only in the relative timing of spikes on 12
 # channels: without delays it cannot be learned. Four epochs on 1,536 training samples
-# (about ten seconds) are enough to see the delays at work. ``train_preset`` is what ``delaydeploy train``
-# runs; it saves a checkpoint (a plain dict of tensors, read back with
+# (about ten seconds) are enough to see the delays at work. ``train_preset`` is what
+# ``delaydeploy train`` runs; it saves a checkpoint (a plain dict of tensors, read back with
 # ``torch.load(weights_only=True)``).
 import tempfile
 from pathlib import Path
@@ -30,9 +30,10 @@ from matplotlib.ticker import MaxNLocator
 from delaydeploy.training import train_preset
 
 folder = Path(tempfile.mkdtemp(prefix="delaydeploy-tutorial-"))
-outcome = train_preset("synthetic", output=str(folder / "model.pt"), epochs=4, max_samples=1536, seed=0,
-                       progress=False)
-print(f"test accuracy with rounded delays: {outcome.test_accuracy_rounded:.1%} (512 test samples)")
+outcome = train_preset("synthetic", output=str(folder / "model.pt"), epochs=4,
+                       max_samples=1536, seed=0, progress=False)
+accuracy = outcome.test_accuracy_rounded
+print(f"test accuracy with rounded delays: {accuracy:.1%} (512 test samples)")
 
 # %%
 # Lower to the deployment IR
@@ -45,7 +46,8 @@ from delaydeploy.artifacts import load_artifact
 model = load_artifact(folder / "model.pt")
 network = model.network
 for layer in network.layers:
-    print(f"{layer.name}: {layer.in_size} -> {layer.size}, delays {layer.delays.min()}..{layer.delays.max()}")
+    delays = f"{layer.delays.min()}..{layer.delays.max()}"
+    print(f"{layer.name}: {layer.in_size} -> {layer.size}, delays {delays}")
 
 # %%
 # Simulate with the reference
@@ -102,6 +104,7 @@ for axis, (name, spikes) in zip(axes, panels):
     axis.set_ylabel(name)
     axis.yaxis.set_major_locator(MaxNLocator(integer=True))
 axes[-1].set_xlabel("time step")
-axes[0].set_title(f"sample {sample}: label {int(labels[sample])}, predicted {int(expected.prediction()[sample])}")
+predicted = int(expected.prediction()[sample])
+axes[0].set_title(f"sample {sample}: label {int(labels[sample])}, predicted {predicted}")
 figure.tight_layout()
 plt.show()
