@@ -21,6 +21,7 @@ folded into biases and has none left to adapt.
 from __future__ import annotations
 
 import os
+from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,7 @@ def adapt_checkpoint(path: str | os.PathLike, output: str | os.PathLike, *, data
         raise CheckpointError(f"{path}: the network has no BatchNorm layers to adapt (a fine-tuned checkpoint has "
                               "them folded into biases: adapt the trained checkpoint it came from)")
     _, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples, test_speakers)
+    assert isinstance(test_set, Sized)  # every dataset here has a length; torch's Dataset type declares none
     if samples is not None and samples > len(test_set):
         raise DelayDeployError(f"--samples {samples}: the test split has only {len(test_set)} samples")
     chosen = (list(range(len(test_set))) if samples is None else

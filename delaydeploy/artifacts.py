@@ -11,6 +11,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 
@@ -20,6 +21,9 @@ from delaydeploy.fixed_point import FixedNetwork
 from delaydeploy.ir import Network
 from delaydeploy.ir_file import IR_SUFFIX, load_network
 from delaydeploy.lowering import lower
+
+if TYPE_CHECKING:
+    from delaydeploy.bundle import Bundle
 
 
 @dataclass
@@ -32,7 +36,7 @@ class Artifact:
     semantics: str = "streaming"
     checkpoint: Checkpoint | None = None
     fixed: FixedNetwork | None = None
-    bundle: object | None = None  # delaydeploy.bundle.Bundle
+    bundle: Bundle | None = None
 
     @property
     def dataset(self) -> dict | None:

@@ -90,8 +90,8 @@ def first_difference(actual: Any, expected: Any, where: str = "") -> tuple[str, 
         unequal = ~((actual == expected) | (np.isnan(actual) & np.isnan(expected))
                     if np.issubdtype(expected.dtype, np.floating) else actual == expected)
         if unequal.any():
-            index = tuple(int(i) for i in np.argwhere(unequal)[0])
-            return f"{where}[{', '.join(map(str, index))}]", actual[index].item(), expected[index].item()
+            position = tuple(int(i) for i in np.argwhere(unequal)[0])
+            return f"{where}[{', '.join(map(str, position))}]", actual[position].item(), expected[position].item()
         return None
     if type(actual) is not type(expected) and not (_number(actual) and _number(expected)):
         return where, actual, expected
@@ -143,15 +143,15 @@ def _check_vectors(bundle: Bundle) -> None:
     names = [layer.name for layer in bundle.network.layers]
     tolerance = 0.0 if bundle.fixed is not None else READOUT_TOLERANCE
     stored = bundle.expected()
-    for index, name in enumerate(names):
+    for index in range(len(names)):
         key = f"spikes_{index}"
         if bundle.vectors[key].shape != expected[key].shape:
             _raise(VECTORS_FILE, (f"{key} (shape)", bundle.vectors[key].shape, expected[key].shape))
     if bundle.vectors["readout"].shape != expected["readout"].shape:
         _raise(VECTORS_FILE, ("readout (shape)", bundle.vectors["readout"].shape, expected["readout"].shape))
     result = compare(oracle, stored, names, tolerance)
-    if not result.ok:
-        divergence = result.first_divergence
+    divergence = result.first_divergence
+    if divergence is not None:
         raise _Differs(VECTORS_FILE, f"{divergence.layer}, neuron {divergence.neuron}, time step "
                                f"{divergence.step}, sample {divergence.sample}: {divergence.actual!r} against "
                                f"expected {divergence.expected!r} (the oracle's run of the bundle's inputs)")

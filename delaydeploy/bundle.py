@@ -36,7 +36,7 @@ from delaydeploy.checkpoint import package_versions
 from delaydeploy.errors import BundleError, DelayDeployError
 from delaydeploy.fileio import atomic_directory
 from delaydeploy.fixed_point import DELAY_MAX, FixedNetwork
-from delaydeploy.ir import Network, delay_structure
+from delaydeploy.ir import Network, SpikingLayer, delay_structure
 from delaydeploy.ir_file import (
     IR_SUFFIX,
     fixed_network_from_bytes,
@@ -91,7 +91,8 @@ class Bundle:
         spikes = [torch.from_numpy(self.vectors[f"spikes_{i}"]) for i in range(len(names))]
         readout = torch.from_numpy(self.vectors["readout"])
         if self.fixed is not None:
-            return FixedSimulation(spikes, readout, decision=self.fixed.decision, readout_scale=self.fixed.readout_scale)
+            return FixedSimulation(spikes, readout, decision=self.fixed.decision,
+                                   readout_scale=self.fixed.readout_scale)
         return Simulation(spikes, readout, self.network.decision)
 
 
@@ -123,9 +124,12 @@ def estimate_resources(network: Network) -> dict[str, int | float]:
         else:
             granularity, steps = structure
             longest = int(steps.max(initial=0))
-            stage_slots = stage.size * (longest + 1) if granularity == "dendritic" else stage.size + steps.size * longest
+            stage_slots = (stage.size * (longest + 1) if granularity == "dendritic"
+                           else stage.size + steps.size * longest)
             stage_bits = stage_synapses * 8 + steps.size * 6
-        if getattr(stage, "is_recurrent", False):  # recurrent synapses keep their delays per synapse
+        # recurrent synapses keep their delays per synapse
+        if isinstance(stage, SpikingLayer) and stage.recurrent_weights is not None \
+                and stage.recurrent_delays is not None:
             recurrent_synapses = int(np.count_nonzero(stage.recurrent_weights))
             stage_synapses += recurrent_synapses
             stage_bits += recurrent_synapses * 14
@@ -234,7 +238,8 @@ def _check_dataset_record(manifest_path: Path, record: Any) -> None:
 
     if record is None:
         return
-    if not (isinstance(record, dict) and record.get("preset") in PRESET_NAMES and isinstance(record.get("options"), dict)):
+    if not (isinstance(record, dict) and record.get("preset") in PRESET_NAMES
+            and isinstance(record.get("options"), dict)):
         raise BundleError(f"{manifest_path}: 'dataset' must name a preset ({', '.join(PRESET_NAMES)}) and its "
                           f"options, not {record!r}")
 

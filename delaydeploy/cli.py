@@ -110,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise DelayDeployError(f"{args.artifact}: --continuous needs a checkpoint")
     if args.continuous or (artifact.checkpoint is not None and semantics != artifact.semantics):
         # rebuilt in the asked semantics (official pads every stage); otherwise its lowering is the artifact's
+        assert artifact.checkpoint is not None  # --continuous without one was refused above
         config = artifact.checkpoint.config
         config = dataclasses.replace(config, semantics=semantics,
                                      tail_steps=None if semantics == "official" else config.tail_steps)
@@ -208,7 +209,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     artifact = load_artifact(args.artifact)
     if args.input is None and artifact.bundle is None:
         raise DelayDeployError(f"{args.artifact}: a {artifact.kind} holds no test vectors; give the input with --input")
-    x = _load_input(args.input) if args.input else artifact.bundle.inputs
+    if args.input:
+        x = _load_input(args.input)
+    else:
+        assert artifact.bundle is not None  # refused above
+        x = artifact.bundle.inputs
     oracle = oracle_backend(artifact)
     expected = run_backend(artifact, oracle, x)
     actual = read_results(args.results, artifact.network, expected, x.shape[0])
@@ -440,7 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check an artifact spike for spike against the reference")
     verify.add_argument("artifact")
     verify.add_argument("--backend", choices=BACKENDS)
-    verify.add_argument("--tolerance", type=finite_number(positive=False), default=1e-9, help="readout tolerance (float64)")
+    verify.add_argument("--tolerance", type=finite_number(positive=False), default=1e-9,
+                        help="readout tolerance (float64)")
     verify.add_argument("--trusted-key", metavar="PUB.pem",
                         help="refuse the bundle unless this public key signed it and no file changed since")
     _add_workers_option(verify)

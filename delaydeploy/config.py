@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from delaydeploy.errors import CheckpointError
 from delaydeploy.ir import DECISION_RULES, DEFAULT_DECISION, DELAY_GRANULARITIES, INPUT_KINDS
@@ -300,7 +300,8 @@ class Preset:
 
 
 def _as_plain(config: Any) -> dict[str, Any]:
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(config).items()}
+    return {key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(config).items()}
 
 
 _PLAIN_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
@@ -330,7 +331,7 @@ def _matches(annotation: str, value: Any) -> bool:
 
 def _from_plain(cls: type, data: dict[str, Any]) -> Any:
     """``cls(**data)`` for a dict read from a file: unknown fields and wrong types are refused."""
-    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    fields = {f.name: cast(str, f.type) for f in dataclasses.fields(cls)}  # postponed annotations: strings
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise CheckpointError(f"{cls.__name__}: unknown fields {unknown}")
@@ -403,7 +404,8 @@ def _delrec_shd() -> Preset:
     train = TrainConfig(epochs=150, batch_size=256, lr_weights=5e-3, lr_positions=5e-2, one_cycle_factor=1.0,
                         optimizer="adamw")
     return Preset("delrec_shd", "shd", network, train, "DelRec SHD: recurrent delays in layer 2 (Queant et al. 2025)",
-                  dataset_options={"frames": "onset_grid", "dt": 0.01}, augmentation={"kind": "tripled", "shift_max": 100, "thin_p": 0.5})
+                  dataset_options={"frames": "onset_grid", "dt": 0.01},
+                  augmentation={"kind": "tripled", "shift_max": 100, "thin_p": 0.5})
 
 
 def _delrec_shd_equiparam() -> Preset:

@@ -154,6 +154,7 @@ def _native_product(x: torch.Tensor, weights: torch.Tensor, delays: torch.Tensor
     delays = delays.to(torch.int64).contiguous()  # the kernel reads int64
     out = torch.empty(steps, batch, outputs, dtype=x.dtype)
     kernel = native.delayed_product(x.dtype)
+    assert kernel is not None  # taken only where _uses_native found the kernel
     if kernel(x.data_ptr(), weights.data_ptr(), delays.data_ptr(), out.data_ptr(), steps, batch, inputs, outputs,
               int(advance)):
         raise MemoryError(f"delayed product: no memory for its working buffers ({outputs} x {inputs} synapses, "
@@ -168,6 +169,7 @@ def _native_correlation(x: torch.Tensor, grad: torch.Tensor, delays: torch.Tenso
     x, delays = x.detach().contiguous(), delays.to(torch.int64).contiguous()
     grad_weights = torch.empty(outputs, inputs, dtype=x.dtype)
     kernel = native.delayed_correlation(x.dtype)
+    assert kernel is not None  # taken only after a forward through the kernel
     if kernel(x.data_ptr(), grad.data_ptr(), delays.data_ptr(), grad_weights.data_ptr(), steps, batch, inputs,
               outputs):
         raise MemoryError(f"delayed correlation: no memory for rows of {batch} samples x {steps} steps for "

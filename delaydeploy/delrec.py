@@ -25,6 +25,7 @@ from collections.abc import Callable
 import delaydeploy.spikingjelly_env  # noqa: F401  (first: quiet, slayer-free import)
 
 # isort: split
+import spikingjelly.activation_based.base
 import torch
 from spikingjelly.activation_based import layer
 from torch import nn
@@ -70,8 +71,11 @@ class RecurrentDelayLIF(nn.Module):
     ``use_sig_p``); without, all share ``1 + sigma``.
     """
 
-    def __init__(self, size: int, neuron_factory: Callable[..., nn.Module], *, max_delay: int = 62,
-                 dropout: float = 0.0, delay_init: str = "uniform", learn_spread: bool = False) -> None:
+    sigma: torch.Tensor  # a buffer: the spread's sigma, shared
+
+    def __init__(self, size: int, neuron_factory: Callable[..., spikingjelly.activation_based.base.MemoryModule], *,
+                 max_delay: int = 62, dropout: float = 0.0, delay_init: str = "uniform",
+                 learn_spread: bool = False) -> None:
         super().__init__()
         self.size = size
         self.max_delay = max_delay
@@ -104,6 +108,7 @@ class RecurrentDelayLIF(nn.Module):
     def forward(self, x: torch.Tensor, rounded: bool = False) -> torch.Tensor:
         """Spikes ``[T, B, N]`` for input current ``x``; ``rounded`` uses the deployed integer delays."""
         _, batch, size = x.shape
+        sigma: float | torch.Tensor
         if rounded:
             delays, sigma = self.integer_delays().to(x.dtype), 0.0
         else:

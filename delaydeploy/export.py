@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def export(artifact: Artifact, target: str, output: str | os.PathLike, inputs: n
         from delaydeploy.signing import key_fingerprint
 
         key_fingerprint(sign_key, private=True)
-    recorded = {"dataset": artifact.dataset, "sign_key": sign_key}
+    recorded: dict[str, Any] = {"dataset": artifact.dataset, "sign_key": sign_key}
     network = artifact.network
     if target == "nir":
         from delaydeploy.exporters.nir import write_nir

@@ -136,7 +136,8 @@ def select_method(batch: int, in_channels: int, out_channels: int, length: int, 
     outputs = length - taps + 1
     direct = 3.0 * outputs * taps * batch * in_channels * out_channels
     blocks = _dft_blocks(batch, in_channels, out_channels, outputs, taps)
-    return "dft" if direct > _MIN_GAIN * _dft_cost(batch, in_channels, out_channels, outputs, taps, blocks) else "direct"
+    dft = _dft_cost(batch, in_channels, out_channels, outputs, taps, blocks)
+    return "dft" if direct > _MIN_GAIN * dft else "direct"
 
 
 def _dft_cost(batch: int, in_channels: int, out_channels: int, outputs: int, taps: int, blocks: int) -> float:
@@ -185,7 +186,8 @@ def _dft_matrices(size: int, taps: int, step: int, dtype: torch.dtype,
     signal = torch.cat([cos_x - sin_x, cos_x, -sin_x])
     kernel = torch.cat([cos_k, sin_k - cos_k, cos_k + sin_k])
     inverse = torch.cat([scale * (cos_y - sin_y), -scale * sin_y, -scale * cos_y])
-    return tuple(m.to(dtype=dtype, device=device) for m in (signal, kernel, inverse))
+    signal, kernel, inverse = (m.to(dtype=dtype, device=device) for m in (signal, kernel, inverse))
+    return signal, kernel, inverse
 
 
 def _dft_conv(x: torch.Tensor, kernel: torch.Tensor, blocks: int) -> torch.Tensor:

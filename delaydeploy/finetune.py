@@ -40,9 +40,10 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -65,9 +66,9 @@ from delaydeploy.fixed_point import (
 )
 from delaydeploy.fixed_reference import FixedLIFParams, fixed_lif_step, straight_through
 from delaydeploy.ir import Network, Readout, SpikingLayer
-from delaydeploy.layers import DelayLinear
+from delaydeploy.layers import DelayLinear, Linear
 from delaydeploy.lowering import lower
-from delaydeploy.model import DelaySNN, loss_function
+from delaydeploy.model import DelaySNN, HiddenBlock, loss_function
 from delaydeploy.quantize import quantize
 from delaydeploy.reference import own_steps, predict, simulate
 from delaydeploy.training import make_loader, preset_splits
@@ -95,10 +96,11 @@ def config_for_network(network: Network, template: NetworkConfig) -> NetworkConf
     if neuron is not None and neuron.threshold_rule != ">=":
         raise IRValidationError(f"a DelaySNN fires on '>=', the IR's layers on {neuron.threshold_rule!r}")
     readout_tau = None if network.readout.tau == tau else network.readout.tau
-    changes = dict(input_size=network.input_size, hidden_sizes=tuple(layer.size for layer in network.layers),
-                   num_classes=network.num_classes, tau=tau, readout_tau=readout_tau, decision=network.decision,
-                   batchnorm=False, bias=True, input_kind=network.input_kind, dt=network.dt,
-                   tail_steps=None if template.semantics == "official" else network.tail_steps)
+    changes: dict[str, Any] = dict(
+        input_size=network.input_size, hidden_sizes=tuple(layer.size for layer in network.layers),
+        num_classes=network.num_classes, tau=tau, readout_tau=readout_tau, decision=network.decision,
+        batchnorm=False, bias=True, input_kind=network.input_kind, dt=network.dt,
+        tail_steps=None if template.semantics == "official" else network.tail_steps)
     if neuron is not None:
         changes.update(threshold=neuron.threshold, reset=neuron.reset)
     try:
@@ -108,7 +110,7 @@ def config_for_network(network: Network, template: NetworkConfig) -> NetworkConf
     if config.tail != network.tail_steps:
         raise IRValidationError(f"the IR appends {network.tail_steps} tail steps, {config.semantics} semantics "
                                 f"with kernel size {config.kernel_size} append {config.tail}")
-    stages = [*network.layers, network.readout]
+    stages: list[SpikingLayer | Readout] = [*network.layers, network.readout]
     for stage, has_delays, recurrent in zip(stages, config.stage_has_delays,
                                             (*config.layer_is_recurrent, False)):
         _check_stage(stage, config, has_delays, recurrent)
@@ -123,12 +125,13 @@ def _check_stage(stage: SpikingLayer | Readout, config: NetworkConfig, has_delay
     tail = config.official_tail if has_delays and config.semantics == "official" else 0
     if stage.official_tail != tail:
         raise IRValidationError(f"{stage.name!r}: official_tail {stage.official_tail}, the configuration gives {tail}")
-    is_recurrent = isinstance(stage, SpikingLayer) and stage.is_recurrent
+    recurrent_delays = stage.recurrent_delays if isinstance(stage, SpikingLayer) else None
+    is_recurrent = recurrent_delays is not None
     if is_recurrent != recurrent:
         raise IRValidationError(f"{stage.name!r}: recurrent {is_recurrent} in the IR, {recurrent} in the template")
-    if is_recurrent:
-        per_source = stage.recurrent_delays[0]
-        if np.any(stage.recurrent_delays != per_source):
+    if recurrent_delays is not None:
+        per_source = recurrent_delays[0]
+        if np.any(recurrent_delays != per_source):
             raise IRValidationError(f"{stage.name!r}: DelRec has one recurrent delay per presynaptic neuron, "
                                     "the IR's differ within a column")
         if per_source.max(initial=0) > config.max_recurrent_delay:
@@ -136,7 +139,7 @@ def _check_stage(stage: SpikingLayer | Readout, config: NetworkConfig, has_delay
                                     f"max_recurrent_delay {config.max_recurrent_delay}")
 
 
-def _set_synapses(module: nn.Module, stage: SpikingLayer | Readout) -> None:
+def _set_synapses(module: DelayLinear | Linear, stage: SpikingLayer | Readout) -> None:
     weights = torch.from_numpy(stage.weights)
     if isinstance(module, DelayLinear):
         module.dcls.weight[:, :, 0] = weights
@@ -144,6 +147,7 @@ def _set_synapses(module: nn.Module, stage: SpikingLayer | Readout) -> None:
         module.set_sigma(0.0)
     else:
         module.weight.copy_(weights)
+    assert module.bias is not None  # config_for_network gives every stage a bias
     module.bias.copy_(torch.from_numpy(stage.bias))
 
 
@@ -151,9 +155,9 @@ def model_from_network(network: Network, template: NetworkConfig) -> DelaySNN:
     """A float64 :class:`DelaySNN` whose :func:`~delaydeploy.lowering.lower` equals ``network``."""
     model = DelaySNN(config_for_network(network, template)).double()
     with torch.no_grad():
-        for block, layer in zip(model.blocks, network.layers):
+        for block, layer in zip(cast("Iterable[HiddenBlock]", model.blocks), network.layers):
             _set_synapses(block.synapses, layer)
-            if layer.is_recurrent:
+            if layer.recurrent_weights is not None and layer.recurrent_delays is not None:
                 block.neuron.recurrent_weights.copy_(torch.from_numpy(layer.recurrent_weights))
                 block.neuron.recurrent_delays.copy_(torch.from_numpy(layer.recurrent_delays[0]))
                 block.neuron.set_sigma(0.0)
@@ -171,6 +175,7 @@ def dataset_splits(checkpoint: Checkpoint, data_dir: str | os.PathLike | None, m
     recorded (:meth:`delaydeploy.checkpoint.Checkpoint.dataset_options`), and its time step must be the network's.
     """
     options = checkpoint.dataset_options(test_speakers)
+    assert checkpoint.preset is not None  # dataset_options refuses a checkpoint without one
     preset = get_preset(checkpoint.preset)
     train_set, test_set = preset_splits(dataclasses.replace(preset, dataset_options=options), data_dir, max_samples)
     whole = train_set.dataset if isinstance(train_set, torch.utils.data.Subset) else train_set
@@ -196,6 +201,7 @@ def evaluate_reference(network: Network, loader: DataLoader, progress: bool = Fa
 
 def data_peak(dataset: Dataset, progress: bool = False) -> float:
     """``max |x|`` over a dataset: the only property of calibration data that ``quantize`` uses."""
+    assert isinstance(dataset, Sized)  # every dataset here has a length; torch's Dataset type declares none
     peak = 0.0
     for index in tqdm(range(len(dataset)), desc="calibration peak", disable=not progress, leave=False):
         peak = max(peak, float(dataset[index][0].abs().max()))
@@ -213,6 +219,7 @@ def calibration_samples(dataset: Dataset, peak: float, count: int = 4) -> np.nda
 
     Exported with these as inputs (test vectors), a model quantises exactly as in fine-tuning.
     """
+    assert isinstance(dataset, Sized)  # every dataset here has a length; torch's Dataset type declares none
     first = next((i for i in range(len(dataset)) if float(dataset[i][0].abs().max()) == peak), 0)
     indices = [first] + [i for i in range(min(count, len(dataset))) if i != first][: count - 1]
     return pad_collate([dataset[i] for i in indices])[0].double().numpy()
@@ -244,7 +251,8 @@ def _lif(a: torch.Tensor, layer: FixedLayer, bias: torch.Tensor, alpha: float,
         return _spike(voltage, params.threshold, unit, alpha)
 
     u = v = torch.zeros_like(a[0])
-    spikes, trace = [], []
+    spikes: list[torch.Tensor] = []
+    trace: list[torch.Tensor] = []
     for t, a_t in enumerate(a.unbind(0)):  # (unbind: one stacked gradient, not a zeroed [T, B, N] per step)
         for delay, weights_t in recurrence or ():
             if t - 1 - delay >= 0:
@@ -294,11 +302,11 @@ class QuantizedTrainingModel(nn.Module):
         self.biases = nn.ParameterList(nn.Parameter(torch.from_numpy(stage.bias.copy())) for stage in stages)
         self.recurrent = nn.ParameterDict({
             str(index): nn.Parameter(torch.from_numpy(layer.recurrent_weights.copy()))
-            for index, layer in enumerate(network.layers) if layer.is_recurrent})
+            for index, layer in enumerate(network.layers) if layer.recurrent_weights is not None})
         self._present = [torch.from_numpy(stage.weights != 0) for stage in stages]
         self._masks = [_group_masks(stage.delays) for stage in stages]
         self._recurrent_masks = {str(index): _group_masks(layer.recurrent_delays)
-                                 for index, layer in enumerate(network.layers) if layer.is_recurrent}
+                                 for index, layer in enumerate(network.layers) if layer.recurrent_delays is not None}
 
     def network(self) -> Network:
         """The current float IR (delays, neurons and metadata of the original)."""
@@ -346,7 +354,7 @@ class QuantizedTrainingModel(nn.Module):
         bias = straight_through(torch.as_tensor(layer.bias_mant << layer.bias_exp, dtype=torch.float64),
                                 self.biases[index] * (2.0**ACTIVATION_SHIFT * layer.scale))
         recurrence = None
-        if layer.is_recurrent:
+        if layer.recurrent_weights is not None:
             factor = layer.scale * 2.0**-layer.recurrent_weight_exp
             exact = torch.as_tensor(effective_weights(layer.recurrent_weights), dtype=torch.float64)
             recurrent = straight_through(exact, self.recurrent[str(index)] * factor)
@@ -480,6 +488,7 @@ def _finetune_checkpoint(path: str | Path, output: str | Path, target: str, data
               file=sys.stderr)
     network = lower(checkpoint.build_model())
     train_set, test_set, dataset = dataset_splits(checkpoint, data_dir, max_samples, test_speakers)
+    assert isinstance(test_set, Sized)  # every dataset here has a length; torch's Dataset type declares none
     peak = data_peak(train_set, progress)
     batch = batch_size or (checkpoint.train_config.batch_size if checkpoint.train_config else 64)
     test_loader = make_loader(test_set, batch, shuffle=False)

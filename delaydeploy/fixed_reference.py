@@ -144,7 +144,7 @@ def run_fixed_layer(layer: FixedLayer, x: torch.Tensor) -> FixedTrace:
     a = feedforward_activation(x, layer)
     params = FixedLIFParams.from_layer(layer, device)
     recurrence = (_delay_groups(layer.recurrent_weights, layer.recurrent_delays, device)
-                  if layer.is_recurrent else [])
+                  if layer.recurrent_weights is not None and layer.recurrent_delays is not None else [])
     steps, batch = a.shape[:2]
     spikes = torch.zeros(steps, batch, layer.size, dtype=torch.float64, device=device)
     u_trace, v_trace = torch.empty_like(a), torch.empty_like(a)

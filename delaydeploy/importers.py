@@ -86,6 +86,7 @@ class _Conversion:
         """DCLS positions within ``[-K//2, K//2]`` (its clamp) and recurrent delays ``>= 0`` (DelRec's;
         a delay above the Loihi 2 limit is the export's to refuse)."""
         half = config.kernel_size // 2
+        high: float  # the kernel's half width, or no bound
         for ours, value in self.converted.items():
             if ours.endswith(".dcls.P"):
                 low, high, what = -half, half, f"positions of a {config.kernel_size}-tap kernel"
@@ -168,7 +169,7 @@ def import_snn_delays(state: dict[str, Any], preset: str, *, hidden: int | None 
     conversion = _Conversion(state, source)
     config = _config(preset, hidden, layers, semantics="official")
     stride = _snn_delays_layout(state, config, preset, source)
-    stages = [(f"blocks.{l}.synapses", l * stride) for l in range(len(config.hidden_sizes))]
+    stages = [(f"blocks.{layer}.synapses", layer * stride) for layer in range(len(config.hidden_sizes))]
     stages.append(("readout", len(config.hidden_sizes) * stride))
     for ours, index in stages:
         for name in ("weight", "P", "SIG"):
@@ -176,9 +177,9 @@ def import_snn_delays(state: dict[str, Any], preset: str, *, hidden: int | None 
         if config.bias:
             conversion.take(f"{ours}.dcls.bias", f"model.{index}.bias")
     if config.batchnorm:
-        for l in range(len(config.hidden_sizes)):
+        for layer in range(len(config.hidden_sizes)):
             for name in _BN_KEYS:
-                conversion.take(f"blocks.{l}.norm.{name}", f"model.{l * stride + 1}.{name}")
+                conversion.take(f"blocks.{layer}.norm.{name}", f"model.{layer * stride + 1}.{name}")
     return conversion.finish(config, preset)
 
 
@@ -252,7 +253,7 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
     def is_recurrent(index: int) -> bool:
         return any(f"layers.{index}.{name}" in state for name in (*_RECURRENT_KEYS, "p_spread"))
 
-    synapse_indices = [l * stride for l in range(count)] + [count * stride]
+    synapse_indices = [layer * stride for layer in range(count)] + [count * stride]
     delay_stages = tuple(is_dcls(i) for i in synapse_indices)
     if preset in ("delrec_shd", "delrec_shd_equiparam"):
         _check_delrec_shd_recipe(state, preset, source)
@@ -262,7 +263,7 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
     timing = ({"semantics": "official"} if preset == "delrec_shd" and any(delay_stages)
               else {"semantics": "streaming", "tail_steps": 0})
     config = _config(preset, hidden, layers, delay_stages=delay_stages,
-                     recurrent_layers=tuple(is_recurrent(l * stride + neuron_offset) for l in range(count)),
+                     recurrent_layers=tuple(is_recurrent(layer * stride + neuron_offset) for layer in range(count)),
                      **timing)
     conversion = _Conversion(state, source)
 
@@ -278,15 +279,15 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
         if config.bias:
             conversion.take(f"{prefix}.bias", f"layers.{index}.bias")
 
-    for l in range(count):
-        base = l * stride
-        ours = f"blocks.{l}"
-        synapses(f"{ours}.synapses", base, l)
+    for layer in range(count):
+        base = layer * stride
+        ours = f"blocks.{layer}"
+        synapses(f"{ours}.synapses", base, layer)
         if norm_offset is not None:
             for name in _BN_KEYS:
                 conversion.take(f"{ours}.norm.{name}", f"layers.{base + norm_offset}.{name}")
         neuron_index = base + neuron_offset
-        if config.layer_is_recurrent[l]:
+        if config.layer_is_recurrent[layer]:
             for name in _RECURRENT_KEYS:
                 conversion.take(f"{ours}.neuron.{name}", f"layers.{neuron_index}.{name}")
             conversion.converted[f"{ours}.neuron.sigma"] = torch.zeros(())
@@ -296,7 +297,7 @@ def import_delrec(state: dict[str, Any], preset: str, *, hidden: int | None = No
             elif spread in conversion.remaining:
                 conversion.take(f"{ours}.neuron.spread_logits", spread)
             else:
-                conversion.converted[f"{ours}.neuron.spread_logits"] = torch.zeros(config.hidden_sizes[l])
+                conversion.converted[f"{ours}.neuron.spread_logits"] = torch.zeros(config.hidden_sizes[layer])
     synapses("readout", count * stride, count)
     return conversion.finish(config, preset)
 

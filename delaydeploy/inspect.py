@@ -57,7 +57,7 @@ def describe(artifact: Artifact) -> str:
                      f"threshold {neuron.threshold:g}, spike if v {neuron.threshold_rule} threshold, "
                      f"{neuron.reset} reset); {synapses}, delays {_delay_range(layer.weights, layer.delays)}")
         lines.extend(_histogram(delays))
-        if layer.is_recurrent:
+        if layer.recurrent_delays is not None:
             lines.append(f"    recurrent {layer.size} -> {layer.size}: delays {layer.recurrent_delays.min()}.."
                          f"{layer.recurrent_delays.max()} (+1 step synaptic latency)")
     readout = network.readout

@@ -52,7 +52,7 @@ RESET_KINDS: tuple[str, ...] = ("hard", "soft")
 THRESHOLD_RULES: tuple[str, ...] = (">=", ">")
 #: How a network turns its readout into a class (see the module docstring).
 DECISION_RULES: tuple[str, ...] = ("summed_softmax", "summed_output")
-DEFAULT_DECISION = "summed_softmax"
+DEFAULT_DECISION: DecisionRule = "summed_softmax"
 
 
 def _float_matrix(where: str, name: str, value: object, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -315,4 +315,5 @@ class Network:
     @property
     def max_recurrent_delay(self) -> int:
         """Largest recurrent delay ``E`` (the synapse adds one more step), 0 if none."""
-        return max((int(layer.recurrent_delays.max(initial=0)) for layer in self.layers if layer.is_recurrent), default=0)
+        return max((int(layer.recurrent_delays.max(initial=0)) for layer in self.layers
+                    if layer.recurrent_delays is not None), default=0)

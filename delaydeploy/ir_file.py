@@ -17,6 +17,7 @@ import os
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,8 @@ class _Archive:
         found = (self.header.get("format"), self.header.get("format_version"))
         if found != (expected_format, FORMAT_VERSION):
             raise IRValidationError(
-                f"{source}: format {found[0]!r} version {found[1]!r}, expected {expected_format!r} version {FORMAT_VERSION}"
+                f"{source}: format {found[0]!r} version {found[1]!r}, "
+                f"expected {expected_format!r} version {FORMAT_VERSION}"
             )
 
     def array(self, name: str) -> np.ndarray:
@@ -99,7 +101,7 @@ def network_to_bytes(network: Network) -> bytes:
         arrays[f"{prefix}.weights"] = layer.weights
         arrays[f"{prefix}.delays"] = layer.delays
         arrays[f"{prefix}.bias"] = layer.bias
-        if layer.is_recurrent:
+        if layer.recurrent_weights is not None and layer.recurrent_delays is not None:
             arrays[f"{prefix}.recurrent_weights"] = layer.recurrent_weights
             arrays[f"{prefix}.recurrent_delays"] = layer.recurrent_delays
         layers.append(
@@ -203,7 +205,7 @@ def fixed_network_to_bytes(network: FixedNetwork) -> bytes:
         prefix = f"stage{index}"
         for name in ("weights", "delays", "bias_mant", "bias_exp"):
             arrays[f"{prefix}.{name}"] = getattr(layer, name)
-        if layer.is_recurrent:
+        if layer.recurrent_weights is not None and layer.recurrent_delays is not None:
             arrays[f"{prefix}.recurrent_weights"] = layer.recurrent_weights
             arrays[f"{prefix}.recurrent_delays"] = layer.recurrent_delays
         entry = {name: getattr(layer, name) for name in _FIXED_SCALARS}
@@ -237,13 +239,14 @@ def _fixed_network(header: dict, array: Callable[[str], np.ndarray]) -> FixedNet
     stages = []
     for entry in header["stages"]:
         prefix = entry["arrays"]
-        recurrent = {}
+        recurrent: dict[str, Any] = {}
         if entry["recurrent"]:
             recurrent = {"recurrent_weights": array(f"{prefix}.recurrent_weights"),
                          "recurrent_delays": array(f"{prefix}.recurrent_delays")}
         stages.append(FixedLayer(
             name=entry["name"],
-            **{name: array(f"{prefix}.{name}") for name in ("weights", "delays", "bias_mant", "bias_exp")},
+            weights=array(f"{prefix}.weights"), delays=array(f"{prefix}.delays"),
+            bias_mant=array(f"{prefix}.bias_mant"), bias_exp=array(f"{prefix}.bias_exp"),
             **{name: entry[name] for name in _FIXED_SCALARS},
             **recurrent,
         ))

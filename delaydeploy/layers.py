@@ -8,6 +8,8 @@ kernel over ``K`` taps; deployed, it is the integer delay ``D = K//2 - round(P)`
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from DCLS.construct.modules import Dcls1d
 from torch import nn
@@ -25,12 +27,12 @@ class PrunableSynapses:
     synapse kept with probability ``1 - sparsity``), held as the buffer ``synapse_mask`` so that
     a checkpoint restores it; pruned weights are set to 0 now and after every optimiser step."""
 
-    weight: torch.Tensor
-
     def prune(self, sparsity: float) -> None:
         """Draw the mask and zero the pruned weights."""
-        mask = (torch.rand(self.weight.shape) > sparsity).to(self.weight.dtype)
-        self.register_buffer("synapse_mask", mask)
+        module = cast(nn.Module, self)  # the stage's module, which this is mixed into
+        weight = cast(torch.Tensor, module.weight)  # nn.Module's __getattr__ types it Tensor | Module
+        mask = (torch.rand(weight.shape) > sparsity).to(weight.dtype)
+        module.register_buffer("synapse_mask", mask)
         self.zero_pruned()
 
     def zero_pruned(self) -> None:
@@ -38,7 +40,7 @@ class PrunableSynapses:
         mask = getattr(self, "synapse_mask", None)
         if mask is not None:
             with torch.no_grad():
-                self.weight.mul_(mask)
+                cast(torch.Tensor, cast(nn.Module, self).weight).mul_(mask)
 
 
 class DelayLinear(PrunableSynapses, nn.Module):

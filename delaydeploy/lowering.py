@@ -11,13 +11,16 @@ float64.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import numpy as np
 import torch
 from torch import nn
 
 from delaydeploy.delrec import RecurrentDelayLIF
-from delaydeploy.ir import LIFNeuron, Network, Readout, SpikingLayer
-from delaydeploy.layers import DelayLinear
+from delaydeploy.ir import DecisionRule, InputKind, LIFNeuron, Network, Readout, ResetKind, SpikingLayer
+from delaydeploy.layers import DelayLinear, Linear
 from delaydeploy.model import DelaySNN, HiddenBlock, TimeBatchNorm
 
 
@@ -25,7 +28,7 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().to(torch.float64).numpy()
 
 
-def _synapses(module: nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _synapses(module: DelayLinear | Linear) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """``(weights, delays, bias, official_tail)`` of a synaptic stage."""
     weights = _numpy(module.weight)
     bias = np.zeros(weights.shape[0]) if module.bias is None else _numpy(module.bias)
@@ -56,12 +59,15 @@ def _lower_block(block: HiddenBlock, index: int, neuron: LIFNeuron) -> SpikingLa
 def lower(model: DelaySNN, metadata: dict[str, str | int | float | bool] | None = None) -> Network:
     """The deployment IR of ``model`` with rounded delays."""
     config = model.config
-    neuron = LIFNeuron(tau=config.tau, threshold=config.threshold, reset=config.reset, threshold_rule=">=")
-    layers = [_lower_block(block, index, neuron) for index, block in enumerate(model.blocks)]
+    # the configuration's strings are checked when it is made
+    neuron = LIFNeuron(tau=config.tau, threshold=config.threshold, reset=cast(ResetKind, config.reset),
+                       threshold_rule=">=")
+    blocks = cast("Iterable[HiddenBlock]", model.blocks)
+    layers = [_lower_block(block, index, neuron) for index, block in enumerate(blocks)]
     weights, delays, bias, tail = _synapses(model.readout)
     readout = Readout("readout", weights, delays, bias, config.readout_time_constant, tail)
-    provenance = {"source": "delaydeploy.DelaySNN", "kernel_size": config.kernel_size,
-                  "training_semantics": config.semantics}
+    provenance: dict[str, str | int | float | bool] = {
+        "source": "delaydeploy.DelaySNN", "kernel_size": config.kernel_size, "training_semantics": config.semantics}
     provenance.update(metadata or {})
-    return Network(config.input_size, layers, readout, input_kind=config.input_kind, dt=config.dt,
-                   tail_steps=config.tail, metadata=provenance, decision=config.decision)
+    return Network(config.input_size, layers, readout, input_kind=cast(InputKind, config.input_kind), dt=config.dt,
+                   tail_steps=config.tail, metadata=provenance, decision=cast(DecisionRule, config.decision))

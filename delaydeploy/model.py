@@ -89,6 +89,7 @@ def make_lif(config: NetworkConfig, *, threshold: float | None = None, tau: floa
 
 
 def _synapses(config: NetworkConfig, stage: int, in_features: int, out_features: int) -> DelayLinear | Linear:
+    synapses: DelayLinear | Linear
     if not config.stage_has_delays[stage]:
         synapses = Linear(in_features, out_features, bias=config.bias, init=config.linear_init)
     else:
@@ -102,6 +103,9 @@ def _synapses(config: NetworkConfig, stage: int, in_features: int, out_features:
 
 class TimeBatchNorm(nn.BatchNorm1d):
     """BatchNorm1d over a ``[T, B, C]`` sequence, statistics over time x batch (as spikingjelly's)."""
+
+    running_mean: torch.Tensor  # always tracked
+    running_var: torch.Tensor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.flatten(0, 1)).view_as(x)
@@ -195,10 +199,10 @@ class DelaySNN(nn.Module):
 
     def project(self) -> None:
         """After every optimiser step: delays back into their ranges, pruned weights back to 0."""
-        for module in self.delay_layers():
-            module.clamp_positions()
-        for module in self.recurrent_layers():
-            module.clamp_delays()
+        for delay_layer in self.delay_layers():
+            delay_layer.clamp_positions()
+        for recurrent in self.recurrent_layers():
+            recurrent.clamp_delays()
         for module in self.modules():
             if isinstance(module, PrunableSynapses):
                 module.zero_pruned()
@@ -226,12 +230,12 @@ class DelaySNN(nn.Module):
         The continuous forward then stays close to the rounded one but not equal: DCLS's Gaussian
         keeps a width of 0.27 taps at sigma 0, about 0.1 % of each weight on either neighbouring tap.
         """
-        for module in self.delay_layers():
-            module.round_positions()
+        for delay_layer in self.delay_layers():
+            delay_layer.round_positions()
         with torch.no_grad():
-            for module in self.recurrent_layers():
-                module.recurrent_delays.copy_(module.integer_delays().to(module.recurrent_delays.dtype))
-                module.set_sigma(0.0)
+            for recurrent in self.recurrent_layers():
+                recurrent.recurrent_delays.copy_(recurrent.integer_delays().to(recurrent.recurrent_delays.dtype))
+                recurrent.set_sigma(0.0)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """``weights`` (with weight decay), ``norm`` (BatchNorm, no decay), ``delays`` (own optimiser)."""

@@ -49,6 +49,7 @@ its readout on those data. Nothing is clipped silently.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,7 +88,8 @@ def check_delays(network: Network) -> None:
             index = _first(stage.delays > DELAY_MAX)
             raise ConstraintError(f"{where} synapse {index} has delay {stage.delays[tuple(index)]} > {DELAY_MAX} "
                                   "(Loihi 2 limit)")
-        if isinstance(stage, SpikingLayer) and stage.is_recurrent and stage.recurrent_delays.max() > DELAY_MAX:
+        if (isinstance(stage, SpikingLayer) and stage.recurrent_delays is not None
+                and stage.recurrent_delays.max() > DELAY_MAX):
             delays = stage.recurrent_delays
             index = _first(delays > DELAY_MAX)
             # DelRec: one delay per presynaptic neuron (every row alike); name the neuron, not a synapse
@@ -144,7 +146,7 @@ def _drives(stage: SpikingLayer | Readout, peak: float, signed: bool) -> tuple[n
         positive = negative = peak * np.abs(weights).sum(axis=1)
     else:
         positive, negative = peak * np.clip(weights, 0, None).sum(axis=1), peak * np.clip(-weights, 0, None).sum(axis=1)
-    if isinstance(stage, SpikingLayer) and stage.is_recurrent:
+    if isinstance(stage, SpikingLayer) and stage.recurrent_weights is not None:
         positive = positive + np.clip(stage.recurrent_weights, 0, None).sum(axis=1)
         negative = negative + np.clip(-stage.recurrent_weights, 0, None).sum(axis=1)
     return positive + np.clip(stage.bias, 0, None), negative + np.clip(-stage.bias, 0, None)
@@ -164,7 +166,7 @@ def _scale_limits(stage: SpikingLayer | Readout, peak: float, signed: bool,
     if fixed.weight_exp is not None:
         largest = max([float(np.abs(stage.weights).max(initial=0.0)) * fixed.payload_factor]
                       + ([float(np.abs(stage.recurrent_weights).max(initial=0.0))]
-                         if isinstance(stage, SpikingLayer) and stage.is_recurrent else []))
+                         if isinstance(stage, SpikingLayer) and stage.recurrent_weights is not None else []))
         if largest > 0:
             by_state = min(by_state, (WEIGHT_GRID_MAX - 1) * 2.0**fixed.weight_exp / largest)
     largest_bias = float(np.abs(stage.bias).max(initial=0.0))
@@ -225,8 +227,9 @@ def _spiking_scale(layer: SpikingLayer, peak: float, signed: bool, fixed: FixedE
         most = BIAS_LIMIT / 2**ACTIVATION_SHIFT
         raise ConstraintError(
             f"layer {layer.name!r} neuron [{neuron}] has bias {layer.bias[neuron]:.6g} = "
-            f"{layer.bias[neuron] / theta:.6g} x its threshold; Loihi 2 cannot represent it: a bias mantissa << exponent "
-            f"(13 + 3 bits) holds at most {most:.0f} thresholds even with the smallest threshold vth = 1")
+            f"{layer.bias[neuron] / theta:.6g} x its threshold; Loihi 2 cannot represent it: "
+            f"a bias mantissa << exponent (13 + 3 bits) holds at most {most:.0f} thresholds "
+            f"even with the smallest threshold vth = 1")
     neuron = int(np.argmax(bound))
     most = VTH_MAX / HEADROOM
     raise ConstraintError(
@@ -239,10 +242,10 @@ def _fixed_stage(stage: SpikingLayer | Readout, scale: float, payload_scale: flo
                  fixed: FixedExponents) -> FixedLayer:
     weights, weight_exp = _weights(stage.weights, scale / payload_scale, fixed.weight_exp)
     bias_mant, bias_exp = _bias(stage.bias, scale, fixed.bias_exp)
-    extra = {}
+    extra: dict[str, Any] = {}
     if isinstance(stage, SpikingLayer):
         tau, reset = stage.neuron.tau, stage.neuron.reset
-        if stage.is_recurrent:
+        if stage.recurrent_weights is not None:
             recurrent, recurrent_exp = _weights(stage.recurrent_weights, scale, fixed.weight_exp)
             extra = dict(recurrent_weights=recurrent, recurrent_weight_exp=recurrent_exp,
                          recurrent_delays=stage.recurrent_delays)
@@ -302,12 +305,13 @@ def quantize(network: Network, *, calibration: np.ndarray | torch.Tensor | None 
     if not np.isfinite(scale):  # a readout without weights or bias: any scale is exact
         scale = 1.0
     readout = _fixed_stage(network.readout, scale, payload_scale if first else 1.0, VTH_MAX, fixed)
-    fixed = FixedNetwork(network.input_size, stages, readout, input_kind=network.input_kind,
-                         input_scale=payload_scale, readout_scale=2**ACTIVATION_SHIFT * scale, dt=network.dt,
-                         tail_steps=network.tail_steps, metadata=dict(network.metadata), decision=network.decision)
+    quantized = FixedNetwork(network.input_size, stages, readout, input_kind=network.input_kind,
+                             input_scale=payload_scale, readout_scale=2**ACTIVATION_SHIFT * scale, dt=network.dt,
+                             tail_steps=network.tail_steps, metadata=dict(network.metadata),
+                             decision=network.decision)
     if calibration is not None:
-        check_overflow(fixed, calibration)
-    return fixed
+        check_overflow(quantized, calibration)
+    return quantized
 
 
 def check_overflow(network: FixedNetwork, x: np.ndarray | torch.Tensor, *,

@@ -17,15 +17,13 @@ Two time semantics:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from delaydeploy.delay_ops import delayed_linear
 from delaydeploy.ir import DEFAULT_DECISION, LIFNeuron, Network, SpikingLayer, check_decision
-
-Semantics = Literal["streaming", "official"]
 
 
 class LIFParams(NamedTuple):
@@ -150,7 +148,7 @@ def simulate(
     network: Network,
     x: torch.Tensor | np.ndarray,
     *,
-    semantics: Semantics = "streaming",
+    semantics: str = "streaming",
     dtype: torch.dtype = torch.float64,
     device: str | torch.device | None = None,
 ) -> Simulation:

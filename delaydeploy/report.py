@@ -43,9 +43,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sized
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -96,7 +97,7 @@ def stratified_sample(labels: list[int], count: int, seed: int = LAVA_SAMPLE_SEE
     if count >= len(labels):
         return list(range(len(labels)))
     rng = np.random.default_rng(seed)
-    by_class = {label: list(rng.permutation([i for i, l in enumerate(labels) if l == label]))
+    by_class = {label: list(rng.permutation([i for i, sample_label in enumerate(labels) if sample_label == label]))
                 for label in sorted(set(labels))}
     chosen: list[int] = []
     while len(chosen) < count:
@@ -137,7 +138,7 @@ def _accumulate_cost(cost: _Cost, fixed: FixedNetwork, payload: torch.Tensor, sp
         cost.add(stage.name, "synops", float((active * _fanout(stage.weights)).sum()))
     for layer, layer_spikes in zip(fixed.layers, spikes):
         active = (layer_spikes != 0).to(torch.float64) * mask
-        if layer.is_recurrent:
+        if layer.recurrent_weights is not None:
             cost.add(layer.name, "synops", float((active * _fanout(layer.recurrent_weights)).sum()))
         total = float(mask.sum()) * layer.size
         cost.add(layer.name, "zeros", total - float(active.sum()))
@@ -152,7 +153,7 @@ def memory(fixed: FixedNetwork, network: Network) -> dict[str, Any]:
     per_stage = {}
     for stage in [*fixed.layers, fixed.readout]:
         synapses = int(np.count_nonzero(effective_weights(stage.weights)))
-        if stage.is_recurrent:
+        if stage.recurrent_weights is not None:
             synapses += int(np.count_nonzero(effective_weights(stage.recurrent_weights)))
         per_stage[stage.name] = {"synapses": synapses, "weight_bytes": synapses * WEIGHT_BITS / 8,
                                  "delay_bytes": synapses * DELAY_BITS / 8,
@@ -197,12 +198,13 @@ def _spinnaker_network(network: Network, train_set) -> tuple[Network, dict[str, 
     x = pad_collate([train_set[i] for i in range(min(SPINNAKER_CALIBRATION_SAMPLES, len(train_set)))])[0]
     peaks = summed_weight_peaks(network, x.double().numpy())
     grid = weight_grid([stage.name for stage in [*network.layers, network.readout]], peaks)
-    units = {name: {receptor: entry["unit"] for receptor, entry in receptors.items()} for name, receptors in grid.items()}
+    units = {name: {receptor: entry["unit"] for receptor, entry in receptors.items()}
+             for name, receptors in grid.items()}
     return spinnaker_weights(network, peaks), units
 
 
 def compute_report(path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
-                   lava_samples: int | str = 16, workers: int | None = None, max_samples: int | None = None,
+                   lava_samples: int | Literal["all"] = 16, workers: int | None = None, max_samples: int | None = None,
                    batch_size: int = 64, test_speakers: str | None = None,
                    progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """The report of the checkpoint at ``path`` as a JSON-ready dict, and the arrays its plots need;
@@ -214,7 +216,7 @@ def compute_report(path: str | os.PathLike, *, data_dir: str | os.PathLike | Non
                                progress)
 
 
-def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None, lava_samples: int | str,
+def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None, lava_samples: int | Literal["all"],
                     workers: int | None, max_samples: int | None, batch_size: int, test_speakers: str | None,
                     progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     checkpoint = load_checkpoint(path)
@@ -269,6 +271,7 @@ def _compute_report(path: str | os.PathLike, data_dir: str | os.PathLike | None,
             if raster is None:
                 raster = {"input": payload[:, 0].numpy(), "label": int(labels[0]),
                           **{layer.name: s[:, 0].numpy() for layer, s in zip(fixed.layers, spikes)}}
+    assert isinstance(test_set, Sized) and isinstance(train_set, Sized)  # torch's Dataset declares no __len__
     samples = len(test_set)
     ladder = [_rung(name, correct[name], samples) for name in names]
     from delaydeploy.exporters.lava.env import lava_missing

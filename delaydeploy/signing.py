@@ -63,11 +63,10 @@ def key_fingerprint(key_file: str | os.PathLike, *, private: bool = False) -> st
         raise DelayDeployError(f"{path}: no such key file")
     kind = "private" if private else "public"
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), None) if private \
+        public = serialization.load_pem_private_key(path.read_bytes(), None).public_key() if private \
             else serialization.load_pem_public_key(path.read_bytes())
     except (ValueError, TypeError) as error:
         raise DelayDeployError(f"{path}: not a PEM {kind} key without a password ({error})") from None
-    public = key.public_key() if private else key
     if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name not in ("secp256r1", "secp384r1",
                                                                                      "secp521r1"):
         raise DelayDeployError(f"{path}: a {type(public).__name__.lstrip('_')}; sign with an elliptic-curve key on "

@@ -17,7 +17,9 @@ def _import_spikingjelly() -> None:
     slayer = "lava.lib.dl.slayer"
     hidden = slayer not in sys.modules
     if hidden:
-        sys.modules[slayer] = None  # ``import lava.lib.dl.slayer`` raises ImportError, which spikingjelly catches
+        # ``import lava.lib.dl.slayer`` raises ImportError, which spikingjelly catches (typeshed's
+        # sys.modules leaves out the None that blocks an import)
+        sys.modules[slayer] = None  # type: ignore[assignment]
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)

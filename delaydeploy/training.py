@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -95,7 +97,7 @@ class Trainer:
         self.model = model.to(device)
         self.config = config
         self.device = device
-        self.forward = model
+        self.forward: DelaySNN | torch.nn.parallel.DistributedDataParallel = model
         if group is not None:
             device_ids = [device.index] if device.type == "cuda" else None
             self.forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
@@ -115,7 +117,7 @@ class Trainer:
         if groups["delays"]:
             self.delay_optimizer = torch.optim.Adam(groups["delays"], lr=config.lr_positions, weight_decay=0.0)
             if config.position_schedule == "one_cycle":
-                self.delay_schedule = torch.optim.lr_scheduler.OneCycleLR(
+                self.delay_schedule: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
                     self.delay_optimizer, max_lr=config.lr_positions, total_steps=config.epochs + 1)
             else:
                 self.delay_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.delay_optimizer,
@@ -159,8 +161,8 @@ class Trainer:
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-        total_loss, correct, seen = sum_across([total_loss, correct, seen], self.device)
-        return total_loss / max(seen, 1), correct / max(seen, 1)
+        loss_sum, correct_sum, seen_sum = sum_across([total_loss, correct, seen], self.device)
+        return loss_sum / max(seen_sum, 1), correct_sum / max(seen_sum, 1)
 
     def end_epoch(self, epochs_done: int) -> None:
         self.weight_schedule.step()
@@ -186,8 +188,8 @@ def evaluate(model: DelaySNN, loader: DataLoader, device: torch.device, rounded:
         total_loss += loss_function(readout, labels, steps, model.config.decision).item() * len(labels)
         correct += int((predict(readout, steps, model.config.decision) == labels).sum())
         seen += len(labels)
-    total_loss, correct, seen = sum_across([total_loss, correct, seen], device)
-    return correct / max(seen, 1), total_loss / max(seen, 1)
+    loss_sum, correct_sum, seen_sum = sum_across([total_loss, correct, seen], device)
+    return correct_sum / max(seen_sum, 1), loss_sum / max(seen_sum, 1)
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int = 0,
@@ -204,8 +206,10 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int =
                           generator=generator)
     per_process = max(1, math.ceil(batch_size / group.world_size))
     if shuffle:
-        sampler = torch.utils.data.DistributedSampler(dataset, group.world_size, group.rank, shuffle=True, seed=seed)
+        sampler: torch.utils.data.DistributedSampler[int] = torch.utils.data.DistributedSampler(
+            dataset, group.world_size, group.rank, shuffle=True, seed=seed)
         return DataLoader(dataset, batch_size=per_process, sampler=sampler, collate_fn=pad_collate)
+    assert isinstance(dataset, Sized)  # every dataset here has a length; torch's Dataset type declares none
     shard = torch.utils.data.Subset(dataset, range(group.rank, len(dataset), group.world_size))
     return DataLoader(shard, batch_size=per_process, collate_fn=pad_collate)
 
@@ -231,7 +235,7 @@ def train(
     for epoch in range(config.epochs):
         start = time.perf_counter()
         if group is not None:
-            train_loader.sampler.set_epoch(epoch)
+            cast(torch.utils.data.DistributedSampler, train_loader.sampler).set_epoch(epoch)  # make_loader's
         with tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
                   leave=False) as bar:
             train_loss, train_accuracy = trainer.train_epoch(train_loader, bar)
@@ -271,7 +275,8 @@ class TrainOutcome:
     test_accuracy_rounded: float
 
 
-def preset_splits(preset: Preset, data_dir: str | None, max_samples: int | None = None) -> tuple[Dataset, Dataset]:
+def preset_splits(preset: Preset, data_dir: str | os.PathLike | None,
+                  max_samples: int | None = None) -> tuple[Dataset, Dataset]:
     """The train and test splits of the preset's dataset, each cut to ``max_samples`` samples drawn
     at random with a fixed seed (files come sorted by label, or with labels in a cycle: the first
     ones, or evenly spaced ones, can all be one class); a :class:`DatasetError` when the data's
@@ -280,12 +285,12 @@ def preset_splits(preset: Preset, data_dir: str | None, max_samples: int | None 
     if splits[0].num_channels != preset.network.input_size:
         raise DatasetError(f"{preset.dataset}: {splits[0].num_channels} input channels, "
                            f"preset {preset.name!r} expects {preset.network.input_size}")
-    if max_samples is not None:
-        draw = torch.Generator().manual_seed(0)
-        splits = [torch.utils.data.Subset(split, sorted(torch.randperm(len(split), generator=draw)[:max_samples]
-                                                        .tolist()))
-                  if max_samples < len(split) else split for split in splits]
-    return splits[0], splits[1]
+    if max_samples is None:
+        return splits[0], splits[1]
+    draw = torch.Generator().manual_seed(0)
+    cut = [torch.utils.data.Subset(split, sorted(torch.randperm(len(split), generator=draw)[:max_samples].tolist()))
+           if max_samples < len(split) else split for split in splits]
+    return cut[0], cut[1]
 
 
 def train_preset(
@@ -330,37 +335,39 @@ def train_preset(
     preset = dataclasses.replace(preset, dataset_options=with_test_speakers(preset.dataset_options, test_speakers))
     if augmentation is not None:
         preset = dataclasses.replace(preset, augmentation=dict(augmentation))
-    network_changes = {key: value for key, value in (("delays", delays), ("sparsity", sparsity),
-                                                     ("delay_granularity", delay_granularity))
-                       if value is not None}
+    network_changes: dict[str, Any] = {key: value for key, value in (("delays", delays), ("sparsity", sparsity),
+                                                                     ("delay_granularity", delay_granularity))
+                                       if value is not None}
     try:
         network = dataclasses.replace(preset.network.resized(hidden, layers), **network_changes)
     except ValueError as error:
         raise DelayDeployError(f"preset {preset_name!r}: {error}") from None
-    changes = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed))
-               if value is not None}
+    changes: dict[str, Any] = {key: value for key, value in (("epochs", epochs), ("batch_size", batch_size),
+                                                             ("seed", seed))
+                               if value is not None}
     config = dataclasses.replace(preset.train, **changes)
     train_set, test_set = preset_splits(preset, data_dir, max_samples)
     if preset.augmentation:
         train_set = augment(train_set, preset.augmentation)
-    device = resolve_device(device)
+    resolved = resolve_device(device)
     group = None
     if distributed.launched_by_torchrun():
-        group, device = distributed.join(device)
+        group, resolved = distributed.join(resolved)
     try:
         seed_everything(config.seed)
         model = DelaySNN(network)
-        history = train(model, train_set, test_set, config, device=device, progress=progress, group=group)
-        distributed.check_in_sync(model, device)
+        history = train(model, train_set, test_set, config, device=resolved, progress=progress, group=group)
+        distributed.check_in_sync(model, resolved)
         test_loader = make_loader(test_set, config.batch_size, shuffle=False, group=group)
-        continuous, _ = evaluate(model, test_loader, device, rounded=False)
-        rounded = history[-1].test_accuracy if history else evaluate(model, test_loader, device, rounded=True)[0]
+        continuous, _ = evaluate(model, test_loader, resolved, rounded=False)
+        rounded = history[-1].test_accuracy if history else evaluate(model, test_loader, resolved, rounded=True)[0]
     finally:
         distributed.leave()
     model = model.cpu()
     outcome = TrainOutcome(model, history, continuous, rounded)
     if group is not None and not group.is_main:
         return outcome
+    assert isinstance(test_set, Sized)  # every dataset here has a length; torch's Dataset type declares none
     print(f"{preset_name}: test accuracy {continuous:.4f} continuous delays, {rounded:.4f} rounded delays "
           f"({len(test_set)} test samples)")
     if output is not None:

@@ -203,11 +203,15 @@ def split_of(artifact: Artifact, data_dir: str | None, split: str, *, preset: st
     if artifact.checkpoint is not None and record is not None:
         train, test, _ = dataset_splits(artifact.checkpoint, data_dir, max_samples, test_speakers)
     else:
-        if record is None and preset is None:
+        if record is not None:
+            chosen = get_preset(preset or record["preset"])
+            options = record["options"]
+        elif preset is not None:
+            chosen = get_preset(preset)
+            options = chosen.dataset_options
+        else:
             raise DelayDeployError(f"{artifact.path}: a {artifact.kind} does not say which dataset it was trained "
                                    "on; name its preset with --preset")
-        chosen = get_preset(preset or record["preset"])
-        options = record["options"] if record is not None else chosen.dataset_options
         chosen = dataclasses.replace(chosen, dataset_options=with_test_speakers(options, test_speakers))
         train, test = preset_splits(chosen, data_dir, max_samples)
     return train if split == "train" else test
@@ -221,7 +225,8 @@ def verify_split(artifact: Artifact, backend: str, dataset, *, batch_size: int |
     spike for spike (first divergence with its sample's index in the split)."""
     oracle = oracle_backend(artifact, backend)
     return compare_on_dataset(
-        dataset, lambda x: run_backend(artifact, oracle, x), lambda x: run_backend(artifact, backend, x, workers=workers),
+        dataset, lambda x: run_backend(artifact, oracle, x),
+        lambda x: run_backend(artifact, backend, x, workers=workers),
         [layer.name for layer in artifact.network.layers],
         batch_size=batch_size or (LAVA_BATCH_SIZE if backend == "lava-cpu" else BATCH_SIZE), tolerance=tolerance,
         progress=progress, desc=f"verify {backend} vs {oracle}")

@@ -62,7 +62,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nir
 import numpy as np
@@ -75,10 +75,14 @@ from delaydeploy.ir import (
     INPUT_KINDS,
     RESET_KINDS,
     THRESHOLD_RULES,
+    DecisionRule,
+    InputKind,
     LIFNeuron,
     Network,
     Readout,
+    ResetKind,
     SpikingLayer,
+    ThresholdRule,
     delay_structure,
 )
 
@@ -190,7 +194,7 @@ def network_to_nir(network: Network) -> nir.NIRGraph:
             v_reset=np.zeros(size),
             metadata=metadata,
         )
-        if layer.is_recurrent:
+        if layer.recurrent_weights is not None and layer.recurrent_delays is not None:
             rec_nodes, rec_edges = _branches(prefix, lif, lif, layer.recurrent_weights, layer.recurrent_delays, None)
             nodes.update(rec_nodes)
             edges += rec_edges
@@ -269,14 +273,14 @@ def euler_dt(graph: nir.NIRGraph, where: str = "NIR graph") -> float:
     return dt
 
 
-def graph_decision(graph: nir.NIRGraph, where: str = "NIR graph") -> str:
+def graph_decision(graph: nir.NIRGraph, where: str = "NIR graph") -> DecisionRule:
     """The class rule in the graph metadata ``decision``, else ``"summed_softmax"``."""
     value = (graph.metadata or {}).get("decision", DEFAULT_DECISION)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if not (isinstance(value, str) and value in DECISION_RULES):
         raise NIRFormatError(f"{where}: graph metadata decision = {value!r}; expected one of {DECISION_RULES}")
-    return value
+    return cast(DecisionRule, value)
 
 
 def delay_steps(name: str, node: nir.Delay, dt: float, where: str = "NIR graph") -> np.ndarray:
@@ -296,7 +300,8 @@ def delay_steps(name: str, node: nir.Delay, dt: float, where: str = "NIR graph")
     return rounded.astype(np.int64)
 
 
-def neuron_rules(node: nir.NIRNode, graph: nir.NIRGraph, name: str, where: str = "NIR graph") -> tuple[str, str]:
+def neuron_rules(node: nir.NIRNode, graph: nir.NIRGraph, name: str,
+                 where: str = "NIR graph") -> tuple[ThresholdRule, ResetKind]:
     """``(threshold_rule, reset)`` of a spiking node: its metadata, the graph's, else NIR's ``">"``/``"hard"``."""
     rules = []
     for key, allowed, default in (("threshold_rule", THRESHOLD_RULES, ">"), ("reset", RESET_KINDS, "hard")):
@@ -306,7 +311,7 @@ def neuron_rules(node: nir.NIRNode, graph: nir.NIRGraph, name: str, where: str =
         if value not in allowed:
             raise NIRFormatError(f"{where}: node {name!r} has metadata {key} = {value!r}; expected one of {allowed}")
         rules.append(value)
-    return rules[0], rules[1]
+    return cast(ThresholdRule, rules[0]), cast(ResetKind, rules[1])
 
 
 def node_size(name: str, node: nir.NIRNode, where: str = "NIR graph") -> int:
@@ -458,6 +463,7 @@ class _Reader:
                 raise self._mismatch(name, size, consumer, carried)
             if weights is None:
                 weights, bias, pre = np.eye(size), np.zeros(size), np.zeros(size, np.int64)
+            assert bias is not None and pre is not None  # carried along with the weights
             found.append(_Branch(name, weights, bias, post[:, None] + pre[None, :], path))
         else:
             raise self.fail(
@@ -680,7 +686,7 @@ def nir_to_network(graph: nir.NIRGraph, source: str = "NIR graph") -> Network:
             input_size,
             layers,
             readout,
-            input_kind=input_kind,
+            input_kind=cast(InputKind, input_kind),  # checked above
             dt=float(metadata.get("dt_seconds", reader.dt)),
             tail_steps=int(metadata.get("tail_steps", 0)),
             metadata=ir_metadata,

@@ -55,6 +55,9 @@ def _buffer(value: object, size: int) -> torch.Tensor:
 
 
 class _Affine(torch.nn.Module):
+    weight: torch.Tensor  # buffers
+    bias: torch.Tensor
+
     def __init__(self, node: nir.Affine | nir.Linear) -> None:
         super().__init__()
         weight = np.asarray(node.weight, dtype=np.float64)
@@ -68,6 +71,8 @@ class _Affine(torch.nn.Module):
 
 class _Delay(torch.nn.Module):
     """``y[t, k] = x[t - steps[k], k]`` with a history of the last ``max(steps)`` inputs as state."""
+
+    steps: torch.Tensor  # a buffer
 
     def __init__(self, steps: np.ndarray) -> None:
         super().__init__()
@@ -85,6 +90,10 @@ class _Delay(torch.nn.Module):
 
 class _Integrator(torch.nn.Module):
     """``LI``: ``v += dt/tau * ((v_leak - v) + r x)``; ``I``: ``v += dt * r * x``. Output and state: ``v``."""
+
+    r: torch.Tensor  # buffers
+    alpha: torch.Tensor
+    v_leak: torch.Tensor
 
     def __init__(self, node: nir.LI | nir.I, size: int, dt: float) -> None:
         super().__init__()
@@ -109,6 +118,14 @@ class _SpikingState(NamedTuple):
 class _Spiking(torch.nn.Module):
     """``LIF`` or ``CubaLIF`` (current updated first), with the metadata's threshold rule and reset."""
 
+    alpha: torch.Tensor  # buffers (alpha_syn and w_in of a CubaLIF only)
+    r: torch.Tensor
+    v_leak: torch.Tensor
+    v_threshold: torch.Tensor
+    v_reset: torch.Tensor
+    alpha_syn: torch.Tensor
+    w_in: torch.Tensor
+
     def __init__(self, node: nir.LIF | nir.CubaLIF, size: int, dt: float, rule: str, reset: str) -> None:
         super().__init__()
         self.cuba = isinstance(node, nir.CubaLIF)
@@ -128,6 +145,7 @@ class _Spiking(torch.nn.Module):
         current = None
         if self.cuba:
             current = torch.zeros_like(x) if state is None else state.i
+            assert current is not None  # the state of a CubaLIF carries its current
             current = current + self.alpha_syn * (self.w_in * x - current)
             x = current
         v = v + self.alpha * ((self.v_leak - v) + self.r * x)

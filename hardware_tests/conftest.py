@@ -78,7 +78,8 @@ def _random_fixed_network(rng: np.random.Generator, sizes: list[int], *, weight_
         extra = {}
         if recurrent:
             extra = dict(recurrent_weights=weights((n_out, n_out), -120, 120),
-                         recurrent_delays=np.tile(rng.integers(0, 4, n_out), (n_out, 1)), recurrent_weight_exp=weight_exp)
+                         recurrent_delays=np.tile(rng.integers(0, 4, n_out), (n_out, 1)),
+                         recurrent_weight_exp=weight_exp)
         layers.append(FixedLayer(f"hidden{index}", weights((n_out, n_in), -60, 120), weight_exp,
                                  rng.integers(0, 8, (n_out, n_in)), rng.integers(-300, 600, n_out),
                                  rng.integers(0, 3, n_out), du=4095, dv=int(rng.integers(200, 3000)),

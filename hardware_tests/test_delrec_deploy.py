@@ -105,7 +105,8 @@ def test_lava_fixed_point(deployable) -> None:
 
     network, x = deployable
     fixed = quantize(network, calibration=x)
-    assert [layer.recurrent_delays is not None for layer in fixed.layers] == [l.is_recurrent for l in network.layers]
+    recurrent = [layer.is_recurrent for layer in network.layers]
+    assert [layer.recurrent_delays is not None for layer in fixed.layers] == recurrent
     _assert_same(simulate_fixed(fixed, x), simulate_lava(fixed, x), network, exact=True)
 
 

@@ -46,7 +46,8 @@ def _run(data: np.ndarray, cases: list[dict], tag: str, fast_model: type | None)
     models: dict = {Extractor: PyLoihiExtractorModel}
     if fast_model is not None:
         models[DelayDense] = fast_model
-    source.run(condition=RunSteps(num_steps=STEPS), run_cfg=Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models))
+    source.run(condition=RunSteps(num_steps=STEPS),
+               run_cfg=Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models))
     try:
         return [np.stack([probe.receive() for _ in range(STEPS)]) for probe in probes]
     finally:
@@ -212,5 +213,6 @@ def test_axonal_delays_with_a_negative_weight_exp_run_dendritic_or_per_synapse()
 def test_a_delay_line_refuses_negative_or_non_vector_delays(delays, words) -> None:
     from delaydeploy.exporters.lava.processes import DelayLine
 
-    with pytest.raises(ValueError, match=r"DelayLine delays must be a vector of integers >= 0, got " + re.escape(words)):
+    expected = r"DelayLine delays must be a vector of integers >= 0, got " + re.escape(words)
+    with pytest.raises(ValueError, match=expected):
         DelayLine(delays=np.array(delays), frame_steps=5, frame_offset=0)

@@ -36,7 +36,8 @@ def _network(seed: int, sizes: list[int], *, weight_exp: int = 0, input_kind: st
         bias = rng.integers(-40, 60, n_out) * 64  # bias_mant << bias_exp with bias_exp 6: multiples of 64
         stages.append(FixedLayer("readout" if readout else f"hidden{index}", weights, weight_exp,
                                  rng.integers(0, 9, (n_out, n_in)), bias // 64, np.full(n_out, 6), du=4095,
-                                 dv=int(rng.integers(200, 3000)), vth=131071 if readout else int(rng.integers(150, 400))))
+                                 dv=int(rng.integers(200, 3000)),
+                                 vth=131071 if readout else int(rng.integers(150, 400))))
     return FixedNetwork(sizes[0], stages[:-1], stages[-1], input_kind=input_kind, tail_steps=tail_steps)
 
 

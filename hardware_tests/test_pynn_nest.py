@@ -98,7 +98,8 @@ def test_official_delrec_model(delrec_model) -> None:
 def _run_without_delaydeploy(bundle: Path, inputs: Path, output: Path) -> subprocess.CompletedProcess:
     """``python run.py`` in the bundle, by a Python for which ``import delaydeploy`` fails."""
     blocker = ("import runpy, sys; sys.modules['delaydeploy'] = None; "
-               f"sys.argv = ['run.py', '--simulator', 'nest', '--input', {str(inputs)!r}, '--output', {str(output)!r}]; "
+               f"sys.argv = ['run.py', '--simulator', 'nest', '--input', {str(inputs)!r}, "
+               f"'--output', {str(output)!r}]; "
                "runpy.run_path('run.py', run_name='__main__')")
     return subprocess.run([sys.executable, "-c", blocker], cwd=bundle, capture_output=True, text=True, timeout=600)
 

@@ -37,7 +37,8 @@ def test_virtual_board_mapping_matches_the_manifest(tmp_path, capsys) -> None:
         assert populations[stage.name]["ring_buffer_shifts"] == {
             receptor: grid[receptor]["ring_buffer_shift"] for receptor in ("excitatory", "inhibitory")}
     assert set(mapping["delay_extension_cores"]) == {"input"}  # only the input's synapses onto hidden0 need them
-    assert mapping["cores"] == 2 + sum(p["cores"] for p in populations.values()) + mapping["delay_extension_cores"]["input"]
+    assert mapping["cores"] == (2 + sum(p["cores"] for p in populations.values())
+                                + mapping["delay_extension_cores"]["input"])
     assert spinnaker["delay_slots_per_core"] == {"hidden0": 32, "hidden1": 128, "readout": 1024}
     assert spinnaker["max_delay_ticks"] == 41
     negative = sum(int(np.count_nonzero(stage.weights < 0) + np.count_nonzero(stage.bias < 0))

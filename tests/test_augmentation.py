@@ -212,5 +212,6 @@ def test_warp_without_shift_or_stretch_is_the_identity_and_labels_are_kept():
     ({"shift_max": 2, "thin_p": 0.5}, "augmentation kind = None"),
 ])
 def test_bad_augmentation_options_are_refused(options, words):
-    with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+    pattern = words.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises(ValueError, match=pattern):
         augment(Samples([torch.zeros(3, 2)], [0]), options)

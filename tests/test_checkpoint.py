@@ -82,7 +82,8 @@ def test_import_with_wrong_preset_fails_cleanly(tmp_path, capsys, snn_delays_vec
     output = tmp_path / "model.pt"
     for args, expected in [
         (["--preset", "shd"], "model.0.weight has shape (32, 140, 1), the configuration needs (256, 140, 1)"),
-        (["--preset", "shd", "--hidden", "32", "--layers", "3"], "are 2 hidden layers and the readout, the configuration has 3"),
+        (["--preset", "shd", "--hidden", "32", "--layers", "3"],
+         "are 2 hidden layers and the readout, the configuration has 3"),
         (["--preset", "ssc", "--hidden", "32", "--layers", "2"], "needs"),
     ]:
         code, err = _run_cli(capsys, ["import", "snn-delays", str(state), "-o", str(output), *args])

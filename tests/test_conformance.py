@@ -121,7 +121,8 @@ def test_cli_import_delrec_and_verify(tmp_path, delrec_vectors, state_dict_from,
     for layer in (0, 1):
         np.testing.assert_array_equal(result[f"spikes_{layer}"], delrec_vectors[f"hidden_spikes_{layer}"])
     np.testing.assert_allclose(result["readout"], delrec_vectors["output_v_seq"], rtol=0, atol=1e-9)
-    assert main(["import", "delrec", str(tmp_path / "state.pt"), "--preset", "gsc", "-o", str(tmp_path / "bad.pt")]) == 2
+    assert main(["import", "delrec", str(tmp_path / "state.pt"), "--preset", "gsc",
+                 "-o", str(tmp_path / "bad.pt")]) == 2
     assert "delrec has no 'gsc' recipe" in capsys.readouterr().err
 
 

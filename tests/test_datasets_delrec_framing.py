@@ -127,7 +127,8 @@ def test_digitize_refuses_events_at_or_after_the_last_edge(tmp_path: Path, late:
         reference_digitize(t, u)
     with pytest.raises(DatasetError, match=r"at or after max_time = 1\.4 s"):
         bin_sample(t, u, "digitize", 0.01, 5, 250, 1.4)
-    write_heidelberg_h5(tmp_path / "ssc_test.h5", [([0.2], [3]), (t.tolist(), u.tolist())], [0, 1], times_dtype=np.float64)
+    write_heidelberg_h5(tmp_path / "ssc_test.h5", [([0.2], [3]), (t.tolist(), u.tolist())], [0, 1],
+                        times_dtype=np.float64)
     with pytest.raises(DatasetError, match=r"ssc_test\.h5: sample 1 has a spike at"):
         SSC(tmp_path, "test", frames="digitize")
 

@@ -83,7 +83,8 @@ def _run_lava(network: FixedNetwork, x: np.ndarray) -> list[tuple[np.ndarray, np
         records = [next(iter(next(iter(monitor.get_data().values())).values())) for monitor in monitors]
     finally:
         source.stop()
-    return [(records[2 * k][k + 1: k + 1 + steps], records[2 * k + 1][k + 1: k + 1 + steps]) for k in range(len(stages))]
+    return [(records[2 * k][k + 1: k + 1 + steps], records[2 * k + 1][k + 1: k + 1 + steps])
+            for k in range(len(stages))]
 
 
 def _weights(rng: np.random.Generator, shape: tuple[int, int], mode: str = "mixed") -> np.ndarray:

@@ -121,7 +121,8 @@ def test_nest_backend_without_nest_names_the_extra(tmp_path, capsys, monkeypatch
     from delaydeploy.exporters.pynn import backend
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name, *a: None if name == "nest" else real(name, *a))
+    monkeypatch.setattr(backend.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "nest" else real(name, *a))
     model = tmp_path / "m.ddn"
     save_network(moderate_network(10), model)
     assert main(["simulate", str(model), "--backend", "nest", "--samples", "1", "-o", str(tmp_path / "o.npz")]) == 2

@@ -386,7 +386,8 @@ def _check_bundles_agree_on_the_rule(bundle_path) -> None:
     with pytest.raises(BundleError, match=r"disagree on the class decision rule"):
         load_bundle(bundle_path)
     fixed_path = bundle_path / "loihi2.ddn"
-    fixed_path.write_bytes(_rewrite_header(fixed_path.read_bytes(), lambda header: header.update(decision="summed_softmax")))
+    fixed_path.write_bytes(_rewrite_header(fixed_path.read_bytes(),
+                                           lambda header: header.update(decision="summed_softmax")))
     manifest["files"]["loihi2.ddn"] = hashlib.sha256(fixed_path.read_bytes()).hexdigest()
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=r"'loihi2\.ddn': 'summed_softmax'"):

@@ -104,7 +104,9 @@ def test_cli_report_prints_the_ladder(synthetic_checkpoint: Path, tmp_path: Path
 
 
 def _tiny_fixed() -> FixedNetwork:
-    """2 inputs -> 2 hidden -> 1 readout; input 0 has 2 nonzero synapses, input 1 has 1, hidden 0 has 1, hidden 1 none."""
+    """2 inputs -> 2 hidden -> 1 readout.
+
+    Input 0 has 2 nonzero synapses, input 1 has 1, hidden 0 has 1, hidden 1 none."""
     hidden = FixedLayer("hidden0", np.array([[2, 0], [4, 6]]), 0, np.zeros((2, 2), dtype=np.int64), np.zeros(2),
                         np.zeros(2), du=4095, dv=100, vth=10)
     readout = FixedLayer("readout", np.array([[8, 0]]), 0, np.zeros((1, 2), dtype=np.int64), np.zeros(1), np.zeros(1),

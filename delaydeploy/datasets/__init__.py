@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import inspect
 import os
-
-from torch.utils.data import Dataset
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from delaydeploy.datasets.common import FramesDataset, InputKind, PackedFrames, pad_collate
 from delaydeploy.datasets.fsdd import FSDD, parse_speakers
 from delaydeploy.datasets.gsc import GSC, GSC_LABELS
 from delaydeploy.datasets.heidelberg import FRAME_CONVENTIONS, SHD, SSC
 from delaydeploy.errors import DatasetError
+
+if TYPE_CHECKING:
+    from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 
 #: The datasets :func:`load_dataset` opens.
 DATASET_NAMES: tuple[str, ...] = ("synthetic", "shd", "ssc", "gsc", "fsdd")
@@ -41,19 +44,20 @@ def with_test_speakers(options: dict, test_speakers: str | None) -> dict:
     return {**options, "test_speakers": list(parse_speakers(test_speakers) or ())}
 
 
-def dataset_class(name: str) -> type[Dataset]:
+def dataset_class(name: str) -> Callable[..., FramesDataset | GSC | SyntheticTimingDataset]:
     """The class behind a dataset name; ``synthetic`` is imported only when asked for."""
     if name == "synthetic":
         from delaydeploy.datasets.synthetic import SyntheticTimingDataset
 
         return SyntheticTimingDataset
-    classes = {"shd": SHD, "ssc": SSC, "gsc": GSC, "fsdd": FSDD}
+    classes: dict[str, Callable[..., FramesDataset | GSC]] = {"shd": SHD, "ssc": SSC, "gsc": GSC, "fsdd": FSDD}
     if name not in classes:
         raise DatasetError(f"unknown dataset {name!r} (choose from {', '.join(DATASET_NAMES)})")
     return classes[name]
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None, split: str, **options: object) -> Dataset:
+def load_dataset(name: str, data_dir: str | os.PathLike | None, split: str,
+                 **options: object) -> FramesDataset | GSC | SyntheticTimingDataset:
     """Open split ``split`` of dataset ``name`` from ``data_dir`` with dataset-specific ``options``.
 
     Options are the keyword arguments of the dataset's class, e.g. ``frames`` and

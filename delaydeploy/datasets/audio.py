@@ -20,10 +20,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import DTypeLike
 
 from delaydeploy.errors import DatasetError
 
-_PCM_DTYPES = {1: np.uint8, 2: np.dtype("<i2"), 4: np.dtype("<i4")}
+_PCM_DTYPES: dict[int, DTypeLike] = {1: np.uint8, 2: np.dtype("<i2"), 4: np.dtype("<i4")}
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -119,7 +120,7 @@ def mel_filterbank(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample
     Bands that lie above the Nyquist frequency are all zero, as in ``melscale_fbanks``.
     """
     freqs = np.linspace(0.0, sample_rate // 2, n_freqs)
-    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    edges = np.asarray(mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2)))
     widths = np.diff(edges)
     slopes = edges[None, :] - freqs[:, None]
     rising = -slopes[:, :-2] / widths[:-1]

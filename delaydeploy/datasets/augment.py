@@ -20,6 +20,7 @@ Draws are new at every access and come from torch's global generator, which trai
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from typing import Any
 
 import torch
@@ -67,6 +68,7 @@ class TripledAugmentation(Dataset):
             raise ValueError(f"augmentation shift_max = {shift_max!r} must be an integer >= 0")
         if isinstance(thin_p, bool) or not isinstance(thin_p, (int, float)) or not 0 <= thin_p <= 1:
             raise ValueError(f"augmentation thin_p = {thin_p!r} must be a probability in [0, 1]")
+        assert isinstance(base, Sized)  # every dataset here has a length; torch's Dataset type declares none
         self.base, self.shift_max, self.thin_p = base, shift_max, float(thin_p)
         labels = [int(base[k][1]) for k in range(len(base))]
         self._members: dict[int, list[int]] = {}
@@ -118,6 +120,7 @@ class WarpAugmentation(Dataset):
         self.base, self.channel_shift, self.stretch = base, channel_shift, float(stretch)
 
     def __len__(self) -> int:
+        assert isinstance(self.base, Sized)  # every dataset here has a length; torch's Dataset type declares none
         return len(self.base)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
@@ -126,7 +129,8 @@ class WarpAugmentation(Dataset):
 
 
 #: The augmentations a preset or ``train_preset(augmentation=...)`` can name.
-AUGMENTATIONS: dict[str, type[Dataset]] = {"tripled": TripledAugmentation, "warp": WarpAugmentation}
+AUGMENTATIONS: dict[str, type[TripledAugmentation] | type[WarpAugmentation]] = {
+    "tripled": TripledAugmentation, "warp": WarpAugmentation}
 
 
 def augment(dataset: Dataset, options: dict[str, Any]) -> Dataset:

@@ -28,11 +28,12 @@ independent copies of the network side by side (every population ``[lanes, N]``,
 buffer per lane; ``lanes=None`` builds the chip-shaped graph of Lava's stock ``DelayDense`` and
 ``[N]`` populations instead), and each lane runs its samples back to back, one frame of
 ``frame_steps`` steps each: sample ``s`` runs in lane ``s % lanes``, frame ``s // lanes``;
-stage ``k`` zeroes ``u, v`` at the start of each of its frames (at its own lag). With the fast synapse models each ``DelayDense`` also empties its buffer when
-its source starts a frame, so frames are ``T + tail`` steps with no gap. Lava's stock
-``DelayDense`` cannot be flushed: there every frame ends with a silent gap (no spikes, long
-enough for the largest delay to drain) instead. Either way every sample computes exactly what
-it computes alone. The laned graph's input streams in from the host in blocks while it runs
+stage ``k`` zeroes ``u, v`` at the start of each of its frames (at its own lag). With the
+fast synapse models each ``DelayDense`` also empties its buffer when its source starts a
+frame, so frames are ``T + tail`` steps with no gap. Lava's stock ``DelayDense`` cannot be
+flushed: there every frame ends with a silent gap (no spikes, long enough for the largest
+delay to drain) instead. Either way every sample computes exactly what it computes alone.
+The laned graph's input streams in from the host in blocks while it runs
 (:class:`StreamedInput`), so a run holds a few blocks of input, not the whole split.
 """
 
@@ -51,6 +52,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -172,24 +174,25 @@ class _Stage:
 
 
 def _float_stage(stage: SpikingLayer | Readout) -> _Stage:
+    recurrent: tuple[np.ndarray, np.ndarray, dict] | None = None
     if isinstance(stage, Readout):
         neuron = dict(du=1.0, dv=1.0 / stage.tau, bias_mant=stage.bias, vth=np.inf)
-        recurrent = None
     else:
         theta = stage.neuron.threshold
         # Lava fires on v > vth; the largest double below theta turns that into v >= theta.
         vth = float(np.nextafter(theta, 0.0)) if stage.neuron.threshold_rule == ">=" else theta
         neuron = dict(du=1.0, dv=1.0 / stage.neuron.tau, bias_mant=stage.bias, vth=vth,
                       reset=stage.neuron.reset, reset_amount=theta)
-        recurrent = (stage.recurrent_weights, stage.recurrent_delays, {}) if stage.is_recurrent else None
+        if stage.recurrent_weights is not None and stage.recurrent_delays is not None:
+            recurrent = (stage.recurrent_weights, stage.recurrent_delays, {})
     return _Stage(stage.name, stage.weights, stage.delays, {}, neuron, recurrent)
 
 
 def _fixed_stage(layer: FixedLayer) -> _Stage:
     neuron = dict(du=layer.du, dv=layer.dv, bias_mant=layer.bias_mant, bias_exp=layer.bias_exp, vth=layer.vth,
                   reset=layer.reset)
-    recurrent = None
-    if layer.is_recurrent:
+    recurrent: tuple[np.ndarray, np.ndarray, dict] | None = None
+    if layer.recurrent_weights is not None and layer.recurrent_delays is not None:
         recurrent = (layer.recurrent_weights, layer.recurrent_delays, {"weight_exp": layer.recurrent_weight_exp})
     return _Stage(layer.name, layer.weights, layer.delays, {"weight_exp": layer.weight_exp}, neuron, recurrent)
 
@@ -340,8 +343,8 @@ def build_lava_graph(network: Network | FixedNetwork, x: np.ndarray, *, synapse:
         models[DelayDense] = FAST_DELAY_DENSE[tag]
         models[DelaySparse] = FAST_DELAY_SPARSE[tag]
     run_cfg = Loihi2SimCfg(select_tag=tag, exception_proc_model_map=models)
-    return LavaGraph(source, payload, neurons, run_cfg, layout, block, network.readout_scale if fixed else None,
-                     network.decision)
+    return LavaGraph(source, payload, neurons, run_cfg, layout, block,
+                     network.readout_scale if isinstance(network, FixedNetwork) else None, network.decision)
 
 
 @dataclass
@@ -428,6 +431,12 @@ def simulate_lava(network: Network | FixedNetwork, x: np.ndarray, *, synapse: st
     return Simulation(spikes, readout, network.decision)
 
 
+def _pass_lines(stream: IO[str], lines: queue.Queue[str]) -> None:
+    """Put each line of ``stream`` on ``lines`` (in a thread: a worker's progress)."""
+    for line in stream:
+        lines.put(line)
+
+
 def _run_workers(network: Network | FixedNetwork, shares: list[np.ndarray], synapse: str, lanes: int | None,
                  progress: bool) -> list[Simulation]:
     """Run each input share in a worker process (:mod:`delaydeploy.exporters.lava.worker`); their results in order."""
@@ -439,10 +448,11 @@ def _run_workers(network: Network | FixedNetwork, shares: list[np.ndarray], syna
         for index, share in enumerate(shares):
             job = folder / f"job{index}.pkl"
             job.write_bytes(pickle.dumps({"network": network, "x": share, "synapse": synapse, "lanes": lanes}))
-            command = [sys.executable, "-m", "delaydeploy.exporters.lava.worker", str(job), str(folder / f"result{index}.pkl")]
+            command = [sys.executable, "-m", "delaydeploy.exporters.lava.worker", str(job),
+                       str(folder / f"result{index}.pkl")]
             with open(folder / f"stderr{index}.txt", "w") as errors:  # a file: a full pipe would stall the worker
                 worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
-            threading.Thread(target=lambda out=worker.stdout: [finished.put(line) for line in out], daemon=True).start()
+            threading.Thread(target=_pass_lines, args=(worker.stdout, finished), daemon=True).start()
             workers.append(worker)
         with tqdm(total=frames, desc=f"lava x{len(shares)}", unit="frame", disable=not progress) as bar:
             while any(worker.poll() is None for worker in workers) or not finished.empty():

@@ -249,6 +249,7 @@ class _StreamedInputBehaviour:
         row = (self.time_step - 1) % self.proc_params["block"]
         if row == 0:
             self._block = self.blocks_in.recv()
+        assert self._block is not None  # received at the first step
         self.s_out.send(self._block[row])
 
 
@@ -360,8 +361,8 @@ class _FastDelayDense(PyLoihiProcessModel):
     in one pass; without a C compiler scipy's sparse product does it, with the same floats.
     """
 
-    weights: np.ndarray
-    delays: np.ndarray
+    weights: np.ndarray | csr_matrix  # dense (DelayDense) or sparse (DelaySparse)
+    delays: np.ndarray | csr_matrix
     a_buff: np.ndarray
     num_message_bits: np.ndarray
     s_in: PyInPort
@@ -375,7 +376,7 @@ class _FastDelayDense(PyLoihiProcessModel):
         self._sent_shape: tuple[int, ...] = ()
         self._head = 0
         self._kernel = native.ring_step(self.accumulator is np.int64)
-        self._scratch = np.zeros(0, dtype=self.accumulator)
+        self._scratch: np.ndarray = np.zeros(0, dtype=self.accumulator)
 
     def effective_weights(self) -> np.ndarray:
         """The weights as the stock model uses them."""
@@ -389,7 +390,9 @@ class _FastDelayDense(PyLoihiProcessModel):
         weights = sparse.coo_array(self.effective_weights())  # dense (DelayDense) or sparse (DelaySparse)
         present = weights.data != 0
         post, pre, values = weights.row[present], weights.col[present], weights.data[present]
-        delays = self.delays.toarray() if sparse.issparse(self.delays) else np.asarray(self.delays)
+        # scipy has no type hints, so issparse does not narrow the union
+        delays = (self.delays.toarray() if sparse.issparse(self.delays)  # type: ignore[union-attr]
+                  else np.asarray(self.delays))
         out_size, in_size = weights.shape
         slots = self.a_buff.shape[-1]
         lanes = self.proc_params.get("lanes")
@@ -429,6 +432,7 @@ class _FastDelayDense(PyLoihiProcessModel):
         """Add the synaptic input of ``values [lanes, in]`` to every lane's ring."""
         lanes, inputs = values.shape
         _, slots, out_size = self._ring.shape
+        assert self._synapses is not None  # built at the first step
         if self._kernel is not None:
             shift = [self.weight_exp()] if self.accumulator is np.int64 else []
             self._kernel(lanes, inputs, slots * out_size, slots, self._head, values.ctypes.data,

@@ -99,5 +99,6 @@ def pynn_files(network: Network, inputs: np.ndarray) -> tuple[dict[str, bytes], 
             np.save(Path(folder, "inputs.npy"), np.asarray(inputs)[:, :1])
             spinnaker["virtual_board_mapping"] = map_virtual(Path(folder), Path(folder, "inputs.npy"))
     else:
-        spinnaker["virtual_board_mapping"] = "not run: sPyNNaker is not installed (pip install 'delaydeploy[spinnaker]')"
+        spinnaker["virtual_board_mapping"] = ("not run: sPyNNaker is not installed "
+                                              "(pip install 'delaydeploy[spinnaker]')")
     return files, section

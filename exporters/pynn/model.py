@@ -76,13 +76,13 @@ def _synapses(weights: np.ndarray, delays: np.ndarray) -> dict[str, np.ndarray]:
 
 def _stage_entry(stage: SpikingLayer | Readout, dt_ms: float) -> dict:
     spiking = isinstance(stage, SpikingLayer)
-    decay = stage.neuron.decay if spiking else stage.decay
+    decay = stage.neuron.decay if isinstance(stage, SpikingLayer) else stage.decay
     tau_m, achieved = nest_tau_m(decay, dt_ms)
     entry = {"name": stage.name, "size": stage.size, "spiking": spiking, "tau_m_ms": tau_m,
              "cm_nF": tau_m * (1.0 - achieved) / dt_ms if achieved < 1.0 else 1.0,
              "decay_per_step": decay, "nest_decay_per_step": achieved,
              "nest_decay_error_ulp": ulp_distance(achieved, decay)}
-    if spiking:
+    if isinstance(stage, SpikingLayer):
         theta = stage.neuron.threshold
         entry["v_thresh"] = theta if stage.neuron.threshold_rule == ">=" else math.nextafter(theta, math.inf)
         entry["threshold_rule"] = stage.neuron.threshold_rule
@@ -94,14 +94,15 @@ def to_pynn(network: Network) -> tuple[dict, dict[str, np.ndarray]]:
     """``(model, connections)``: what ``run.py`` reads from ``pynn_model.json`` and ``pynn_connections.npz``."""
     check_pynn(network)
     dt_ms = network.dt * 1e3
-    stages = [*network.layers, network.readout]
+    stages: list[SpikingLayer | Readout] = [*network.layers, network.readout]
     connections: dict[str, np.ndarray] = {}
     longest = 0
     for index, stage in enumerate(stages):
         tables = {"input": _synapses(stage.weights, stage.delays),
                   # the clock fires at the input's steps; the stage's lag is its index
                   "bias": _synapses(stage.bias[:, None], np.full((stage.size, 1), index))}
-        if isinstance(stage, SpikingLayer) and stage.is_recurrent:
+        if isinstance(stage, SpikingLayer) and stage.recurrent_weights is not None \
+                and stage.recurrent_delays is not None:
             tables["recurrent"] = _synapses(stage.recurrent_weights, stage.recurrent_delays)
         for kind, table in tables.items():
             longest = max(longest, int(table["delay"].max(initial=0)))

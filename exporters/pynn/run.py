@@ -128,8 +128,10 @@ def synapses(connections: dict[str, np.ndarray], stage: str, kind: str) -> dict[
     return {key: connections[f"{stage}/{kind}/{key}"] for key in ("pre", "post", "weight", "delay")}
 
 
-def connect(sim, simulator: str, pre, post, table: dict[str, np.ndarray], dt: float, source_offset: int = 0) -> None:
+def connect(sim, simulator: str, pre, post, table: dict[str, np.ndarray] | None, dt: float,
+            source_offset: int = 0) -> None:
     """Make the synapses of ``table`` from population ``pre`` (its neuron ``source_offset + i``) to ``post``."""
+    assert table is not None  # the network holds every stage's input and bias synapses, and the recurrent it names
     sources, targets, weights = table["pre"] + source_offset, table["post"], table["weight"]
     delays = (table["delay"] + 1) * dt
     if len(sources) == 0:
@@ -137,8 +139,9 @@ def connect(sim, simulator: str, pre, post, table: dict[str, np.ndarray], dt: fl
     if simulator == "nest":
         import nest
 
-        nest.Connect(np.asarray(pre.node_collection.tolist())[sources], np.asarray(post.node_collection.tolist())[targets],
-                     "one_to_one", {"synapse_model": "static_synapse", "weight": weights, "delay": delays})
+        nest.Connect(np.asarray(pre.node_collection.tolist())[sources],
+                     np.asarray(post.node_collection.tolist())[targets], "one_to_one",
+                     {"synapse_model": "static_synapse", "weight": weights, "delay": delays})
         return
     for receptor, chosen in (("excitatory", weights > 0), ("inhibitory", weights < 0)):
         if chosen.any():
@@ -168,7 +171,7 @@ def build(sim, simulator: str, model: dict, connections: dict[str, np.ndarray], 
     inputs = sim.Population(planes * channels, sim.SpikeSourceArray(spike_times=input_spike_times(x, frames, dt)),
                             label="input")
     clock = sim.Population(1, sim.SpikeSourceArray(spike_times=[clock_times]), label="clock")
-    populations = []
+    populations: list = []  # PyNN populations, the readout last
     for stage in model["stages"]:
         extra = {}
         if simulator == "spiNNaker":  # fixes the weights' fixed-point grid (see pynn_model.json)
@@ -261,7 +264,8 @@ def simulate(model: dict, connections: dict[str, np.ndarray], x: np.ndarray, sim
     frames = setup(sim, simulator, model, x, threads)
     layers, readout = build(sim, simulator, model, connections, x, frames)
     run_samples(sim, simulator, model, layers, readout, frames, x.shape[1])
-    result = {f"spikes_{index}": spike_array(layer, index, frames, x.shape[1], dt) for index, layer in enumerate(layers)}
+    result = {f"spikes_{index}": spike_array(layer, index, frames, x.shape[1], dt)
+              for index, layer in enumerate(layers)}
     result["readout"] = membrane_array(readout, len(layers), frames, x.shape[1], dt)
     sim.end()
     return result

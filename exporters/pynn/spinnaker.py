@@ -125,7 +125,7 @@ def spinnaker_weights(network: Network, peaks: list[tuple[float, float]]) -> Net
     for stage, stage_peaks in zip(_stages(rounded), peaks):
         stage.weights = _on_grid(stage.weights, stage_peaks)
         stage.bias = _on_grid(stage.bias, stage_peaks)
-        if isinstance(stage, SpikingLayer) and stage.is_recurrent:
+        if isinstance(stage, SpikingLayer) and stage.recurrent_weights is not None:
             stage.recurrent_weights = _on_grid(stage.recurrent_weights, stage_peaks)
     return rounded
 
@@ -136,7 +136,7 @@ def check_spinnaker(network: Network) -> None:
         slots = delay_slots(stage.size)
         limit = slots * (1 + DELAY_EXTENSION_STAGES)
         tables = [("synapse", stage.delays + 1)]  # run.py's delay in ticks: D + 1
-        if isinstance(stage, SpikingLayer) and stage.is_recurrent:
+        if isinstance(stage, SpikingLayer) and stage.recurrent_delays is not None:
             tables.append(("recurrent synapse", stage.recurrent_delays + 1))
         for kind, ticks in tables:
             if ticks.size and ticks.max() > limit:
