@@ -14,11 +14,17 @@ each hidden layer's spikes), the steps each network runs (with delays, the input
 streaming tail), and the share of each inference batch spent in the synaptic products
 (``infer_s_*_synapses``; the rest is BatchNorm and the LIF loops, which scale with the steps).
 
+For the SHD size also one training step with one learned delay per presynaptic
+(``axonal``) or postsynaptic (``dendritic``) neuron in every stage
+(:class:`delaydeploy.layers.NeuronDelayLinear`), against the delay-free step of the same run.
+
 Keys per network (``shd``, ``ssc``), in seconds unless said: ``train_s_reference``,
-``train_s_fast``, ``train_s_fixed_delays``, ``train_s_no_delay``, ``infer_s_rounded``,
+``train_s_fast``, ``train_s_fixed_delays``, ``train_s_no_delay``, (``shd`` only)
+``train_s_axonal``, ``train_s_dendritic``, ``infer_s_rounded``,
 ``infer_s_no_delay``, ``infer_s_rounded_synapses``, ``infer_s_no_delay_synapses``;
 ``steps_rounded``, ``steps_no_delay`` (steps per sample); ``activity`` (fractions); and the
-ratios ``train_speedup_fast_vs_reference``, ``train_fast_vs_no_delay``, ``infer_rounded_vs_no_delay``.
+ratios ``train_speedup_fast_vs_reference``, ``train_fast_vs_no_delay``, ``infer_rounded_vs_no_delay``
+and (``shd``) ``train_axonal_vs_no_delay``, ``train_dendritic_vs_no_delay``.
 
 Run: ``python -m benchmarks training_bench``.
 """
@@ -39,6 +45,7 @@ from delaydeploy.training import Trainer
 BATCH = 32
 STEPS = 100
 SIZES = {"shd": get_preset("shd").network, "ssc": get_preset("ssc").network}
+PER_NEURON_SIZES = ("shd",)  # where the per-neuron delays are timed
 
 
 def _median_seconds(work: Callable[[], object], repeats: int) -> float:
@@ -138,6 +145,11 @@ def run(repeats: int = 3, inference_repeats: int = 15) -> dict[str, dict[str, fl
             "activity": _activity(rounded_model, x),
         }
         row = results[name]
+        if name in PER_NEURON_SIZES:
+            for granularity in ("axonal", "dendritic"):
+                per_neuron = dataclasses.replace(config, delay_granularity=granularity)
+                row[f"train_s_{granularity}"] = _median_seconds(_train_step(per_neuron, "auto", x, labels), repeats)
+                row[f"train_{granularity}_vs_no_delay"] = row[f"train_s_{granularity}"] / row["train_s_no_delay"]
         row["train_speedup_fast_vs_reference"] = row["train_s_reference"] / row["train_s_fast"]
         row["train_fast_vs_no_delay"] = row["train_s_fast"] / row["train_s_no_delay"]
         row["infer_rounded_vs_no_delay"] = row["infer_s_rounded"] / row["infer_s_no_delay"]

@@ -54,22 +54,23 @@ class Checkpoint:
         model = DelaySNN(self.config)
         if any(value.dtype == torch.float64 for value in self.state_dict.values()):
             model = model.double()
+        state = model.converted_state(self.state_dict, self.source)
         expected = model.state_dict()
-        missing = sorted(set(expected) - set(self.state_dict))
-        unexpected = sorted(set(self.state_dict) - set(expected))
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
         if missing or unexpected:
             raise CheckpointError(
                 f"{self.source}: state does not match the configuration "
                 f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
                 f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})"
             )
-        for key, value in self.state_dict.items():
+        for key, value in state.items():
             if tuple(value.shape) != tuple(expected[key].shape):
                 raise CheckpointError(
                     f"{self.source}: {key} has shape {tuple(value.shape)}, "
                     f"the configuration needs {tuple(expected[key].shape)}"
                 )
-        model.load_state_dict(self.state_dict)
+        model.load_state_dict(state)
         return model.eval()
 
     def dataset_options(self, test_speakers: str | None = None) -> dict:

@@ -66,7 +66,7 @@ from delaydeploy.fixed_point import (
 )
 from delaydeploy.fixed_reference import FixedLIFParams, fixed_lif_step, straight_through
 from delaydeploy.ir import Network, Readout, SpikingLayer
-from delaydeploy.layers import DelayLinear, Linear
+from delaydeploy.layers import SynapticStage
 from delaydeploy.lowering import lower
 from delaydeploy.model import DelaySNN, HiddenBlock, loss_function
 from delaydeploy.quantize import quantize
@@ -139,14 +139,8 @@ def _check_stage(stage: SpikingLayer | Readout, config: NetworkConfig, has_delay
                                     f"max_recurrent_delay {config.max_recurrent_delay}")
 
 
-def _set_synapses(module: DelayLinear | Linear, stage: SpikingLayer | Readout) -> None:
-    weights = torch.from_numpy(stage.weights)
-    if isinstance(module, DelayLinear):
-        module.dcls.weight[:, :, 0] = weights
-        module.dcls.P[0, :, :, 0] = torch.from_numpy(module.kernel_size // 2 - stage.delays)
-        module.set_sigma(0.0)
-    else:
-        module.weight.copy_(weights)
+def _set_synapses(module: SynapticStage, stage: SpikingLayer | Readout) -> None:
+    module.load_deployed(torch.from_numpy(stage.weights), torch.from_numpy(stage.delays))
     assert module.bias is not None  # config_for_network gives every stage a bias
     module.bias.copy_(torch.from_numpy(stage.bias))
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from delaydeploy.delrec import RecurrentDelayLIF
 from delaydeploy.ir import DecisionRule, InputKind, LIFNeuron, Network, Readout, ResetKind, SpikingLayer
-from delaydeploy.layers import DelayLinear, Linear
+from delaydeploy.layers import SynapticStage
 from delaydeploy.model import DelaySNN, HiddenBlock, TimeBatchNorm
 
 
@@ -28,13 +28,12 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().to(torch.float64).numpy()
 
 
-def _synapses(module: DelayLinear | Linear) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _synapses(module: SynapticStage) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """``(weights, delays, bias, official_tail)`` of a synaptic stage."""
     weights = _numpy(module.weight)
     bias = np.zeros(weights.shape[0]) if module.bias is None else _numpy(module.bias)
     delays = np.where(weights != 0, module.integer_delays().cpu().numpy(), 0)  # a pruned synapse has none
-    tail = module.right_padding if isinstance(module, DelayLinear) else 0
-    return weights, delays, bias, tail
+    return weights, delays, bias, module.right_padding
 
 
 def _fold_batchnorm(norm: nn.Module, weights: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ from torch import nn
 from delaydeploy.config import NetworkConfig
 from delaydeploy.delrec import RecurrentDelayLIF
 from delaydeploy.ir import DEFAULT_DECISION
-from delaydeploy.layers import CONV_METHODS, DelayLinear, Linear, PrunableSynapses
+from delaydeploy.layers import CONV_METHODS, DelayLinear, Linear, NeuronDelayLinear, PrunableSynapses, SynapticStage
 from delaydeploy.reference import evidence
 
 READOUT_THRESHOLD = 1e9  # the readout LIF never fires: its membrane is the output
@@ -88,14 +88,18 @@ def make_lif(config: NetworkConfig, *, threshold: float | None = None, tau: floa
     )
 
 
-def _synapses(config: NetworkConfig, stage: int, in_features: int, out_features: int) -> DelayLinear | Linear:
-    synapses: DelayLinear | Linear
+def _synapses(config: NetworkConfig, stage: int, in_features: int, out_features: int) -> SynapticStage:
+    synapses: SynapticStage
+    right = config.official_tail if config.semantics == "official" else 0
+    learn = config.delays == "learned"
     if not config.stage_has_delays[stage]:
         synapses = Linear(in_features, out_features, bias=config.bias, init=config.linear_init)
-    else:
-        right = config.official_tail if config.semantics == "official" else 0
+    elif config.stage_granularity[stage] == "synaptic":
         synapses = DelayLinear(in_features, out_features, config.kernel_size, right_padding=right, bias=config.bias,
-                               learn_delays=config.delays == "learned", granularity=config.stage_granularity[stage])
+                               learn_delays=learn)
+    else:
+        synapses = NeuronDelayLinear(in_features, out_features, config.kernel_size, config.stage_granularity[stage],
+                                     right_padding=right, bias=config.bias, learn_delays=learn)
     if config.stage_sparsity[stage] > 0:
         synapses.prune(config.stage_sparsity[stage])
     return synapses
@@ -191,8 +195,9 @@ class DelaySNN(nn.Module):
             all_spikes.append(spikes)
         return SNNOutput(self.readout_neuron(self.readout(x, rounded)), all_spikes)
 
-    def delay_layers(self) -> Iterator[DelayLinear]:
-        return (module for module in self.modules() if isinstance(module, DelayLinear))
+    def delay_layers(self) -> Iterator[DelayLinear | NeuronDelayLinear]:
+        """The stages with feedforward delays, per synapse or per neuron."""
+        return (module for module in self.modules() if isinstance(module, (DelayLinear, NeuronDelayLinear)))
 
     def recurrent_layers(self) -> Iterator[RecurrentDelayLIF]:
         return (module for module in self.modules() if isinstance(module, RecurrentDelayLIF))
@@ -211,8 +216,9 @@ class DelaySNN(nn.Module):
         """How DCLS layers apply their continuous kernels (see :class:`delaydeploy.layers.DelayLinear`)."""
         if method not in CONV_METHODS:
             raise ValueError(f"conv method {method!r}; choose one of {', '.join(CONV_METHODS)}")
-        for module in self.delay_layers():
-            module.conv_method = method
+        for module in self.modules():
+            if isinstance(module, DelayLinear):  # a per-neuron delay is always a depthwise convolution
+                module.conv_method = method
 
     def set_sigma(self, value: float) -> None:
         """Width of the DCLS Gaussian kernels (all layers share one schedule)."""
@@ -237,9 +243,19 @@ class DelaySNN(nn.Module):
                 recurrent.recurrent_delays.copy_(recurrent.integer_delays().to(recurrent.recurrent_delays.dtype))
                 recurrent.set_sigma(0.0)
 
+    def converted_state(self, state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+        """``state`` with the per-neuron delay stages of delaydeploy 0.1 checkpoints (a per-synapse
+        kernel with tied positions) converted to one position per neuron
+        (:meth:`delaydeploy.layers.NeuronDelayLinear.convert_tied_state`)."""
+        state = dict(state)
+        for name, module in self.named_modules():
+            if isinstance(module, NeuronDelayLinear):
+                module.convert_tied_state(state, f"{name}.", source)
+        return state
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """``weights`` (with weight decay), ``norm`` (BatchNorm, no decay), ``delays`` (own optimiser)."""
-        delays = [m.dcls.P for m in self.delay_layers() if m.learn_delays]
+        delays = [m.delay_parameter for m in self.delay_layers() if m.learn_delays]
         delays += [m.recurrent_delays for m in self.recurrent_layers()]
         delays += [m.spread_logits for m in self.recurrent_layers() if m.spread_logits is not None]
         norm = [p for m in self.modules() if isinstance(m, TimeBatchNorm) for p in m.parameters()]

@@ -26,8 +26,8 @@ extensions = [
     "sphinx_gallery.gen_gallery",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "sg_execution_times.rst", "tutorials/README.txt", "tutorials/*.py", "generated/**/*.ipynb",
-                    "generated/**/*.py", "generated/**/*.zip", "generated/**/*.json"]
+exclude_patterns = ["_build", "sg_execution_times.rst", "tutorials/README.txt", "tutorials/*.py",
+                    "generated/**/*.ipynb", "generated/**/*.py", "generated/**/*.zip", "generated/**/*.json"]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 

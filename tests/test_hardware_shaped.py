@@ -3,9 +3,9 @@
 ``NetworkConfig.sparsity`` (``train --sparsity``) prunes each feedforward synapse with that
 probability, as the DCLS authors' ``sparsity_p``; pruned weights are exact zeros in the trained
 model, its checkpoint, its IR (delay 0, no buffer) and its resource estimate.
-``NetworkConfig.delay_granularity`` (``train --delay-granularity``) ties a stage's positions to
-one per presynaptic (axonal) or postsynaptic (dendritic) neuron through training and rounding,
-and the NIR export stores them as one ``Delay`` node per stage.
+``NetworkConfig.delay_granularity`` (``train --delay-granularity``) learns one position per
+presynaptic (axonal) or postsynaptic (dendritic) neuron (``tests/test_neuron_delays.py`` checks
+the layer itself), and the NIR export stores them as one ``Delay`` node per stage.
 """
 
 from __future__ import annotations
@@ -117,20 +117,19 @@ def test_a_pruned_model_exports_to_loihi2_and_verifies_on_lava(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("granularity", ["axonal", "dendritic"])
-def test_shared_delays_stay_one_per_neuron_through_training_and_rounding(granularity) -> None:
+def test_per_neuron_delays_learn_one_position_per_neuron_and_lower_to_it(granularity) -> None:
     torch.manual_seed(3)
     config = dataclasses.replace(_config(0.0), delay_granularity=granularity)
     model = DelaySNN(config)
     trainer = Trainer(model, get_preset("synthetic").train, torch.device("cpu"))
-    before = [layer.position.detach().clone() for layer in model.delay_layers()]
+    before = [layer.positions.detach().clone() for layer in model.delay_layers()]
     x = torch.bernoulli(torch.full((30, 8, 12), 0.2))
     for _ in range(3):
         trainer.step(x, torch.arange(8) % 8)
-    axis = 0 if granularity == "axonal" else 1
     for layer, start in zip(model.delay_layers(), before):
-        shared = layer.position.detach()
-        assert torch.equal(shared, shared.narrow(axis, 0, 1).expand_as(shared))
-        assert not torch.equal(shared, start)  # the shared positions learn
+        n_out, n_in = layer.weight.shape
+        assert tuple(layer.positions.shape) == ((n_in,) if granularity == "axonal" else (n_out,))
+        assert not torch.equal(layer.positions.detach(), start)  # the positions learn
         assert len(torch.unique(start)) > 3  # one draw per neuron, not one for all
     network = lower(model)
     for stage in [*network.layers, network.readout]:
