@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train spiking networks with learned synaptic delays and deploy them, verified spike for "
                     "spike, to NIR, Lava, Loihi 2, and through PyNN to NEST and SpiNNaker.",
         epilog="ARTIFACT is a checkpoint (.pt), an IR file (.ddn), a NIR file (.nir) or a bundle folder. Bad input "
-               "exits with code 2 and one 'error:' line; verify exits 1 when the artifact disagrees.")
+               "exits with code 2 and one 'error:' line; verify and compare exit 1 when they find a disagreement.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
