@@ -167,6 +167,11 @@ def _load_checked(args: argparse.Namespace):
     return artifact, None
 
 
+def _readout_tolerance(oracle: str, tolerance: float) -> float:
+    """The readout tolerance against ``oracle``: ``tolerance`` for floats, 0 for the integer reference."""
+    return 0.0 if oracle == "fixed-reference" else tolerance
+
+
 def _print_comparison(label: str, result, tolerance: float) -> int:
     """``verify``'s summary of a :class:`delaydeploy.comparison.Comparison`; its exit code."""
     print(label)
@@ -194,7 +199,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     backend = args.backend or native_backend(artifact)
     oracle = oracle_backend(artifact, backend)
     names = [layer.name for layer in artifact.network.layers]
-    tolerance = 0.0 if oracle == "fixed-reference" else args.tolerance
+    tolerance = _readout_tolerance(oracle, args.tolerance)
     expected = run_backend(artifact, oracle, x)
     actual = run_backend(artifact, backend, x, workers=args.workers, progress=True)
     return _print_comparison(f"{args.artifact}: {backend} vs {oracle} on {x.shape[1]} samples x {x.shape[0]} steps",
@@ -217,7 +222,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     oracle = oracle_backend(artifact)
     expected = run_backend(artifact, oracle, x)
     actual = read_results(args.results, artifact.network, expected, x.shape[0])
-    tolerance = 0.0 if oracle == "fixed-reference" else args.tolerance
+    tolerance = _readout_tolerance(oracle, args.tolerance)
     names = [layer.name for layer in artifact.network.layers]
     return _print_comparison(f"{args.results} vs {oracle} of {args.artifact} on {x.shape[1]} samples x "
                              f"{x.shape[0]} steps", compare(expected, actual, names, tolerance), tolerance)
@@ -233,7 +238,7 @@ def _verify_split(args: argparse.Namespace, artifact) -> int:
     split = args.split or "test"
     dataset = split_of(artifact, args.data_dir, split, preset=args.preset, test_speakers=args.test_speakers,
                        max_samples=args.max_samples)
-    tolerance = 0.0 if oracle_backend(artifact, backend) == "fixed-reference" else args.tolerance
+    tolerance = _readout_tolerance(oracle_backend(artifact, backend), args.tolerance)
     result = verify_split(artifact, backend, dataset, batch_size=args.batch_size, workers=args.workers,
                           tolerance=tolerance, progress=not args.quiet)
     mismatches = sum(result.spike_mismatches.values())
