@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -36,6 +35,7 @@ from delaydeploy.bundle import (
     Bundle,
     derived_manifest,
     expected_files,
+    read_arrays,
     test_vectors,
 )
 from delaydeploy.comparison import READOUT_TOLERANCE, compare
@@ -111,14 +111,6 @@ def _raise(file: str, found: tuple[str, Any, Any], context: str = "") -> None:
     raise _Differs(file, f"{where}{context}: {actual!r} against expected {expected!r}")
 
 
-def _read_npz(bundle: Bundle, name: str) -> dict[str, np.ndarray]:
-    try:
-        with np.load(bundle.path / name, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise BundleError(f"{bundle.path / name}: unreadable ({error})") from None
-
-
 def _check_file_set(bundle: Bundle) -> None:
     """The folder and the manifest hold the target's files and no others."""
     listed = set(bundle.manifest["files"])
@@ -189,7 +181,7 @@ def _check_pynn(bundle: Bundle) -> dict[str, Any]:
     found = first_difference(stored_model, json.loads(json.dumps(model)))
     if found:
         _raise(MODEL_FILE, found)
-    stored = _read_npz(bundle, CONNECTIONS_FILE)
+    stored = read_arrays(bundle.path / CONNECTIONS_FILE)
     for key in sorted(set(stored) | set(connections)):
         if key not in connections:
             raise _Differs(CONNECTIONS_FILE, f"holds {key!r}, which the network has no table for")

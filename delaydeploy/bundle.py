@@ -232,6 +232,15 @@ def write_bundle(path: str | os.PathLike, network: Network, target: str, inputs:
     return Path(path)
 
 
+def read_arrays(file: Path) -> dict[str, np.ndarray]:
+    """The arrays of a bundle's ``.npz`` file, read without pickle; unreadable is a BundleError."""
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise BundleError(f"{file}: unreadable ({error})") from None
+
+
 def _check_dataset_record(manifest_path: Path, record: Any) -> None:
     """A manifest's ``dataset`` (optional): a preset name and its dataset options."""
     from delaydeploy.config import PRESET_NAMES
@@ -278,11 +287,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     network = network_from_bytes((path / NETWORK_FILE).read_bytes(), str(path / NETWORK_FILE))
     fixed = fixed_network_from_bytes((path / FIXED_FILE).read_bytes(), str(path / FIXED_FILE)) \
         if target == "loihi2" else None
-    try:
-        with np.load(path / VECTORS_FILE, allow_pickle=False) as data:
-            vectors = {key: data[key] for key in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise BundleError(f"{path / VECTORS_FILE}: unreadable ({error})") from None
+    vectors = read_arrays(path / VECTORS_FILE)
     rules = {NETWORK_FILE: network.decision, MANIFEST: manifest.get("decision", network.decision)}
     if fixed is not None:
         rules[FIXED_FILE] = fixed.decision
