@@ -211,10 +211,6 @@ class NeuronDelayLinear(PrunableSynapses, nn.Module):
         """What the delay optimiser steps: one position per neuron."""
         return self.positions
 
-    @property
-    def sigma(self) -> float:
-        return float(self.sigma_value)
-
     def set_sigma(self, value: float) -> None:
         with torch.no_grad():
             self.sigma_value.fill_(value)
