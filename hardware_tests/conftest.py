@@ -7,7 +7,7 @@ samples into one framed run wherever the point is not the framing itself.
 
 from __future__ import annotations
 
-from delaydeploy.exporters.lava.env import lava_installed  # first: Lava must be importable after tqdm ran
+import delaydeploy.exporters.lava.env  # noqa: F401  (first: Lava must be importable after tqdm ran)
 
 # isort: split
 from collections.abc import Callable
@@ -18,6 +18,7 @@ from data_fixtures import (  # noqa: F401  (fixtures, hook)
     delrec_vectors,
     fsdd_dir,
     pytest_collection_modifyitems,
+    pytest_ignore_collect,
     snn_delays_vectors,
     state_dict_from,
 )
@@ -26,11 +27,6 @@ from nir_fixtures import shd_small
 
 from delaydeploy.fixed_point import FixedLayer, FixedNetwork
 from delaydeploy.ir import Network
-
-# modules that import Lava at the top (all their tests are marked ``lava``)
-LAVA_MODULES = ["test_lava_fixed.py", "test_lava_float.py", "test_lava_lanes.py", "test_lava_synapse.py",
-                "test_loihi2_hw.py", "test_netx.py"]
-collect_ignore = [] if lava_installed() else LAVA_MODULES
 
 
 @pytest.fixture(scope="session")
