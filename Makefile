@@ -1,6 +1,6 @@
 # `make demo` and `make test` do all set-up on a fresh machine: they create .venv
 # with Python 3.10 (lava-nc 0.10.0 imports on no other version) and install the project
-# with NEST, PyNN and sPyNNaker (the PyNN target's tests run them) and model-signing.
+# with NEST, PyNN, Brian 2 and sPyNNaker (the PyNN target's tests run them) and model-signing.
 PYTHON ?= python3.10
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +20,7 @@ $(INSTALLED): pyproject.toml Makefile
 	@echo "setting up $(VENV) (Python 3.10, the project, NEST, sPyNNaker and the test tools) ..." >&2
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
 	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
-	@$(BIN)/python -m pip install --quiet -e '.[dev,docs,nest,spinnaker,lava,sign]' >&2
+	@$(BIN)/python -m pip install --quiet -e '.[dev,docs,nest,brian2,spinnaker,lava,sign]' >&2
 	@$(BIN)/python -m pip install --quiet --no-deps lava-dl==0.6.0 >&2
 	@touch $(INSTALLED)
 
@@ -34,7 +34,7 @@ $(CORE_VENV)/.installed: pyproject.toml Makefile
 	@echo "setting up $(CORE_VENV) ($(PYTHON), the project without Lava) ..." >&2
 	@test -x $(CORE_VENV)/bin/python || PYENV_VERSION=$(PYENV_ALL) $(PYTHON) -m venv $(CORE_VENV) >&2
 	@$(CORE_VENV)/bin/python -m pip install --quiet --upgrade pip >&2
-	@$(CORE_VENV)/bin/python -m pip install --quiet -e '.[dev,nest,spinnaker,sign]' >&2
+	@$(CORE_VENV)/bin/python -m pip install --quiet -e '.[dev,nest,brian2,spinnaker,sign]' >&2
 	@touch $@
 
 test-core: $(CORE_VENV)/.installed

@@ -32,7 +32,7 @@ from delaydeploy.cli import EXIT_USAGE
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.fileio import atomic_path, check_output_file
 
-MODULES = ("training_bench", "lava_bench", "nest_bench")
+MODULES = ("training_bench", "lava_bench", "nest_bench", "brian2_bench")
 ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 EXIT_FAILED = 1
 

@@ -335,7 +335,7 @@ def finite_number(*, positive: bool):
 
 
 # verify.BACKENDS, spelled out so that ``--help`` does not import torch (a test keeps them equal)
-BACKENDS = ("reference", "torch", "nir", "lava-cpu", "nest", "fixed-reference")
+BACKENDS = ("reference", "torch", "nir", "lava-cpu", "nest", "brian2", "fixed-reference")
 
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:

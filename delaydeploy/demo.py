@@ -3,7 +3,7 @@
 Steps: train the ``synthetic`` preset (learned DCLS delays, streaming semantics), report the
 test accuracy of the continuous and the rounded model, export to NIR and run the file,
 export Lava and Loihi 2 bundles and check them spike for spike on Lava's CPU backend (where
-Lava is installed; elsewhere it says so), export a PyNN bundle and check it on NEST -- every
+Lava is installed; elsewhere it says so), export a PyNN bundle and check it on NEST and on Brian 2 -- every
 artifact on every sample of the test split -- and print the deployment accuracy ladder, whose
 Lava rung runs the whole test split too.
 """
@@ -27,11 +27,11 @@ EXPORT_SAMPLES = 8  # test samples a bundle stores as its test vectors
 MARKER = "bundle_lava/manifest.json"  # written by every complete demo run
 
 
-def _verify(path: Path, test_set) -> bool:
-    """Check ``path`` on its own backend against its oracle on every sample of ``test_set``; a
-    Lava bundle where Lava is missing is written but not run, and the demo says so."""
+def _verify(path: Path, test_set, backend: str | None = None) -> bool:
+    """Check ``path`` on ``backend`` (default: its own) against its oracle on every sample of
+    ``test_set``; a Lava bundle where Lava is missing is written but not run, and the demo says so."""
     artifact = load_artifact(path)
-    backend = native_backend(artifact)
+    backend = backend or native_backend(artifact)
     missing = lava_missing() if backend == "lava-cpu" else None
     if missing is not None:
         print(f"  {path}: written; not run on Lava's CPU backend, which needs Lava: {missing}")
@@ -70,11 +70,12 @@ def run_demo(output: Path, *, epochs: int | None = None, progress: bool = True) 
     print("== 4. Loihi 2 bundle (fixed point), run bit-accurately on Lava's CPU backend")
     export(artifact, "loihi2", output / "bundle_loihi2", inputs)
     ok &= _verify(output / "bundle_loihi2", test_set)
-    print("== 5. PyNN bundle (NEST, SpiNNaker), its run.py run on NEST")
+    print("== 5. PyNN bundle (NEST, SpiNNaker, Brian 2), its run.py run on NEST, then on Brian 2")
     export(artifact, "pynn", output / "bundle_pynn", inputs)
     ok &= _verify(output / "bundle_pynn", test_set)
+    ok &= _verify(output / "bundle_pynn", test_set, "brian2")
     print(f"bundles: {output / 'bundle_lava'} (float), {output / 'bundle_loihi2'} (Loihi 2 fixed point), "
-          f"{output / 'bundle_pynn'} (PyNN: python run.py --simulator nest|spiNNaker)")
+          f"{output / 'bundle_pynn'} (python run.py --simulator nest|spiNNaker|brian2)")
     print("== 6. deployment accuracy ladder on the synthetic test split")
     report = build_report(model_path, output / "report", lava_samples="all", progress=progress)
     lava = report["lava"]

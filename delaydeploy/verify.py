@@ -7,6 +7,7 @@ Backends (all return a :class:`delaydeploy.reference.Simulation` on the referenc
 * ``nir`` — the NIR file itself, executed step by step (:mod:`delaydeploy.exporters.nir_executor`);
 * ``lava-cpu`` — Lava's CPU backend, float, or bit-accurate for a Loihi 2 bundle;
 * ``nest`` — the PyNN target on NEST (this package's ``run.py``, on a PyNN bundle's network files);
+* ``brian2`` — the same script on Brian 2;
 * ``fixed-reference`` — the integer reference simulator of the Loihi 2 form.
 
 A float artifact is checked against ``reference``; a Loihi 2 bundle run as integers
@@ -31,7 +32,7 @@ from delaydeploy.comparison import READOUT_TOLERANCE, Divergence, compare
 from delaydeploy.errors import DelayDeployError
 from delaydeploy.reference import Simulation, simulate
 
-BACKENDS = ("reference", "torch", "nir", "lava-cpu", "nest", "fixed-reference")
+BACKENDS = ("reference", "torch", "nir", "lava-cpu", "nest", "brian2", "fixed-reference")
 #: Samples per backend run when checking a split.
 BATCH_SIZE = 64
 #: Samples per run on ``lava-cpu``: one compiled run each, its samples side by side in lanes.
@@ -102,10 +103,11 @@ def run_backend(artifact: Artifact, backend: str, x: np.ndarray, *, semantics: s
 
         target = artifact.fixed if artifact.fixed is not None else artifact.network
         return simulate_lava(target, x, workers=workers or default_workers(), progress=progress)
-    if backend == "nest":
-        from delaydeploy.exporters.pynn.backend import simulate_nest
+    if backend in ("nest", "brian2"):
+        from delaydeploy.exporters.pynn.backend import simulate_script
 
-        return simulate_nest(artifact.network, x, bundle=artifact.path if artifact.target == "pynn" else None)
+        return simulate_script(artifact.network, x, backend,
+                               bundle=artifact.path if artifact.target == "pynn" else None)
     if backend == "fixed-reference":
         if artifact.fixed is None:
             raise DelayDeployError(f"{artifact.path}: the fixed-reference backend needs a Loihi 2 bundle")

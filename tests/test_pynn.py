@@ -115,16 +115,20 @@ def test_delay_spinnaker_cannot_hold_is_refused(tmp_path, capsys) -> None:
     _refused(tmp_path, network, capsys, "'readout': synapse 0 -> 1 needs a delay of 10001 ticks")
 
 
-def test_nest_backend_without_nest_names_the_extra(tmp_path, capsys, monkeypatch) -> None:
+@pytest.mark.parametrize("simulator", ["nest", "brian2"])
+def test_a_simulator_backend_without_its_simulator_names_the_extra(tmp_path, capsys, monkeypatch,
+                                                                    simulator) -> None:
     import importlib.util
 
     from delaydeploy.exporters.pynn import backend
 
     real = importlib.util.find_spec
     monkeypatch.setattr(backend.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "nest" else real(name, *a))
+                        lambda name, *a: None if name == simulator else real(name, *a))
     model = tmp_path / "m.ddn"
     save_network(moderate_network(10), model)
-    assert main(["simulate", str(model), "--backend", "nest", "--samples", "1", "-o", str(tmp_path / "o.npz")]) == 2
-    assert "pip install 'delaydeploy[nest]'" in capsys.readouterr().err
+    assert main(["simulate", str(model), "--backend", simulator, "--samples", "1",
+                 "-o", str(tmp_path / "o.npz")]) == 2
+    assert f"the {simulator} backend needs" in (err := capsys.readouterr().err)
+    assert f"pip install 'delaydeploy[{simulator}]'" in err
     assert not (tmp_path / "o.npz").exists()

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Run an exported delay network with PyNN, on NEST or on SpiNNaker.
+"""Run an exported delay network on NEST or SpiNNaker (through PyNN), or on Brian 2.
 
-Written into the bundle by ``delaydeploy export --target pynn``. It needs only numpy, PyNN
-and the simulator (``pip install nest-simulator pynn``, or sPyNNaker for SpiNNaker):
+Written into the bundle by ``delaydeploy export --target pynn``. It needs only numpy and the
+simulator: PyNN with NEST (``pip install nest-simulator pynn``) or sPyNNaker, or Brian 2
+(``pip install brian2``)::
 
     python run.py --simulator nest --input X.npy --output out.npz
+    python run.py --simulator brian2 --input X.npy --output out.npz
 
 The network comes from ``pynn_model.json`` and ``pynn_connections.npz`` beside this script,
 or from the folder given with ``--network``.
@@ -44,6 +46,24 @@ The network, as it is built below:
   by one unit in the last place); and thresholds and membranes are set by one kernel call
   per population (NEST's ``NodeCollection.set`` first reads every neuron's whole status,
   some 20 microseconds a neuron, twice per sample).
+
+Brian 2 builds the same network from the same files with Brian 2's own objects, not through
+PyNN's ``pyNN.brian2``, which cannot compute it exactly: its ``IF_curr_delta`` fires on ``v >
+v_thresh`` (not ``>=``), keeps the membrane in volts so that every weight is multiplied by
+1e-3, and leaves the decay to the ODE solver. Here, in each time step of Brian's schedule:
+
+1. ``groups``: every neuron computes ``v = decay * v + current`` with the network's own
+   decay per step (``decay_per_step``; no ``tau_m`` is involved) and clears ``current``;
+2. ``thresholds``: a neuron fires when ``v >= v_thresh``;
+3. ``synapses``: spikes are sent, and every spike due now adds its weight to ``current``;
+4. ``resets``: a neuron that fired is set to 0.
+
+A spike of step ``n`` through a synapse of delay ``D`` therefore reaches the membrane at step
+``n + D + 1``: the timing of NEST's ``D + 1`` steps, so the frames below are the same. The
+samples run in one call: each neuron's threshold test and update read the step within the
+frame, so a layer is silent after its sample and every membrane is 0 at a frame's first step.
+Brian's compiled targets build with ``-ffast-math`` by default, which lets the compiler fuse or
+reorder the update; ``--codegen cython`` therefore compiles with IEEE arithmetic.
 """
 
 from __future__ import annotations
@@ -57,7 +77,10 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-SIMULATORS = ("nest", "spiNNaker")
+SIMULATORS = ("nest", "spiNNaker", "brian2")
+CODEGEN_TARGETS = ("numpy", "cython")  # Brian 2's: numpy needs no compiler; cython compiles once per network layout
+# Brian's default compiler flags add -ffast-math and -march=native; these keep each operation IEEE-rounded
+IEEE_COMPILE_ARGS = ["-w", "-O3", "-ffp-contract=off", "-std=c++11"]
 INPUT_OFFSET = 2  # input row t is sent at step t + 2: a spike source cannot fire before min_delay
 NEVER = {"nest": 1e300, "spiNNaker": 32767.0}  # a threshold no membrane reaches (SpiNNaker: s16.15)
 
@@ -87,7 +110,7 @@ def import_simulator(name: str):
         import pyNN.spiNNaker as sim
 
         return sim
-    raise ValueError(f"simulator {name!r}: choose one of {SIMULATORS}")
+    raise ValueError(f"simulator {name!r}: PyNN runs nest or spiNNaker here")
 
 
 class Frames:
@@ -228,14 +251,20 @@ def run_samples(sim, simulator: str, model: dict, layers, readout, frames: Frame
 
 
 def spike_array(layer, stage: int, frames: Frames, samples: int, dt: float) -> np.ndarray:
-    """The recorded spikes of ``layer`` as ``[steps, samples, N]`` on the reference's axis."""
+    """The spikes PyNN recorded from ``layer`` as ``[steps, samples, N]`` on the reference's axis."""
     trains = layer.get_data("spikes").segments[0].spiketrains
     neuron = np.concatenate([np.full(len(train), index) for index, train in enumerate(trains)])
     step = np.rint(np.concatenate([train.magnitude for train in trains]) / dt).astype(np.int64)
+    return events_to_array(neuron, step, layer.size, stage, frames, samples)
+
+
+def events_to_array(neuron: np.ndarray, step: np.ndarray, size: int, stage: int, frames: Frames,
+                    samples: int) -> np.ndarray:
+    """Spikes of ``stage`` given as (neuron, simulator step) pairs, as ``[steps, samples, size]``."""
     sample, offset = np.divmod(step, frames.length)
     u = offset - frames.stage_steps(0, stage)[0]
     keep = (u >= 0) & (u < frames.steps) & (sample < samples)
-    spikes = np.zeros((frames.steps, samples, layer.size))
+    spikes = np.zeros((frames.steps, samples, size))
     spikes[u[keep], sample[keep], neuron[keep]] = 1.0
     return spikes
 
@@ -251,14 +280,109 @@ def membrane_array(readout, stage: int, frames: Frames, samples: int, dt: float)
     return by_step[steps]
 
 
-def simulate(model: dict, connections: dict[str, np.ndarray], x: np.ndarray, simulator: str = "nest",
-             threads: int = 1) -> dict[str, np.ndarray]:
-    """Run every sample of ``x`` ``[T, B, C]``; returns ``spikes_<l>`` and ``readout`` (see module)."""
+BRIAN2_NEURON = """
+v : 1                    # membrane
+current : 1              # the weights that arrived since the last update
+decay : 1 (constant)     # per time step
+v_thresh : 1 (constant)
+"""
+FRAME_STEP = "(timestep(t, dt) % frame_length)"  # the step within the sample's frame
+
+
+def brian2_network(b2, model: dict, connections: dict[str, np.ndarray], x: np.ndarray, frames: Frames):
+    """The network as Brian 2 objects; returns ``(network, spike monitors of the layers, readout monitor)``."""
+    dt = model["time_step_ms"] * b2.ms
+    samples, channels = x.shape[1], model["input"]["channels"]
+    frame = {"frame_length": frames.length, "silent_from": frames.end}
+    times = input_spike_times(x, frames, model["time_step_ms"])
+    inputs = b2.SpikeGeneratorGroup(len(times), np.concatenate([np.full(len(t), k) for k, t in enumerate(times)]),
+                                    np.concatenate(times) * b2.ms, dt=dt, name="input")
+    clock_steps = (np.arange(samples)[:, None] * frames.length + INPUT_OFFSET + np.arange(frames.steps)).ravel()
+    clock = b2.SpikeGeneratorGroup(1, np.zeros(len(clock_steps), dtype=np.int64), clock_steps * dt, dt=dt, name="clock")
+    objects: list = [inputs, clock]
+    populations: list = []  # the readout last
+
+    def connect(pre, post, name: str, table: dict[str, np.ndarray] | None, source_offset: int = 0) -> None:
+        assert table is not None  # the network holds every stage's input and bias synapses, and the recurrent it names
+        if len(table["pre"]) == 0:
+            return
+        synapses = b2.Synapses(pre, post, "weight : 1", on_pre="current_post += weight", dt=dt, name=name)
+        synapses.connect(i=table["pre"] + source_offset, j=table["post"])
+        synapses.weight = table["weight"]
+        synapses.delay = table["delay"] * dt
+        objects.append(synapses)
+
+    for index, stage in enumerate(model["stages"]):
+        name = f"stage{index}"  # Brian names must be identifiers; the JSON's may not be
+        spiking = stage["spiking"]
+        neurons = b2.NeuronGroup(
+            stage["size"], BRIAN2_NEURON, dt=dt, namespace=frame, name=name,
+            threshold=f"v >= v_thresh and {FRAME_STEP} < silent_from" if spiking else None,
+            reset="v = 0" if spiking else None)
+        neurons.decay = stage["decay_per_step"]
+        neurons.v_thresh = stage["v_thresh"] if spiking else 0.0
+        neurons.run_regularly(f"v = (v * decay + current) * int({FRAME_STEP} != 0)\ncurrent = 0", when="groups",
+                              name=f"{name}_update")
+        objects.append(neurons)
+        if populations:
+            connect(populations[-1], neurons, f"{name}_input", synapses(connections, stage["name"], "input"))
+        else:  # every input plane carries the input synapses
+            for plane in range(max(int(x.max(initial=0)), 1)):
+                connect(inputs, neurons, f"{name}_input{plane}", synapses(connections, stage["name"], "input"),
+                        plane * channels)
+        connect(clock, neurons, f"{name}_bias", synapses(connections, stage["name"], "bias"))
+        if stage.get("recurrent"):
+            connect(neurons, neurons, f"{name}_recurrent", synapses(connections, stage["name"], "recurrent"))
+        populations.append(neurons)
+    spikes = [b2.SpikeMonitor(layer, name=f"{layer.name}_spikes") for layer in populations[:-1]]
+    membrane = b2.StateMonitor(populations[-1], "v", record=True, when="end", name="readout_v")
+    return b2.Network(*objects, *spikes, membrane), spikes, membrane
+
+
+def simulate_brian2(model: dict, connections: dict[str, np.ndarray], x: np.ndarray,
+                    codegen: str = "numpy") -> dict[str, np.ndarray]:
+    """Every sample of ``x`` on Brian 2 in one run (see the module's docstring for a step)."""
+    import brian2 as b2
+
+    if codegen not in CODEGEN_TARGETS:
+        raise ValueError(f"codegen {codegen!r}: choose one of {CODEGEN_TARGETS}")
+    b2.prefs.codegen.target = codegen
+    b2.prefs.codegen.cpp.extra_compile_args_gcc = IEEE_COMPILE_ARGS
+    frames = Frames(x.shape[0] + model["tail_steps"], len(model["stages"]), model["drain_steps"])
+    network, layers, readout = brian2_network(b2, model, connections, x, frames)
+    network.run(x.shape[1] * frames.length * model["time_step_ms"] * b2.ms, namespace={})
+    return brian2_results(model, layers, readout, frames, x.shape[1])
+
+
+def brian2_results(model: dict, layers, readout, frames: Frames, samples: int) -> dict[str, np.ndarray]:
+    """The monitors' records on the reference's axis, read in bulk."""
+    dt_s = model["time_step_ms"] * 1e-3
+    result = {}
+    for index, monitor in enumerate(layers):
+        steps = np.rint(monitor.t_[:] / dt_s).astype(np.int64)
+        result[f"spikes_{index}"] = events_to_array(np.asarray(monitor.i[:]), steps, monitor.source.N, index,
+                                                    frames, samples)
+    steps = np.stack([frames.stage_steps(sample, len(layers)) for sample in range(samples)], axis=1)
+    result["readout"] = np.asarray(readout.v_[:]).T[steps]  # the monitor records every step from 0
+    return result
+
+
+def check_input(model: dict, x: np.ndarray) -> np.ndarray:
+    """``x`` if it is input ``[T, B, C]`` of the network's kind (0/1 spikes, or counts)."""
     x = np.asarray(x)
     if x.ndim != 3 or x.shape[2] != model["input"]["channels"]:
         raise ValueError(f"input has shape {x.shape}; expected [T, B, {model['input']['channels']}]")
     if np.any(x < 0) or np.any(x != np.rint(x)) or (model["input"]["kind"] == "binary" and np.any(x > 1)):
         raise ValueError(f"input must hold {'0/1 spikes' if model['input']['kind'] == 'binary' else 'spike counts'}")
+    return x
+
+
+def simulate(model: dict, connections: dict[str, np.ndarray], x: np.ndarray, simulator: str = "nest",
+             threads: int = 1, codegen: str = "numpy") -> dict[str, np.ndarray]:
+    """Run every sample of ``x`` ``[T, B, C]``; returns ``spikes_<l>`` and ``readout`` (see module)."""
+    x = check_input(model, x)
+    if simulator == "brian2":
+        return simulate_brian2(model, connections, x, codegen)
     sim = import_simulator(simulator)
     dt = model["time_step_ms"]
     frames = setup(sim, simulator, model, x, threads)
@@ -277,11 +401,13 @@ def main() -> None:
     parser.add_argument("--input", required=True, help="input spikes .npy, [T, B, C]")
     parser.add_argument("--output", required=True, help="where to write spikes_<l> and readout (.npz)")
     parser.add_argument("--threads", type=int, default=1, help="NEST threads")
+    parser.add_argument("--codegen", choices=CODEGEN_TARGETS, default="numpy",
+                        help="Brian 2's code generation target (default: numpy, which compiles nothing)")
     parser.add_argument("--network", type=Path, default=HERE,
                         help="folder of pynn_model.json and pynn_connections.npz (default: this script's)")
     args = parser.parse_args()
     model, connections = load_network(args.network)
-    result = simulate(model, connections, np.load(args.input), args.simulator, args.threads)
+    result = simulate(model, connections, np.load(args.input), args.simulator, args.threads, args.codegen)
     np.savez(args.output, **result)
     print(f"wrote {args.output}: " + ", ".join(f"{key} {value.shape}" for key, value in result.items()))
 
