@@ -412,9 +412,10 @@ def test_demo_runs_the_whole_pipeline_and_verifies_every_target(tmp_path, capsys
     output = tmp_path / "demo"
     assert main(["demo", "-o", str(output), "--epochs", "1", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("0 spike mismatches") == 5 and printed.count("-> verified") == 4
-    assert printed.count("on all 512 test samples: 0 spike mismatches") == 4  # every artifact, the whole split
-    assert "bundle_pynn: nest vs reference on all 512 test samples: 0 spike mismatches" in printed
+    assert printed.count("0 spike mismatches") == 6 and printed.count("-> verified") == 5
+    assert printed.count("on all 512 test samples: 0 spike mismatches") == 5  # every artifact, the whole split
+    for simulator in ("nest", "brian2"):
+        assert f"bundle_pynn: {simulator} vs reference on all 512 test samples: 0 spike mismatches" in printed
     assert sorted(p.name for p in output.iterdir()) == ["bundle_lava", "bundle_loihi2", "bundle_pynn", "model.nir",
                                                         "model.pt", "report"]
     loaded = {name: load_artifact(output / name) for name in ("model.pt", "model.nir", "bundle_lava", "bundle_loihi2",
