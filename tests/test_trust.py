@@ -101,9 +101,12 @@ def test_a_run_py_that_copies_the_test_vectors_is_not_verified(copy_of, capsys):
     """A script that writes the stored answers instead of simulating would pass any comparison of outputs."""
     bundle = copy_of("pynn")
     script = bundle / "run.py"
-    script.write_text(script.read_text().replace(
-        "    result = simulate(model, connections, np.load(args.input), args.simulator, args.threads)\n",
-        "    result = dict(np.load(HERE / 'test_vectors.npz'))\n"))
+    honest = script.read_text()
+    forged = honest.replace(
+        "    result = simulate(model, connections, np.load(args.input), args.simulator, args.threads, args.codegen)\n",
+        "    result = dict(np.load(HERE / 'test_vectors.npz'))\n")
+    assert forged != honest, "the line the forgery replaces is no longer in run.py"
+    script.write_text(forged)
     _rehash(bundle)
     assert main(["verify", str(bundle)]) == 1
     assert "run.py: not the run.py this delaydeploy writes" in _failed_line(capsys)
