@@ -105,6 +105,21 @@ def test_soft_reset_is_refused_naming_the_layer(tmp_path, capsys) -> None:
     _refused(tmp_path, network, capsys, "layer 'hidden1': reset 'soft'")
 
 
+@pytest.mark.parametrize("simulator", ["nest", "brian2"])
+def test_the_simulator_backends_refuse_what_the_bundle_cannot_hold(tmp_path, capsys, simulator) -> None:
+    """``--backend nest|brian2`` runs the bundle's translation, so it refuses a soft reset as the
+    export does, before any simulator starts, and writes nothing."""
+    network = moderate_network(7)
+    layer = network.layers[1]
+    network.layers[1] = dataclasses.replace(layer, neuron=LIFNeuron(layer.neuron.tau, layer.neuron.threshold, "soft"))
+    model = tmp_path / "m.ddn"
+    save_network(network, model)
+    assert main(["simulate", str(model), "--backend", simulator, "--samples", "1",
+                 "-o", str(tmp_path / "o.npz")]) == 2
+    assert "layer 'hidden1': reset 'soft'" in capsys.readouterr().err
+    assert not (tmp_path / "o.npz").exists()
+
+
 def test_analog_input_is_refused(tmp_path, capsys) -> None:
     _refused(tmp_path, moderate_network(8, input_kind="analog"), capsys, "input is analog")
 
