@@ -19,5 +19,5 @@ def test_tutorial_runs_and_every_target_verifies(script, tmp_path):
     done = subprocess.run([sys.executable, str(TUTORIALS / script)], cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "MPLBACKEND": "Agg"}, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    for target in ("nir  on nir", "lava on lava-cpu", "pynn on nest"):
+    for target in ("nir  on nir", "lava on lava-cpu", "pynn on nest", "pynn on brian2"):
         assert f"{target:16s}: 0 spike mismatches" in done.stdout, done.stdout

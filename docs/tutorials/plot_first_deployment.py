@@ -71,20 +71,22 @@ print("labels:   ", labels.tolist())
 # ``export`` writes a NIR file and two bundles (a folder with the network, its test vectors
 # and a hash of every file). Each export is loaded back as an artifact and run on its own
 # backend: the NIR file by executing its graph, the Lava bundle on Lava's CPU backend, the
-# PyNN bundle on NEST. ``compare`` checks every spike and the readout against the reference.
+# PyNN bundle on NEST and on Brian 2. ``compare`` checks every spike and the readout against
+# the reference.
 from delaydeploy.comparison import compare
 from delaydeploy.export import export
 from delaydeploy.verify import run_backend
 
 layer_names = [layer.name for layer in network.layers]
-for target, path, backend in (("nir", "model.nir", "nir"), ("lava", "bundle_lava", "lava-cpu"),
-                              ("pynn", "bundle_pynn", "nest")):
+for target, path, backends in (("nir", "model.nir", ["nir"]), ("lava", "bundle_lava", ["lava-cpu"]),
+                               ("pynn", "bundle_pynn", ["nest", "brian2"])):
     exported = load_artifact(export(model, target, folder / path, x))
-    result = compare(expected, run_backend(exported, backend, x), layer_names)
-    mismatches = sum(result.spike_mismatches.values())
-    print(f"{target:4s} on {backend:8s}: {mismatches} spike mismatches, readout within "
-          f"{result.readout_max_error:.1e}")
-    assert result.ok, result.first_divergence
+    for backend in backends:
+        result = compare(expected, run_backend(exported, backend, x), layer_names)
+        mismatches = sum(result.spike_mismatches.values())
+        print(f"{target:4s} on {backend:8s}: {mismatches} spike mismatches, readout within "
+              f"{result.readout_max_error:.1e}")
+        assert result.ok, result.first_divergence
 
 # %%
 # The same on the command line: ``delaydeploy export model.pt --target pynn -o bundle_pynn``,
