@@ -38,9 +38,7 @@ SAMPLES = 64
 
 def timed_run(model: dict, connections: dict[str, np.ndarray], x: np.ndarray, codegen: str) -> tuple[list[float], dict]:
     """``run.py``'s Brian 2 path in its three phases; returns the clock marks and the results."""
-    b2.prefs.codegen.target = codegen
-    b2.prefs.codegen.cpp.extra_compile_args_gcc = script.IEEE_COMPILE_ARGS
-    frames = script.Frames(x.shape[0] + model["tail_steps"], len(model["stages"]), model["drain_steps"])
+    frames = script.brian2_setup(b2, model, x, codegen)
     marks = [time.perf_counter()]
     network, layers, readout = script.brian2_network(b2, model, connections, x, frames)
     marks.append(time.perf_counter())

@@ -339,16 +339,21 @@ def brian2_network(b2, model: dict, connections: dict[str, np.ndarray], x: np.nd
     return b2.Network(*objects, *spikes, membrane), spikes, membrane
 
 
+def brian2_setup(b2, model: dict, x: np.ndarray, codegen: str) -> Frames:
+    """Choose Brian 2's code generation target (compiled with IEEE arithmetic); returns the frames of ``x``."""
+    if codegen not in CODEGEN_TARGETS:
+        raise ValueError(f"codegen {codegen!r}: choose one of {CODEGEN_TARGETS}")
+    b2.prefs.codegen.target = codegen
+    b2.prefs.codegen.cpp.extra_compile_args_gcc = IEEE_COMPILE_ARGS
+    return Frames(x.shape[0] + model["tail_steps"], len(model["stages"]), model["drain_steps"])
+
+
 def simulate_brian2(model: dict, connections: dict[str, np.ndarray], x: np.ndarray,
                     codegen: str = "numpy") -> dict[str, np.ndarray]:
     """Every sample of ``x`` on Brian 2 in one run (see the module's docstring for a step)."""
     import brian2 as b2
 
-    if codegen not in CODEGEN_TARGETS:
-        raise ValueError(f"codegen {codegen!r}: choose one of {CODEGEN_TARGETS}")
-    b2.prefs.codegen.target = codegen
-    b2.prefs.codegen.cpp.extra_compile_args_gcc = IEEE_COMPILE_ARGS
-    frames = Frames(x.shape[0] + model["tail_steps"], len(model["stages"]), model["drain_steps"])
+    frames = brian2_setup(b2, model, x, codegen)
     network, layers, readout = brian2_network(b2, model, connections, x, frames)
     network.run(x.shape[1] * frames.length * model["time_step_ms"] * b2.ms, namespace={})
     return brian2_results(model, layers, readout, frames, x.shape[1])
